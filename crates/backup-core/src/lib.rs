@@ -1,0 +1,4 @@
+//! The engines of kafka-backup and what they share: configuration, storage, and the backup,
+//! restore and validate flows.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]

@@ -1,0 +1,5 @@
+//! The `kafka-backup` command line.
+
+fn main() {
+    println!("kafka-backup");
+}

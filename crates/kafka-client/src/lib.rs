@@ -4,12 +4,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod config;
+pub mod connection;
 pub mod error;
+mod frame;
+pub mod metadata;
 pub mod sasl;
 pub mod secret;
+mod stream;
 pub mod tls;
+pub mod versions;
 
+pub use client::KafkaClient;
 pub use config::{BrokerAddress, ClientConfig, Security, SecurityProtocol, TlsOptions};
+pub use connection::{Connection, ConnectionInfo, SaslSessionInfo};
 pub use error::{Error, ErrorKind, Result};
+pub use metadata::{ClusterMetadata, TopicPartition};
 pub use secret::Secret;

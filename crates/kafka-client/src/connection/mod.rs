@@ -1,0 +1,473 @@
+//! One connection to one broker: set up in order (TCP, TLS, ApiVersions, SASL) under one
+//! deadline, then shared by many concurrent requests that are matched to their responses by
+//! correlation id.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Request;
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+mod setup;
+use setup::Setup;
+
+use crate::config::{BrokerAddress, ClientConfig};
+use crate::error::{Error, Result};
+use crate::frame::{FrameError, decode_response, encode_request, peek_correlation_id, read_frame};
+use crate::sasl::SaslMechanism;
+use crate::stream::MaybeTlsStream;
+use crate::tls::{TlsConnector, TlsSessionInfo};
+use crate::versions::{ApiVersions, api_name, support_for};
+
+/// What the SASL exchange established.
+#[derive(Debug, Clone)]
+pub struct SaslSessionInfo {
+    /// The mechanism used.
+    pub mechanism: String,
+    /// The authenticated user, as configured.
+    pub principal: Option<String>,
+    /// The broker's session lifetime (KIP-368), 0 when it does not expire sessions.
+    pub session_lifetime_ms: i64,
+}
+
+/// What was negotiated when the connection was set up.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The address dialled.
+    pub broker: BrokerAddress,
+    /// TLS session details, when TLS is used.
+    pub tls: Option<TlsSessionInfo>,
+    /// SASL details, when SASL is used.
+    pub sasl: Option<SaslSessionInfo>,
+    /// API versions offered by the broker and chosen by us.
+    pub api_versions: ApiVersions,
+}
+
+/// Settings a connection needs, taken from [`ClientConfig`].
+#[derive(Clone)]
+pub(crate) struct ConnectSettings {
+    pub client_id: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_response_bytes: usize,
+    pub max_in_flight: usize,
+    pub tls: Option<TlsConnector>,
+    pub have_client_cert: bool,
+    pub sasl: Option<Arc<dyn SaslMechanism>>,
+}
+
+impl ConnectSettings {
+    pub(crate) fn new(config: &ClientConfig, tls: Option<TlsConnector>) -> Self {
+        Self {
+            client_id: config.client_id.clone(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            max_response_bytes: config.max_response_bytes,
+            max_in_flight: config.max_in_flight_per_connection.max(1),
+            tls,
+            have_client_cert: config.security.tls.certificate_location.is_some(),
+            sasl: if config.security.protocol.uses_sasl() {
+                config.security.sasl.clone()
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// Why a connection stopped serving requests.
+#[derive(Debug, Clone)]
+enum CloseReason {
+    /// The peer broke the protocol.
+    Protocol(String),
+    /// The socket closed or failed.
+    Disconnected(String),
+}
+
+#[derive(Default)]
+struct SharedState {
+    pending: HashMap<i32, oneshot::Sender<Bytes>>,
+    closed: Option<CloseReason>,
+}
+
+/// State shared between request senders and the reader and writer tasks.
+#[derive(Default)]
+struct Shared {
+    state: Mutex<SharedState>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SharedState> {
+        // A panic while holding this lock cannot leave the map inconsistent in a way that
+        // matters (entries are independent), so keep going with the inner value.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks the connection closed and wakes every waiting request; the first reason wins.
+    fn close(&self, reason: CloseReason) {
+        let mut st = self.lock();
+        if st.closed.is_none() {
+            tracing::debug!(?reason, "connection closed");
+            st.closed = Some(reason);
+        }
+        // Dropping the senders makes every waiter see the close.
+        st.pending.clear();
+    }
+}
+
+struct Inner {
+    label: String,
+    info: ConnectionInfo,
+    client_id: String,
+    request_timeout: Duration,
+    writer: mpsc::Sender<Bytes>,
+    shared: Arc<Shared>,
+    in_flight: Semaphore,
+    next_correlation_id: AtomicI32,
+    reader: AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The writer task ends when its channel closes; the reader would wait for the peer.
+        self.reader.abort();
+    }
+}
+
+/// An established, authenticated connection to one broker. Cloning shares it.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("broker", &self.inner.label)
+            .field("alive", &self.is_alive())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Connects to `broker`, performs TLS and SASL as configured, and negotiates API versions,
+    /// all within the connect timeout.
+    pub(crate) async fn open(broker: &BrokerAddress, settings: &ConnectSettings) -> Result<Self> {
+        let label = broker.to_string();
+        let deadline = Instant::now() + settings.connect_timeout;
+        let timeout = settings.connect_timeout;
+
+        let tcp = tokio::time::timeout_at(
+            deadline,
+            TcpStream::connect((broker.host.as_str(), broker.port)),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            broker: label.clone(),
+            what: "the TCP connection".into(),
+            after: timeout,
+            hint: "The host may be unreachable or a firewall may drop the packets. Check bootstrap_servers \
+                   and network access, or raise connect_timeout_ms.",
+        })?
+        .map_err(|source| Error::Connect {
+            broker: label.clone(),
+            source,
+        })?;
+        // Requests are small and latency-bound; Nagle would delay them.
+        let _ = tcp.set_nodelay(true);
+
+        let (mut stream, tls_info) = match &settings.tls {
+            Some(tls) => {
+                let (s, info) = tokio::time::timeout_at(deadline, tls.connect(broker, tcp))
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        broker: label.clone(),
+                        what: "the TLS handshake".into(),
+                        after: timeout,
+                        hint: "The port accepted TCP but did not complete a TLS handshake. Check that it \
+                               is a TLS listener (SSL and SASL_SSL need one) and that it is the right port.",
+                    })??;
+                (MaybeTlsStream::Tls(Box::new(s)), Some(info))
+            }
+            None => (MaybeTlsStream::Plain(tcp), None),
+        };
+
+        let mut setup = Setup {
+            stream: &mut stream,
+            broker,
+            label: &label,
+            settings,
+            deadline,
+            correlation_id: 0,
+        };
+        let api_versions = setup.negotiate_versions().await?;
+        let sasl = match &settings.sasl {
+            Some(mechanism) => Some(
+                setup
+                    .authenticate(&api_versions, mechanism.as_ref())
+                    .await?,
+            ),
+            None => None,
+        };
+        let next_id = setup.correlation_id + 1;
+
+        let info = ConnectionInfo {
+            broker: broker.clone(),
+            tls: tls_info,
+            sasl,
+            api_versions,
+        };
+        Ok(Self::spawn(stream, label, info, settings, next_id))
+    }
+
+    fn spawn(
+        stream: MaybeTlsStream,
+        label: String,
+        info: ConnectionInfo,
+        settings: &ConnectSettings,
+        next_id: i32,
+    ) -> Self {
+        let (read_half, write_half) = tokio::io::split(stream);
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = mpsc::channel(settings.max_in_flight);
+        let reader = tokio::spawn(read_loop(
+            read_half,
+            shared.clone(),
+            settings.max_response_bytes,
+            label.clone(),
+        ))
+        .abort_handle();
+        tokio::spawn(write_loop(write_half, rx, shared.clone()));
+        Self {
+            inner: Arc::new(Inner {
+                label,
+                info,
+                client_id: settings.client_id.clone(),
+                request_timeout: settings.request_timeout,
+                writer: tx,
+                shared,
+                in_flight: Semaphore::new(settings.max_in_flight),
+                next_correlation_id: AtomicI32::new(next_id),
+                reader,
+            }),
+        }
+    }
+
+    /// What was negotiated at setup.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.inner.info
+    }
+
+    /// The broker's address, for messages.
+    pub fn label(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// Whether the connection can still carry requests.
+    pub fn is_alive(&self) -> bool {
+        self.inner.shared.lock().closed.is_none()
+    }
+
+    /// Closes the connection; outstanding requests fail with a disconnect error.
+    pub fn close(&self) {
+        self.inner.shared.close(CloseReason::Disconnected(
+            "because the client closed it".into(),
+        ));
+    }
+
+    /// The version negotiated for request type `R`, or an error naming the API when the
+    /// broker is too old.
+    pub fn version<R: Request>(&self) -> Result<i16> {
+        let key = ApiKey::try_from(R::KEY)
+            .map_err(|_| Error::Config(format!("request type with unknown API key {}", R::KEY)))?;
+        self.inner
+            .info
+            .api_versions
+            .chosen(key)
+            .ok_or_else(|| Error::UnsupportedVersion {
+                broker: self.inner.label.clone(),
+                api: support_for(key).map(|s| s.name).unwrap_or("an API"),
+                min: support_for(key).map(|s| s.min).unwrap_or(0),
+                offered: self.inner.info.api_versions.offered(key),
+            })
+    }
+
+    /// Sends `request` at the negotiated version and waits for its response.
+    pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response> {
+        let version = self.version::<R>()?;
+        self.send_at(request, version, Duration::ZERO).await
+    }
+
+    /// Sends `request` at `version`. `extra_wait` is added to the request timeout for
+    /// requests the broker may legitimately hold (Fetch's max_wait).
+    pub async fn send_at<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        extra_wait: Duration,
+    ) -> Result<R::Response> {
+        let inner = &self.inner;
+        let api = api_name(R::KEY);
+        // The semaphore is never closed, so acquire cannot fail.
+        let _permit = inner
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| self.closed_error(&api))?;
+        let correlation_id = self.next_correlation_id();
+        let frame = encode_request(request, version, correlation_id, &inner.client_id)
+            .map_err(|detail| Error::Config(format!("{api} v{version}: {detail}")))?;
+
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = inner.shared.lock();
+            if st.closed.is_some() {
+                drop(st);
+                return Err(self.closed_error(&api));
+            }
+            st.pending.insert(correlation_id, tx);
+        }
+        if inner.writer.send(frame).await.is_err() {
+            inner.shared.lock().pending.remove(&correlation_id);
+            return Err(self.closed_error(&api));
+        }
+
+        let limit = inner.request_timeout + extra_wait;
+        let frame = match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(_)) => return Err(self.closed_error(&api)),
+            Err(_) => {
+                // A response may still arrive later and would then match nothing; a clean
+                // reconnect is simpler and safer than tracking abandoned ids.
+                inner.shared.close(CloseReason::Disconnected(format!(
+                    "after a {api} request timed out"
+                )));
+                return Err(Error::Timeout {
+                    broker: inner.label.clone(),
+                    what: format!("the {api} response"),
+                    after: limit,
+                    hint: "The broker may be overloaded or the network failing; the connection was \
+                           closed. Raise request_timeout_ms if the broker is just slow.",
+                });
+            }
+        };
+        decode_response::<R>(frame, version).map_err(|detail| {
+            let detail = format!("{api} v{version}: {detail}");
+            inner.shared.close(CloseReason::Protocol(detail.clone()));
+            Error::Protocol {
+                broker: inner.label.clone(),
+                detail,
+            }
+        })
+    }
+
+    fn next_correlation_id(&self) -> i32 {
+        // Correlation ids only need to be unique among requests in flight; keep them positive.
+        self.inner
+            .next_correlation_id
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_abs()
+    }
+
+    fn closed_error(&self, api: &str) -> Error {
+        let reason = self.inner.shared.lock().closed.clone();
+        let broker = self.inner.label.clone();
+        match reason {
+            Some(CloseReason::Protocol(detail)) => Error::Protocol { broker, detail },
+            Some(CloseReason::Disconnected(why)) => Error::Disconnected {
+                broker,
+                context: format!("{why} (while waiting for a {api} response)"),
+            },
+            None => Error::Disconnected {
+                broker,
+                context: format!("while waiting for a {api} response"),
+            },
+        }
+    }
+}
+
+async fn read_loop(
+    mut reader: ReadHalf<MaybeTlsStream>,
+    shared: Arc<Shared>,
+    max_response_bytes: usize,
+    label: String,
+) {
+    loop {
+        match read_frame(&mut reader, max_response_bytes).await {
+            Ok(frame) => {
+                let id = peek_correlation_id(&frame);
+                let waiter = shared.lock().pending.remove(&id);
+                match waiter {
+                    // The requester may have given up (its future was dropped); that is fine.
+                    Some(tx) => drop(tx.send(frame)),
+                    None => {
+                        shared.close(CloseReason::Protocol(format!(
+                            "a response carried correlation id {id}, which matches no request in flight"
+                        )));
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let reason = match e {
+                    FrameError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        CloseReason::Disconnected("by the broker".into())
+                    }
+                    FrameError::Io(e) => {
+                        CloseReason::Disconnected(format!("after a read error on {label}: {e}"))
+                    }
+                    other => CloseReason::Protocol(describe_frame_error(&other)),
+                };
+                shared.close(reason);
+                return;
+            }
+        }
+    }
+}
+
+async fn write_loop(
+    mut writer: WriteHalf<MaybeTlsStream>,
+    mut frames: mpsc::Receiver<Bytes>,
+    shared: Arc<Shared>,
+) {
+    while let Some(frame) = frames.recv().await {
+        let mut result = writer.write_all(&frame).await;
+        // Write whatever else is queued before flushing, so concurrent requests share a flush.
+        while result.is_ok() {
+            match frames.try_recv() {
+                Ok(next) => result = writer.write_all(&next).await,
+                Err(_) => break,
+            }
+        }
+        if result.is_ok() {
+            result = writer.flush().await;
+        }
+        if let Err(e) = result {
+            shared.close(CloseReason::Disconnected(format!(
+                "after a write error: {e}"
+            )));
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+pub(crate) fn describe_frame_error(e: &FrameError) -> String {
+    match e {
+        FrameError::Io(e) => e.to_string(),
+        FrameError::TooLarge { announced, max } => format!(
+            "it announced a {announced}-byte response, more than max_response_bytes ({max})"
+        ),
+        FrameError::TooSmall(n) => {
+            format!("it announced a {n}-byte response, too short for a header")
+        }
+    }
+}

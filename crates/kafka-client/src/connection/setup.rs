@@ -1,0 +1,306 @@
+//! Connection setup after TCP and TLS: ApiVersions negotiation and SASL authentication, run
+//! in order on the unsplit stream before the connection is shared.
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
+use kafka_protocol::protocol::{Decodable, Request, StrBytes};
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use super::{ConnectSettings, SaslSessionInfo, describe_frame_error};
+use crate::config::BrokerAddress;
+use crate::error::{Error, Result, error_name};
+use crate::frame::{FrameError, decode_response, encode_request, peek_correlation_id, read_frame};
+use crate::sasl::{SaslMechanism, SaslStep};
+use crate::stream::MaybeTlsStream;
+use crate::tls::classify_io_error;
+use crate::versions::{ApiVersions, api_name, support_for};
+
+/// A SASL exchange needs a handful of round trips; a peer that keeps asking for more is
+/// broken or hostile.
+const MAX_SASL_ROUNDS: usize = 16;
+
+/// The requests made while setting up a connection, before it is shared: run in order on the
+/// unsplit stream, so a TLS alert surfacing on the first read is still seen as what it is.
+pub(super) struct Setup<'a> {
+    pub(super) stream: &'a mut MaybeTlsStream,
+    pub(super) broker: &'a BrokerAddress,
+    pub(super) label: &'a str,
+    pub(super) settings: &'a ConnectSettings,
+    pub(super) deadline: Instant,
+    pub(super) correlation_id: i32,
+}
+
+impl Setup<'_> {
+    async fn call<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        hint: &'static str,
+    ) -> Result<R::Response> {
+        let api = api_name(R::KEY);
+        let frame = self.round_trip(request, version, &api, hint).await?;
+        decode_response::<R>(frame, version).map_err(|detail| Error::Protocol {
+            broker: self.label.to_owned(),
+            detail: format!("{api} v{version}: {detail}"),
+        })
+    }
+
+    async fn round_trip<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        api: &str,
+        hint: &'static str,
+    ) -> Result<Bytes> {
+        self.correlation_id += 1;
+        let id = self.correlation_id;
+        let frame = encode_request(request, version, id, &self.settings.client_id)
+            .map_err(|detail| Error::Config(format!("{api} v{version}: {detail}")))?;
+        let max = self.settings.max_response_bytes;
+        let stream = &mut *self.stream;
+        let io = async {
+            stream.write_all(&frame).await.map_err(FrameError::Io)?;
+            stream.flush().await.map_err(FrameError::Io)?;
+            read_frame(stream, max).await
+        };
+        let result = tokio::time::timeout_at(self.deadline, io)
+            .await
+            .map_err(|_| Error::Timeout {
+                broker: self.label.to_owned(),
+                what: format!("the {api} response"),
+                after: self.settings.connect_timeout,
+                hint,
+            })?;
+        let frame = result.map_err(|e| self.setup_error(e, api))?;
+        let got = peek_correlation_id(&frame);
+        if got != id {
+            return Err(Error::Protocol {
+                broker: self.label.to_owned(),
+                detail: format!("the {api} response carried correlation id {got}, expected {id}"),
+            });
+        }
+        Ok(frame)
+    }
+
+    fn setup_error(&self, e: FrameError, api: &str) -> Error {
+        let broker = self.label.to_owned();
+        match e {
+            FrameError::Io(io) => {
+                if self.settings.tls.is_some()
+                    && let Some(tls) =
+                        classify_io_error(self.broker, &io, self.settings.have_client_cert)
+                {
+                    return Error::Tls(tls);
+                }
+                let hint = if self.settings.tls.is_some() {
+                    ""
+                } else {
+                    ". If this listener expects TLS, set security_protocol to SSL or SASL_SSL"
+                };
+                let context = if io.kind() == std::io::ErrorKind::UnexpectedEof {
+                    format!("before answering {api}{hint}")
+                } else {
+                    format!("during {api} ({io}){hint}")
+                };
+                if api == "SaslAuthenticate" || api == "SaslHandshake" {
+                    // Brokers before KIP-152 drop the connection instead of answering with an
+                    // authentication error.
+                    return Error::Disconnected {
+                        broker,
+                        context: format!(
+                            "{context}; brokers that close the connection during SASL usually rejected the credentials"
+                        ),
+                    };
+                }
+                Error::Disconnected { broker, context }
+            }
+            other => Error::Protocol {
+                broker,
+                detail: describe_frame_error(&other),
+            },
+        }
+    }
+
+    pub(super) async fn negotiate_versions(&mut self) -> Result<ApiVersions> {
+        const HINT: &str = "The port accepted the connection but did not answer as a Kafka broker. Check \
+                            that it is a Kafka listener and that security_protocol matches it (a TLS \
+                            listener waits silently for a TLS handshake).";
+        let ours = support_for(ApiKey::ApiVersions).map(|s| s.max).unwrap_or(0);
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("kafka-backup"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut version = ours;
+        for _ in 0..2 {
+            let frame = self
+                .round_trip(&request, version, "ApiVersions", HINT)
+                .await?;
+            let response =
+                decode_api_versions(frame, version).map_err(|detail| Error::Protocol {
+                    broker: self.label.to_owned(),
+                    detail: format!("ApiVersions: {detail}"),
+                })?;
+            if response.error_code == ResponseError::UnsupportedVersion.code() {
+                // The broker answers in v0 and lists the ApiVersions versions it does speak.
+                let theirs = response
+                    .api_keys
+                    .iter()
+                    .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+                    .map(|k| k.max_version)
+                    .unwrap_or(0);
+                let next = theirs.min(ours);
+                if next >= version {
+                    break;
+                }
+                version = next;
+                continue;
+            }
+            if let Some(code) = ResponseError::try_from_code(response.error_code) {
+                return Err(Error::Broker {
+                    broker: self.label.to_owned(),
+                    api: "ApiVersions",
+                    resource: None,
+                    code,
+                    message: None,
+                });
+            }
+            return Ok(ApiVersions::from_response(&response));
+        }
+        Err(Error::UnsupportedVersion {
+            broker: self.label.to_owned(),
+            api: "ApiVersions",
+            min: 0,
+            offered: "no version we can use".into(),
+        })
+    }
+
+    pub(super) async fn authenticate(
+        &mut self,
+        versions: &ApiVersions,
+        mechanism: &dyn SaslMechanism,
+    ) -> Result<SaslSessionInfo> {
+        const HINT: &str = "The broker did not answer the SASL exchange in time. Check that the listener \
+                            uses SASL (security_protocol SASL_PLAINTEXT or SASL_SSL).";
+        let broker = self.label.to_owned();
+        let name = mechanism.name().to_owned();
+        let user = mechanism.principal().unwrap_or("").to_owned();
+        let unsupported = |api: ApiKey, min: i16| Error::UnsupportedVersion {
+            broker: broker.clone(),
+            api: support_for(api).map(|s| s.name).unwrap_or("SASL"),
+            min,
+            offered: versions.offered(api),
+        };
+        let handshake_v = versions
+            .chosen(ApiKey::SaslHandshake)
+            .ok_or_else(|| unsupported(ApiKey::SaslHandshake, 1))?;
+        let auth_v = versions
+            .chosen(ApiKey::SaslAuthenticate)
+            .ok_or_else(|| unsupported(ApiKey::SaslAuthenticate, 0))?;
+
+        let handshake = self
+            .call(
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_string(name.clone())),
+                handshake_v,
+                HINT,
+            )
+            .await?;
+        if handshake.error_code != 0 {
+            let enabled: Vec<String> = handshake.mechanisms.iter().map(|m| m.to_string()).collect();
+            if handshake.error_code == ResponseError::UnsupportedSaslMechanism.code() {
+                return Err(Error::SaslMechanismNotEnabled {
+                    broker,
+                    mechanism: name,
+                    enabled,
+                });
+            }
+            return Err(Error::Authentication {
+                broker,
+                mechanism: name,
+                user,
+                reason: format!(
+                    "the SASL handshake failed with {}",
+                    error_name(
+                        ResponseError::try_from_code(handshake.error_code)
+                            .unwrap_or(ResponseError::Unknown(handshake.error_code))
+                    )
+                ),
+            });
+        }
+
+        let sasl_error = |source| Error::Sasl {
+            broker: broker.clone(),
+            mechanism: name.clone(),
+            source,
+        };
+        let mut exchange = mechanism.start().map_err(sasl_error)?;
+        let mut message = match exchange.step(None).map_err(sasl_error)? {
+            SaslStep::Respond(bytes) => bytes,
+            SaslStep::Done => Vec::new(),
+        };
+        for _ in 0..MAX_SASL_ROUNDS {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message));
+            let response = self.call(&request, auth_v, HINT).await?;
+            if response.error_code != 0 {
+                let reason = response
+                    .error_message
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| {
+                        error_name(
+                            ResponseError::try_from_code(response.error_code)
+                                .unwrap_or(ResponseError::Unknown(response.error_code)),
+                        )
+                    });
+                return Err(Error::Authentication {
+                    broker,
+                    mechanism: name,
+                    user,
+                    reason: format!("the broker said: {reason}"),
+                });
+            }
+            let session_lifetime_ms = response.session_lifetime_ms;
+            match exchange
+                .step(Some(&response.auth_bytes))
+                .map_err(sasl_error)?
+            {
+                SaslStep::Respond(next) => message = next,
+                SaslStep::Done => {
+                    return Ok(SaslSessionInfo {
+                        mechanism: name,
+                        principal: mechanism.principal().map(str::to_owned),
+                        session_lifetime_ms,
+                    });
+                }
+            }
+        }
+        Err(Error::Protocol {
+            broker,
+            detail: format!(
+                "the SASL exchange did not finish within {MAX_SASL_ROUNDS} round trips"
+            ),
+        })
+    }
+}
+
+/// Decodes an ApiVersions response. A broker that does not support the version we sent
+/// answers in v0 (KIP-511), so fall back to v0 when the newer layout does not parse.
+fn decode_api_versions(frame: Bytes, version: i16) -> Result<ApiVersionsResponse, String> {
+    // ApiVersions responses always use header v0: just the correlation id.
+    let body = frame.slice(4..);
+    let mut b = body.clone();
+    match ApiVersionsResponse::decode(&mut b, version) {
+        Ok(r) if r.error_code == 0 || version == 0 => Ok(r),
+        first => {
+            let mut b = body;
+            match ApiVersionsResponse::decode(&mut b, 0) {
+                Ok(r) => Ok(r),
+                Err(e) => first.map_err(|_| format!("malformed response: {e}")),
+            }
+        }
+    }
+}

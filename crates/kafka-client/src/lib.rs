@@ -4,12 +4,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod client;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod fetch;
 mod frame;
 pub mod metadata;
+pub mod offsets;
+pub mod produce;
 pub mod sasl;
 pub mod secret;
 mod stream;
@@ -20,5 +24,8 @@ pub use client::KafkaClient;
 pub use config::{BrokerAddress, ClientConfig, Security, SecurityProtocol, TlsOptions};
 pub use connection::{Connection, ConnectionInfo, SaslSessionInfo};
 pub use error::{Error, ErrorKind, Result};
+pub use fetch::{AbortedTransaction, FetchOptions, FetchPartition, FetchResult, FetchedPartition};
 pub use metadata::{ClusterMetadata, TopicPartition};
+pub use offsets::{IsolationLevel, ListedOffset, OffsetSpec};
+pub use produce::{IdempotentProducer, ProduceAck};
 pub use secret::Secret;

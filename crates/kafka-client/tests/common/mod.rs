@@ -58,3 +58,28 @@ pub fn unique_topic(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Runs a Python script with the test venv's interpreter (which has `confluent-kafka`),
+/// passing `args`, and returns its standard output. Fails the test with the script's stderr
+/// if it exits non-zero.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let interpreter = get("/venv_python");
+    let out = std::process::Command::new(&interpreter)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {interpreter}: {e}"));
+    assert!(
+        out.status.success(),
+        "python failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Client configuration for the PLAINTEXT broker.
+pub fn plaintext_config() -> kafka_client::ClientConfig {
+    kafka_client::ClientConfig::new(vec![plaintext_broker().parse().unwrap()])
+}

@@ -41,8 +41,12 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     let len = len as usize;
     let mut buf = BytesMut::with_capacity(len.min(READ_CHUNK));
     while buf.len() < len {
-        let want = (len - buf.len()).min(READ_CHUNK);
-        buf.reserve(want);
+        if buf.len() == buf.capacity() {
+            // Grow only once the bytes already allocated have arrived, so memory follows
+            // what the peer actually sent rather than what it announced.
+            buf.reserve((len - buf.len()).min(buf.len().max(READ_CHUNK)));
+        }
+        let want = (len - buf.len()).min(buf.capacity() - buf.len());
         let mut limited = (&mut *reader).take(want as u64);
         let n = limited.read_buf(&mut buf).await.map_err(FrameError::Io)?;
         if n == 0 {

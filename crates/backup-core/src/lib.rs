@@ -2,3 +2,5 @@
 //! restore and validate flows.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod check;

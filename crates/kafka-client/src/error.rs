@@ -249,6 +249,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Config(_) => ErrorKind::Config,
+            Error::Tls(TlsError::HandshakeIo { .. }) => ErrorKind::Network,
             Error::Tls(_) => ErrorKind::Tls,
             Error::Connect { .. } | Error::Timeout { .. } | Error::Disconnected { .. } => {
                 ErrorKind::Network
@@ -273,6 +274,8 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::Timeout { .. } | Error::Disconnected { .. } => true,
+            // The network failed mid-handshake: nothing about certificates is wrong.
+            Error::Tls(TlsError::HandshakeIo { .. }) => true,
             Error::Broker { code, .. } => code.is_retriable() || needs_metadata_refresh(*code),
             _ => false,
         }

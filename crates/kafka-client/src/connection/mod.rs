@@ -60,7 +60,6 @@ pub(crate) struct ConnectSettings {
     pub max_response_bytes: usize,
     pub max_in_flight: usize,
     pub tls: Option<TlsConnector>,
-    pub have_client_cert: bool,
     pub sasl: Option<Arc<dyn SaslMechanism>>,
 }
 
@@ -73,7 +72,6 @@ impl ConnectSettings {
             max_response_bytes: config.max_response_bytes,
             max_in_flight: config.max_in_flight_per_connection.max(1),
             tls,
-            have_client_cert: config.security.tls.certificate_location.is_some(),
             sasl: if config.security.protocol.uses_sasl() {
                 config.security.sasl.clone()
             } else {

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
+use zeroize::Zeroize;
 
 use super::{ConnectSettings, SaslSessionInfo, describe_frame_error};
 use crate::config::BrokerAddress;
@@ -16,7 +17,6 @@ use crate::error::{Error, Result, error_name};
 use crate::frame::{FrameError, decode_response, encode_request, peek_correlation_id, read_frame};
 use crate::sasl::{SaslMechanism, SaslStep};
 use crate::stream::MaybeTlsStream;
-use crate::tls::classify_io_error;
 use crate::versions::{ApiVersions, api_name, support_for};
 
 /// A SASL exchange needs a handful of round trips; a peer that keeps asking for more is
@@ -63,7 +63,10 @@ impl Setup<'_> {
         let max = self.settings.max_response_bytes;
         let stream = &mut *self.stream;
         let io = async {
-            stream.write_all(&frame).await.map_err(FrameError::Io)?;
+            let written = stream.write_all(&frame).await;
+            // SASL messages can carry the password (PLAIN); wipe our copy once it is sent.
+            wipe(frame);
+            written.map_err(FrameError::Io)?;
             stream.flush().await.map_err(FrameError::Io)?;
             read_frame(stream, max).await
         };
@@ -90,9 +93,8 @@ impl Setup<'_> {
         let broker = self.label.to_owned();
         match e {
             FrameError::Io(io) => {
-                if self.settings.tls.is_some()
-                    && let Some(tls) =
-                        classify_io_error(self.broker, &io, self.settings.have_client_cert)
+                if let Some(connector) = &self.settings.tls
+                    && let Some(tls) = connector.classify_io_error(self.broker, &io)
                 {
                     return Error::Tls(tls);
                 }
@@ -242,8 +244,12 @@ impl Setup<'_> {
             SaslStep::Done => Vec::new(),
         };
         for _ in 0..MAX_SASL_ROUNDS {
-            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message));
-            let response = self.call(&request, auth_v, HINT).await?;
+            let auth_bytes = Bytes::from(message);
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(auth_bytes.clone());
+            let response = self.call(&request, auth_v, HINT).await;
+            drop(request);
+            wipe(auth_bytes);
+            let response = response?;
             if response.error_code != 0 {
                 let reason = response
                     .error_message
@@ -302,5 +308,12 @@ fn decode_api_versions(frame: Bytes, version: i16) -> Result<ApiVersionsResponse
                 Err(e) => first.map_err(|_| format!("malformed response: {e}")),
             }
         }
+    }
+}
+
+/// Overwrites bytes that may hold a secret, when we hold the only reference to them.
+fn wipe(bytes: Bytes) {
+    if let Ok(mut owned) = bytes.try_into_mut() {
+        owned.as_mut().zeroize();
     }
 }

@@ -3,6 +3,18 @@
 //! SaslAuthenticate loop without knowing its details.
 
 use std::fmt;
+use std::sync::Arc;
+
+use crate::secret::Secret;
+
+pub mod plain;
+pub mod scram;
+
+#[cfg(test)]
+mod tests;
+
+pub use plain::Plain;
+pub use scram::{Scram, ScramAlgorithm};
 
 /// A configured SASL mechanism with its credentials. One value serves every connection; each
 /// connection runs its own [`SaslExchange`].
@@ -26,12 +38,24 @@ pub trait SaslExchange: Send {
 }
 
 /// What the client does next in an exchange.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` prints only the length of a response: a PLAIN response carries the password in
+/// clear, and a SCRAM proof allows an offline guess at it, so neither may reach a log.
+#[derive(Clone, PartialEq, Eq)]
 pub enum SaslStep {
     /// Send these bytes in a SaslAuthenticate request.
     Respond(Vec<u8>),
     /// Authentication finished on the client's side.
     Done,
+}
+
+impl fmt::Debug for SaslStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Respond(bytes) => write!(f, "Respond(<{} bytes>)", bytes.len()),
+            Self::Done => f.write_str("Done"),
+        }
+    }
 }
 
 /// A failure inside a mechanism (not a broker's rejection, which the connection reports).
@@ -53,4 +77,83 @@ pub enum SaslError {
     /// The mechanism could not be set up (bad credentials format, missing support).
     #[error("{0}")]
     Setup(String),
+    /// The exchange was driven out of order: stepped after it finished or failed, or without
+    /// the broker message it needs. This is a bug in the caller, not something a broker did.
+    #[error("SASL exchange driven out of order: {0}")]
+    OutOfSequence(&'static str),
+}
+
+/// The mechanism names [`mechanism_from_config`] accepts, spelled as Kafka spells them.
+pub const SUPPORTED_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// Builds the mechanism named in configuration (`sasl_mechanism`), with its credentials.
+///
+/// Accepts `PLAIN`, `SCRAM-SHA-256` and `SCRAM-SHA-512` in any case, and `SCRAM-SHA256` /
+/// `SCRAM-SHA512`, which other Kafka tools accept. Mechanisms this version does not implement
+/// (GSSAPI, OAUTHBEARER) and unknown names are a [`SaslError::Setup`] that says what to use
+/// instead, never a silent fallback to another mechanism.
+pub fn mechanism_from_config(
+    name: &str,
+    username: &str,
+    password: Secret,
+) -> Result<Arc<dyn SaslMechanism>, SaslError> {
+    let canonical = name.trim().to_ascii_uppercase();
+    match canonical.as_str() {
+        "PLAIN" => Ok(Arc::new(Plain::new(username, password)?)),
+        "SCRAM-SHA-256" | "SCRAM-SHA256" => Ok(Arc::new(Scram::sha256(username, password)?)),
+        "SCRAM-SHA-512" | "SCRAM-SHA512" => Ok(Arc::new(Scram::sha512(username, password)?)),
+        "GSSAPI" => Err(SaslError::Setup(
+            "SASL mechanism GSSAPI (Kerberos) is not built into this version of kafka-backup yet; \
+             until it is, give this user SCRAM-SHA-512 credentials on the cluster and set \
+             sasl_mechanism to SCRAM-SHA-512 (or use PLAIN, but only over SASL_SSL)"
+                .to_owned(),
+        )),
+        "OAUTHBEARER" => Err(SaslError::Setup(
+            "SASL mechanism OAUTHBEARER is not built into this version of kafka-backup yet; \
+             until it is, give this user SCRAM-SHA-512 credentials on the cluster and set \
+             sasl_mechanism to SCRAM-SHA-512 (or use PLAIN, but only over SASL_SSL)"
+                .to_owned(),
+        )),
+        _ => Err(SaslError::Setup(format!(
+            "unknown SASL mechanism `{}`; use one of {}",
+            shorten(name.trim(), 64),
+            SUPPORTED_MECHANISMS.join(", ")
+        ))),
+    }
+}
+
+/// Rejects credentials that cannot work, at configuration time rather than on the first
+/// connection. An empty value is almost always an unset environment variable.
+fn check_credentials(mechanism: &str, username: &str, password: &Secret) -> Result<(), SaslError> {
+    if username.is_empty() {
+        return Err(SaslError::Setup(format!(
+            "the SASL username for {mechanism} is empty; set sasl_username"
+        )));
+    }
+    if username.contains('\0') {
+        return Err(SaslError::Setup(format!(
+            "the SASL username for {mechanism} contains a NUL character, which SASL cannot carry"
+        )));
+    }
+    if password.is_empty() {
+        return Err(SaslError::Setup(format!(
+            "the SASL password for {mechanism} is empty; set sasl_password (is its environment \
+             variable set?)"
+        )));
+    }
+    Ok(())
+}
+
+/// Makes untrusted text (a broker's error value, a mistyped name) safe to put in a message:
+/// control characters would let a peer forge log lines, and length is bounded.
+fn shorten(text: &str, max_chars: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max_chars)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().nth(max_chars).is_some() {
+        out.push_str("...");
+    }
+    out
 }

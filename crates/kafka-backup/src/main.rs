@@ -1,5 +1,83 @@
-//! The `kafka-backup` command line.
+//! The `kafka-backup` command line: parse arguments, set up logging, run one command, and map
+//! its outcome to an exit code.
 
-fn main() {
-    println!("kafka-backup");
+mod commands;
+mod exit;
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::exit::{Exit, Failed};
+
+/// Back up and restore Apache Kafka topics, consumer-group offsets and topic configuration.
+#[derive(Debug, Parser)]
+#[command(name = "kafka-backup", version, about, long_about = None)]
+struct Cli {
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Text, global = true)]
+    log_format: logging::LogFormat,
+
+    /// Log level (error, warn, info, debug, trace) or a tracing filter such as
+    /// `kafka_client=debug`. Overrides RUST_LOG.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Connect to the cluster of a configuration (source for backup, target for restore),
+    /// authenticate, and report TLS, SASL, API versions and visible topics of every broker.
+    Check {
+        /// The backup or restore configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text for people.
+    Text,
+    /// One JSON document for machines.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log_format, cli.log_level.as_deref()) {
+        eprintln!("error: {e}");
+        return Exit::Usage.into();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failure.into();
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Check { config, format } => commands::check::run(&config, format).await,
+        }
+    });
+    match result {
+        Ok(exit) => exit.into(),
+        Err(Failed { exit, message }) => {
+            logging::report_failure(cli.log_format, &message);
+            exit.into()
+        }
+    }
 }

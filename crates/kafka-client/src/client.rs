@@ -249,14 +249,16 @@ impl KafkaClient {
             }
         }
         let mut first_error = None;
-        for address in &candidates {
+        for (i, address) in candidates.iter().enumerate() {
             match Connection::open(address, &self.inner.settings).await {
                 Ok(conn) => {
                     *guard = Some(conn.clone());
                     return Ok(conn);
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::Network) => {
-                    tracing::warn!(broker = %address, error = %e, "bootstrap server unavailable");
+                    if i + 1 < candidates.len() {
+                        tracing::warn!(broker = %address, error = %e, "bootstrap server unavailable; trying the next one");
+                    }
                     first_error.get_or_insert(e);
                 }
                 Err(e) => return Err(e),

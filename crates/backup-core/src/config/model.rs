@@ -1,0 +1,216 @@
+//! The validated configuration: every value checked, every default applied, and the
+//! combinations that would weaken security rejected. Holding one of these means the file
+//! was consistent; what is left to fail is the network.
+
+use std::fmt;
+use std::time::Duration;
+
+use kafka_client::{BrokerAddress, ClientConfig, Secret, Security, SecurityProtocol, TlsOptions};
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Copy topics from the `source` cluster to storage.
+    Backup,
+    /// Write a backup from storage to the `target` cluster.
+    Restore,
+}
+
+impl Mode {
+    /// The name as written in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backup => "backup",
+            Self::Restore => "restore",
+        }
+    }
+
+    /// The key of the cluster section this mode reads: `source` or `target`.
+    pub fn cluster_key(self) -> &'static str {
+        match self {
+            Self::Backup => "source",
+            Self::Restore => "target",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A configuration file that parsed and passed every check.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// Backup or restore.
+    pub mode: Mode,
+    /// Name of the backup: `[A-Za-z0-9._-]`, 1 to 128 characters, no leading dot, so it is
+    /// safe as a storage path component.
+    pub backup_id: String,
+    /// The cluster of this run: `source` in backup mode, `target` in restore mode.
+    pub cluster: KafkaClusterConfig,
+    /// Settings that are allowed but weaken security (hostname verification off, passwords in
+    /// clear text, a private key readable by others). The CLI logs each one at warn level;
+    /// none contains a secret.
+    pub warnings: Vec<String>,
+}
+
+impl LoadedConfig {
+    /// The `source` cluster, in backup mode.
+    pub fn source(&self) -> Option<&KafkaClusterConfig> {
+        (self.mode == Mode::Backup).then_some(&self.cluster)
+    }
+
+    /// The `target` cluster, in restore mode.
+    pub fn target(&self) -> Option<&KafkaClusterConfig> {
+        (self.mode == Mode::Restore).then_some(&self.cluster)
+    }
+}
+
+/// One line for the startup log: what runs against which brokers, and how it is secured.
+/// Never shows a password.
+impl fmt::Display for LoadedConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cluster = &self.cluster;
+        let servers: Vec<String> = cluster
+            .bootstrap_servers
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        write!(
+            f,
+            "{} `{}`: {} {} over {}",
+            self.mode,
+            self.backup_id,
+            self.mode.cluster_key(),
+            servers.join(","),
+            cluster.security.protocol
+        )?;
+        if let Some(sasl) = &cluster.security.sasl {
+            write!(f, " ({} as {})", sasl.mechanism, sasl.username)?;
+        }
+        if cluster.security.protocol.uses_tls() && !cluster.security.tls.verify_hostname {
+            f.write_str(" [hostname verification OFF]")?;
+        }
+        Ok(())
+    }
+}
+
+/// How to reach and authenticate to one Kafka cluster.
+#[derive(Debug, Clone)]
+pub struct KafkaClusterConfig {
+    /// Brokers to bootstrap from, in the order given.
+    pub bootstrap_servers: Vec<BrokerAddress>,
+    /// `client.id` sent to the brokers.
+    pub client_id: String,
+    /// TCP connect + TLS handshake + SASL for one connection.
+    pub connect_timeout: Duration,
+    /// Wait for any one response.
+    pub request_timeout: Duration,
+    /// Largest response frame accepted.
+    pub max_response_bytes: usize,
+    /// First retry delay.
+    pub retry_backoff: Duration,
+    /// Largest retry delay.
+    pub retry_backoff_max: Duration,
+    /// TLS and SASL.
+    pub security: SecurityConfig,
+}
+
+/// The connection's security, checked for consistency: TLS settings only when the protocol
+/// uses TLS, SASL settings exactly when it uses SASL.
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub protocol: SecurityProtocol,
+    /// TLS settings; all defaults (system trust store, hostname verification on) unless the
+    /// protocol uses TLS.
+    pub tls: TlsOptions,
+    /// Present exactly when the protocol uses SASL.
+    pub sasl: Option<SaslSettings>,
+}
+
+/// SASL mechanisms this build can authenticate with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SaslMechanismName {
+    /// `PLAIN`: the password is sent as is, so only safe inside TLS.
+    Plain,
+    /// `SCRAM-SHA-256`.
+    ScramSha256,
+    /// `SCRAM-SHA-512`.
+    ScramSha512,
+}
+
+impl SaslMechanismName {
+    /// The canonical name, as sent in SaslHandshake and accepted by
+    /// `kafka_client::sasl::mechanism_from_config`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+impl fmt::Display for SaslMechanismName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated SASL mechanism with its credentials: the username is non-empty, the password
+/// non-empty. The caller turns it into the client's mechanism object, e.g.
+/// `mechanism_from_config(s.mechanism.as_str(), &s.username, s.password.clone())`; the
+/// configuration layer does not build it, so it does not depend on how mechanisms are made.
+#[derive(Debug, Clone)]
+pub struct SaslSettings {
+    /// Which mechanism.
+    pub mechanism: SaslMechanismName,
+    /// The SASL user.
+    pub username: String,
+    /// The user's password; prints as `***`.
+    pub password: Secret,
+}
+
+impl KafkaClusterConfig {
+    /// The client configuration for this cluster, and the SASL settings to turn into
+    /// `security.sasl`.
+    ///
+    /// The returned [`ClientConfig`] has `security.sasl` set to `None` even when the protocol
+    /// uses SASL: the caller must build the mechanism from the returned [`SaslSettings`] and
+    /// store it there before connecting. The second value is `Some` exactly when
+    /// `security.protocol.uses_sasl()`, so a client config is never handed out with SASL
+    /// silently missing. Settings the file does not have (in-flight requests, retry count)
+    /// keep [`ClientConfig::new`]'s defaults.
+    pub fn to_client_config(&self) -> (ClientConfig, Option<SaslSettings>) {
+        let mut client = ClientConfig::new(self.bootstrap_servers.clone());
+        client.client_id = self.client_id.clone();
+        client.connect_timeout = self.connect_timeout;
+        client.request_timeout = self.request_timeout;
+        client.max_response_bytes = self.max_response_bytes;
+        client.retry_backoff = self.retry_backoff;
+        client.retry_backoff_max = self.retry_backoff_max;
+        client.security = Security {
+            protocol: self.security.protocol,
+            tls: self.security.tls.clone(),
+            sasl: None,
+        };
+        (client, self.security.sasl.clone())
+    }
+
+    /// The complete client configuration, with the SASL mechanism built from the validated
+    /// credentials. This is what commands connect with.
+    pub fn client_config(&self) -> Result<ClientConfig, kafka_client::sasl::SaslError> {
+        let (mut client, sasl) = self.to_client_config();
+        if let Some(sasl) = sasl {
+            client.security.sasl = Some(kafka_client::sasl::mechanism_from_config(
+                sasl.mechanism.as_str(),
+                &sasl.username,
+                sasl.password,
+            )?);
+        }
+        Ok(client)
+    }
+}

@@ -1,0 +1,244 @@
+//! The configuration file as written: serde structs that mirror the YAML keys, with no
+//! cross-field checks. `validate` turns them into the model the rest of the program uses.
+//!
+//! Every struct denies unknown keys, because a misspelt security key that is silently ignored
+//! is how TLS or SASL gets turned off by accident. Every string goes through
+//! [`ConfigString`]/[`ConfigSecret`] so that `${VAR}` works in all of them.
+
+use std::fmt;
+
+use kafka_client::SecurityProtocol;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Error as _, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use super::Mode;
+use super::env::{ConfigSecret, ConfigString, ConfigU64, expand_visited};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub mode: Keyword<Mode>,
+    pub backup_id: ConfigString,
+    pub source: Option<RawCluster>,
+    pub target: Option<RawCluster>,
+    // `storage`, `backup` and `restore` join here as one `Option<RawX>` field each; until
+    // then they are unknown keys, which the error for unknown keys explains.
+}
+
+/// `source:` or `target:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    pub bootstrap_servers: RawServers,
+    pub client_id: Option<ConfigString>,
+    pub connect_timeout_ms: Option<ConfigU64>,
+    pub request_timeout_ms: Option<ConfigU64>,
+    pub max_response_bytes: Option<ConfigU64>,
+    pub retry_backoff_ms: Option<ConfigU64>,
+    pub retry_backoff_max_ms: Option<ConfigU64>,
+    pub security: Option<RawSecurity>,
+}
+
+/// `security:`, with OSO kafka-backup's key names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecurity {
+    pub security_protocol: Option<Keyword<SecurityProtocol>>,
+    pub sasl_mechanism: Option<Keyword<RawMechanism>>,
+    pub sasl_username: Option<ConfigString>,
+    pub sasl_password: Option<ConfigSecret>,
+    pub ssl_ca_location: Option<ConfigString>,
+    pub ssl_certificate_location: Option<ConfigString>,
+    pub ssl_key_location: Option<ConfigString>,
+    pub ssl_key_password: Option<ConfigSecret>,
+    pub ssl_endpoint_identification_algorithm: Option<Keyword<EndpointIdentification>>,
+    pub sasl_kerberos_service_name: Option<ConfigString>,
+    pub sasl_keytab_path: Option<ConfigString>,
+    pub sasl_krb5_config_path: Option<ConfigString>,
+}
+
+/// Every key of `security:`; kept beside the struct so that the two change together.
+pub(crate) const SECURITY_KEYS: &[&str] = &[
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_username",
+    "sasl_password",
+    "ssl_ca_location",
+    "ssl_certificate_location",
+    "ssl_key_location",
+    "ssl_key_password",
+    "ssl_endpoint_identification_algorithm",
+    "sasl_kerberos_service_name",
+    "sasl_keytab_path",
+    "sasl_krb5_config_path",
+];
+
+/// The keys whose values are secrets, wherever they appear.
+pub(crate) const SECRET_KEYS: &[&str] = &["sasl_password", "ssl_key_password"];
+
+/// A value from a fixed set of names, matched without regard to ASCII case.
+pub(crate) trait KeywordSet: Sized + Copy {
+    /// The names offered in errors and suggestions, in their canonical spelling.
+    const NAMES: &'static [&'static str];
+
+    /// The value a name (possibly an accepted alias) stands for.
+    fn from_name(name: &str) -> Option<Self>;
+}
+
+/// A keyword value with the line it came from. It goes through [`ConfigString`], so
+/// `security_protocol: ${PROTOCOL}` works, and an unknown name is serde's `unknown_variant`
+/// error, which carries the list of valid names.
+#[derive(Clone, Copy)]
+pub(crate) struct Keyword<T> {
+    pub value: T,
+    pub line: Option<u32>,
+}
+
+impl<T: fmt::Debug> fmt::Debug for Keyword<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl<'de, T: KeywordSet> Deserialize<'de> for Keyword<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = ConfigString::deserialize(deserializer)?;
+        match T::from_name(text.value.trim()) {
+            Some(value) => Ok(Self {
+                value,
+                line: text.line,
+            }),
+            None => Err(D::Error::unknown_variant(&text.value, T::NAMES)),
+        }
+    }
+}
+
+fn find_name<T: Copy>(name: &str, table: &[(&str, T)]) -> Option<T> {
+    table
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+impl KeywordSet for Mode {
+    const NAMES: &'static [&'static str] = &["backup", "restore"];
+
+    fn from_name(name: &str) -> Option<Self> {
+        find_name(
+            name,
+            &[("backup", Mode::Backup), ("restore", Mode::Restore)],
+        )
+    }
+}
+
+impl KeywordSet for SecurityProtocol {
+    const NAMES: &'static [&'static str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+    fn from_name(name: &str) -> Option<Self> {
+        // Exact names only: an unknown protocol must be an error, never a fallback.
+        name.parse().ok()
+    }
+}
+
+/// `sasl_mechanism` as written, including the mechanisms this build cannot do yet, so that
+/// those fail with an explanation rather than as an unknown value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawMechanism {
+    Plain,
+    ScramSha256,
+    ScramSha512,
+    Gssapi,
+    OAuthBearer,
+}
+
+impl KeywordSet for RawMechanism {
+    const NAMES: &'static [&'static str] = &[
+        "PLAIN",
+        "SCRAM-SHA-256",
+        "SCRAM-SHA-512",
+        "GSSAPI",
+        "OAUTHBEARER",
+    ];
+
+    fn from_name(name: &str) -> Option<Self> {
+        find_name(
+            name,
+            &[
+                ("PLAIN", Self::Plain),
+                ("SCRAM-SHA-256", Self::ScramSha256),
+                ("SCRAM-SHA256", Self::ScramSha256),
+                ("SCRAM-SHA-512", Self::ScramSha512),
+                ("SCRAM-SHA512", Self::ScramSha512),
+                ("GSSAPI", Self::Gssapi),
+                ("OAUTHBEARER", Self::OAuthBearer),
+            ],
+        )
+    }
+}
+
+/// `ssl_endpoint_identification_algorithm`. Kafka reads an empty value as "off"; here only
+/// the explicit `none` turns hostname verification off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndpointIdentification {
+    Https,
+    None,
+}
+
+impl KeywordSet for EndpointIdentification {
+    const NAMES: &'static [&'static str] = &["https", "none"];
+
+    fn from_name(name: &str) -> Option<Self> {
+        find_name(name, &[("https", Self::Https), ("none", Self::None)])
+    }
+}
+
+/// `bootstrap_servers`: a list, or one comma-separated string (as in Kafka's own
+/// `bootstrap.servers`). Entries are split and checked by `validate`.
+#[derive(Debug)]
+pub(crate) struct RawServers(pub Vec<ConfigString>);
+
+/// The node before the line is attached to a single-string form.
+enum ServersNode {
+    One(String),
+    Many(Vec<ConfigString>),
+}
+
+impl<'de> Deserialize<'de> for ServersNode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ServersNode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of host:port strings, or one comma-separated string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                expand_visited(v).map(ServersNode::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = seq.next_element::<ConfigString>()? {
+                    entries.push(entry);
+                }
+                Ok(ServersNode::Many(entries))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawServers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let node = Spanned::<ServersNode>::deserialize(deserializer)?;
+        Ok(Self(match node.value {
+            ServersNode::Many(entries) => entries,
+            ServersNode::One(value) => vec![ConfigString {
+                value,
+                line: u32::try_from(node.referenced.line())
+                    .ok()
+                    .filter(|&l| l > 0),
+            }],
+        }))
+    }
+}

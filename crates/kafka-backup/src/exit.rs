@@ -1,0 +1,78 @@
+//! Process exit codes, one per class of failure, so scripts and schedulers can tell a broken
+//! configuration from an unreachable cluster without parsing messages.
+
+use backup_core::config::ConfigError;
+use kafka_client::ErrorKind;
+
+/// Exit status of the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything worked.
+    Ok = 0,
+    /// An unexpected failure not covered below.
+    Failure = 1,
+    /// The command line itself was wrong (clap uses 2 as well).
+    Usage = 2,
+    /// The configuration file is invalid.
+    Config = 3,
+    /// Connecting or authenticating to Kafka failed (network, TLS, SASL, ACLs, protocol).
+    Kafka = 4,
+    /// Storage could not be reached or refused an operation.
+    #[allow(dead_code)]
+    Storage = 5,
+    /// Part of the work succeeded, part failed.
+    #[allow(dead_code)]
+    Partial = 6,
+}
+
+impl Exit {
+    /// The exit code for a Kafka client failure.
+    pub fn for_kafka(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Config => Exit::Config,
+            _ => Exit::Kafka,
+        }
+    }
+
+    /// The exit code for a configuration failure.
+    pub fn for_config(_: &ConfigError) -> Self {
+        Exit::Config
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+/// A failure with the exit code it maps to. The message is already written for an operator.
+#[derive(Debug)]
+pub struct Failed {
+    /// Exit code.
+    pub exit: Exit,
+    /// One paragraph: cause and fix.
+    pub message: String,
+}
+
+impl Failed {
+    /// A failure of class `exit`.
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ConfigError> for Failed {
+    fn from(e: ConfigError) -> Self {
+        Failed::new(Exit::for_config(&e), e.to_string())
+    }
+}
+
+impl From<kafka_client::Error> for Failed {
+    fn from(e: kafka_client::Error) -> Self {
+        Failed::new(Exit::for_kafka(e.kind()), e.to_string())
+    }
+}

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod batch;
 pub mod client;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod connection;
 pub mod error;
 pub mod fetch;
 mod frame;
+pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -20,11 +22,13 @@ mod stream;
 pub mod tls;
 pub mod versions;
 
+pub use admin::{ConfigEntry, ConfigSource, CreateTopicResult, NewTopic, non_default};
 pub use client::KafkaClient;
 pub use config::{BrokerAddress, ClientConfig, Security, SecurityProtocol, TlsOptions};
 pub use connection::{Connection, ConnectionInfo, SaslSessionInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use fetch::{AbortedTransaction, FetchOptions, FetchPartition, FetchResult, FetchedPartition};
+pub use groups::{CommittedOffset, GroupDescription, GroupListing, GroupMember};
 pub use metadata::{ClusterMetadata, TopicPartition};
 pub use offsets::{IsolationLevel, ListedOffset, OffsetSpec};
 pub use produce::{IdempotentProducer, ProduceAck};

@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""Helper for scripts/test-env.sh: the parts that are easier in Python than in bash.
+
+Run with the test venv's interpreter (.test-env/venv/bin/python): `probe` and `check`
+need confluent-kafka and boto3 from scripts/requirements-test.txt; the other
+subcommands use only the standard library.
+
+  free-ports N                      N distinct free TCP ports on 127.0.0.1
+  wait-tcp [opts] NAME=HOST:PORT..  wait until every address accepts connections
+  write-env FILE KEY=VAL KEY:=JSON  build env.json from dotted keys
+  get FILE KEY                      print one (dotted) value of env.json
+  summary FILE                      one line per service, for `status`
+  probe FILE                        Kafka-level readiness probe of every service
+  check FILE                        full self-check: data round trips and the
+                                    failures the negative-test services must cause
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import ssl
+import sys
+import time
+import uuid
+from pathlib import Path
+
+
+def fail(msg: str) -> None:
+    print(f"[test-env] {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def say(msg: str) -> None:
+    print(f"[test-env] {msg}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------
+# ports, readiness, env file
+
+
+def cmd_free_ports(args: argparse.Namespace) -> None:
+    # Hold every socket open until all are chosen, so the kernel cannot hand out the
+    # same port twice; they are released together just before the servers bind them.
+    socks = []
+    try:
+        for _ in range(args.count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        for s in socks:
+            print(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+
+
+def pid_alive(pid: int, start: str) -> bool:
+    """True if pid runs and is still the process we started (same start time)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # fields[0] is the state (field 3 of stat), fields[19] the start time (field 22).
+    return fields[0] != "Z" and fields[19] == start
+
+
+def dead_processes(pids_file: str | None) -> list[str]:
+    if not pids_file or not os.path.exists(pids_file):
+        return []
+    dead = []
+    for line in Path(pids_file).read_text().splitlines():
+        pid, start, name = line.split(maxsplit=2)
+        if not pid_alive(int(pid), start):
+            dead.append(f"{name} (pid {pid})")
+    return dead
+
+
+def cmd_wait_tcp(args: argparse.Namespace) -> None:
+    pending = {}
+    for spec in args.targets:
+        name, addr = spec.split("=", 1)
+        host, port = addr.rsplit(":", 1)
+        pending[name] = (host, int(port))
+    deadline = time.monotonic() + args.timeout
+    while pending:
+        for name, addr in list(pending.items()):
+            try:
+                with socket.create_connection(addr, timeout=1):
+                    del pending[name]
+            except OSError:
+                pass
+        if not pending:
+            break
+        # A server that exited will never listen: say so now rather than in a minute.
+        dead = dead_processes(args.pids_file)
+        if dead:
+            fail(f"exited before listening: {', '.join(dead)}")
+        if time.monotonic() > deadline:
+            waiting = ", ".join(f"{n} ({h}:{p})" for n, (h, p) in pending.items())
+            fail(f"not listening after {args.timeout:.0f}s: {waiting}")
+        time.sleep(0.05)
+
+
+def parse_value(item: str) -> tuple[list[str], object]:
+    """`a.b=text` sets a string, `a.b:=json` a JSON value (number, bool, list...)."""
+    key, raw = item.split("=", 1)
+    if key.endswith(":"):
+        return key[:-1].split("."), json.loads(raw)
+    return key.split("."), raw
+
+
+def cmd_write_env(args: argparse.Namespace) -> None:
+    doc: dict = {}
+    for item in args.items:
+        path, value = parse_value(item)
+        node = doc
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    tmp = f"{args.file}.tmp"
+    # The file holds passwords: readable by the owner only.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, args.file)
+
+
+def lookup(doc: dict, key: str) -> object:
+    node: object = doc
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            fail(f"no key {key!r} in env file")
+        node = node[part]
+    return node
+
+
+def cmd_get(args: argparse.Namespace) -> None:
+    value = lookup(json.loads(Path(args.file).read_text()), args.key)
+    print(value if isinstance(value, str) else json.dumps(value))
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    env = json.loads(Path(args.file).read_text())
+    for name, address in env["brokers"].items():
+        print(f"  {name:22} {env['broker_protocols'][name]:15} {address}")
+    print(f"  {'s3':22} {'HTTP':15} {env['s3']['endpoint']}")
+
+
+# ---------------------------------------------------------------------------
+# Kafka clients built from env.json
+
+
+def client_config(env: dict, broker: str, **overrides: object) -> dict:
+    """librdkafka settings a test would use for one of the env's brokers."""
+    protocol = env["broker_protocols"][broker]
+    tls = env["tls"]
+    conf: dict = {
+        "bootstrap.servers": env["brokers"][broker],
+        "security.protocol": protocol,
+        # Quiet: failures are collected through error_cb and reported by us.
+        "log_level": 0,
+        "socket.connection.setup.timeout.ms": 5000,
+    }
+    if protocol in ("SSL", "SASL_SSL"):
+        conf["ssl.ca.location"] = tls["ca"]
+        conf["ssl.endpoint.identification.algorithm"] = "https"
+    if protocol.startswith("SASL_"):
+        user = env["scram"]["sha512"]
+        conf.update(
+            {
+                "sasl.mechanism": user["mechanism"],
+                "sasl.username": user["username"],
+                "sasl.password": user["password"],
+            }
+        )
+    if broker == "mtls":
+        # The hardest key form for a client: an encrypted PKCS#8 key with its password.
+        conf.update(
+            {
+                "ssl.certificate.location": tls["client_cert"],
+                "ssl.key.location": tls["client_key_encrypted"],
+                "ssl.key.password": tls["client_key_password"],
+            }
+        )
+    conf.update(overrides)
+    return {k: v for k, v in conf.items() if v is not None}
+
+
+def admin_with_errors(conf: dict):
+    from confluent_kafka.admin import AdminClient
+
+    errors: list = []
+    conf = dict(conf, error_cb=errors.append)
+    return AdminClient(conf), errors
+
+
+def list_topics(env: dict, broker: str, timeout: float, **overrides: object):
+    """List topics, then talk to the broker at its advertised address.
+
+    list_topics alone can be answered on the bootstrap connection; ListGroups goes to
+    every broker named in the metadata, so it proves the advertised listener (the
+    stunnel port, for TLS brokers) works too.
+    """
+    admin, errors = admin_with_errors(client_config(env, broker, **overrides))
+    md = admin.list_topics(timeout=timeout)
+    advertised = {f"{b.host}:{b.port}" for b in md.brokers.values()}
+    expected = env["brokers"][broker]
+    if advertised != {expected}:
+        raise RuntimeError(f"broker advertises {sorted(advertised)}, expected {expected}")
+    admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout)
+    return md
+
+
+def expect_kafka_failure(conf: dict, want_code: str, want_text: str = "", seconds: float = 10.0) -> str:
+    """Connect with settings that must be refused; return the librdkafka error seen.
+
+    librdkafka connects to the bootstrap servers as soon as the client exists and
+    reports the failure through error_cb, so polling is enough: no request needed.
+    """
+    from confluent_kafka import KafkaError
+
+    admin, errors = admin_with_errors(conf)
+    want = getattr(KafkaError, want_code)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        admin.poll(0.05)
+        for e in errors:
+            if e.code() == want and want_text.lower() in e.str().lower():
+                return e.str()
+    seen = "; ".join(sorted({e.str() for e in errors})) or "no error reported"
+    raise RuntimeError(f"expected {want_code} {want_text!r}, saw: {seen}")
+
+
+# The brokers a Kafka client can actually use, and the negative-test ports that only
+# ever fail a TLS handshake.
+WORKING = ["plaintext", "sasl_plaintext", "ssl", "mtls", "sasl_ssl", "ssl_expiring"]
+HANDSHAKE_FAILS = ["ssl_expired", "ssl_wrong_host"]
+
+
+def probe_s3(env: dict) -> None:
+    import boto3
+
+    s3 = env["s3"]
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3["endpoint"],
+        region_name=s3["region"],
+        aws_access_key_id=s3["access_key_id"],
+        aws_secret_access_key=s3["secret_access_key"],
+    )
+    client.list_buckets()
+
+
+def cmd_probe(args: argparse.Namespace) -> None:
+    env = json.loads(Path(args.file).read_text())
+    deadline = time.monotonic() + args.timeout
+    pending = list(WORKING) + ["s3"]
+    last: dict[str, str] = {}
+    while pending:
+        for name in list(pending):
+            try:
+                if name == "s3":
+                    probe_s3(env)
+                else:
+                    list_topics(env, name, timeout=5)
+                pending.remove(name)
+                say(f"ready: {name}")
+            except Exception as e:  # noqa: BLE001 - retried until the deadline
+                last[name] = str(e)
+        dead = dead_processes(args.pids_file)
+        if dead:
+            fail(f"exited: {', '.join(dead)}")
+        if pending and time.monotonic() > deadline:
+            lines = "\n".join(f"  {n}: {last.get(n, '?')}" for n in pending)
+            fail(f"not ready after {args.timeout:.0f}s:\n{lines}")
+        if pending:
+            time.sleep(0.2)
+
+
+# ---------------------------------------------------------------------------
+# self-check
+
+
+def tls_handshake(env: dict, broker: str, check_hostname: bool = True,
+                  cert: str | None = None, key: str | None = None,
+                  password: str | None = None, expect_refusal: bool = False) -> None:
+    """A TLS handshake, then one Kafka request through it.
+
+    With TLS 1.3 the server's verdict on a client certificate arrives after the
+    client considers the handshake done. With expect_refusal, read that verdict (the
+    server's alert) before sending anything: a request written into a connection the
+    server is closing provokes a reset that would hide the alert.
+    """
+    host, port = env["brokers"][broker].rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=env["tls"]["ca"])
+    ctx.check_hostname = check_hostname
+    if cert:
+        ctx.load_cert_chain(cert, key, password)
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as tls:
+            if expect_refusal:
+                tls.settimeout(3)
+                try:
+                    tls.recv(1)
+                except TimeoutError:
+                    raise RuntimeError("the server accepted the connection") from None
+                raise ssl.SSLError("connection closed by server without an alert")
+            # An ApiVersions v0 request: the broker answers it, so a read that returns
+            # data means the whole path through stunnel to the broker works.
+            body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") + b"\x00\x00"
+            tls.sendall(len(body).to_bytes(4, "big") + body)
+            if not tls.recv(4):
+                raise ssl.SSLError("connection closed by server")
+
+
+def expect_tls_failure(fn, want: str) -> str:
+    try:
+        fn()
+    except (ssl.SSLError, OSError) as e:
+        text = str(e)
+        if want.lower() not in text.lower():
+            raise RuntimeError(f"failed, but not with {want!r}: {text}") from e
+        return text
+    raise RuntimeError("handshake succeeded but must fail")
+
+
+def round_trip(env: dict, broker: str) -> str:
+    """Create a topic, produce one record with headers, read it back, delete the topic.
+
+    Deleted afterwards so that the tests that follow a self-check (as in CI) find the
+    brokers as `start` left them.
+    """
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+
+    topic = f"kb-selfcheck-{uuid.uuid4().hex[:12]}"
+    admin, _ = admin_with_errors(client_config(env, broker))
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(15)
+    producer = Producer(client_config(env, broker, **{"enable.idempotence": False}))
+    producer.produce(topic, key=b"k", value=b"hello", headers=[("h", b"1"), ("h", None)])
+    if producer.flush(15) != 0:
+        raise RuntimeError("produce did not complete")
+    consumer = Consumer(client_config(env, broker, **{"group.id": topic, "enable.auto.commit": False}))
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                raise RuntimeError(str(msg.error()))
+            if (msg.key(), msg.value()) != (b"k", b"hello"):
+                raise RuntimeError(f"read back {msg.key()!r}={msg.value()!r}")
+            return topic
+        raise RuntimeError("record not read back in 15s")
+    finally:
+        consumer.close()
+        admin.delete_topics([topic])[topic].result(15)
+
+
+def s3_round_trip(env: dict) -> None:
+    import boto3
+
+    s3 = env["s3"]
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3["endpoint"],
+        region_name=s3["region"],
+        aws_access_key_id=s3["access_key_id"],
+        aws_secret_access_key=s3["secret_access_key"],
+    )
+    bucket = f"kb-selfcheck-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="a/b", Body=b"data")
+    got = client.get_object(Bucket=bucket, Key="a/b")["Body"].read()
+    if got != b"data":
+        raise RuntimeError(f"read back {got!r}")
+    client.delete_object(Bucket=bucket, Key="a/b")
+    client.delete_bucket(Bucket=bucket)
+
+
+def cert_days_left(path: str) -> float:
+    import datetime
+
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    return left.total_seconds() / 86400
+
+
+def expiring_soon(path: str) -> str:
+    days = cert_days_left(path)
+    if not 0 < days < 30:
+        raise RuntimeError(f"{days:.1f} days left")
+    return f"{days:.1f} days left"
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    env = json.loads(Path(args.file).read_text())
+    tls = env["tls"]
+    scram = env["scram"]
+    checks: list[tuple[str, object]] = []
+
+    def add(name: str, fn) -> None:
+        checks.append((name, fn))
+
+    def refused(broker: str, code: str, text: str, **overrides: object):
+        return lambda: expect_kafka_failure(client_config(env, broker, **overrides), code, text)
+
+    def handshake_fails(broker: str, text: str, **kwargs: object):
+        return lambda: expect_tls_failure(lambda: tls_handshake(env, broker, **kwargs), text)
+
+    # The working brokers, with the settings a test would use.
+    for broker in WORKING:
+        add(f"{broker}: list topics via the advertised listener",
+            lambda b=broker: f"{len(list_topics(env, b, timeout=10).topics)} topics")
+    for broker in WORKING:
+        add(f"{broker}: create topic, produce, consume", lambda b=broker: round_trip(env, b))
+
+    # SASL: both mechanisms work, wrong credentials are refused.
+    for broker in ("sasl_plaintext", "sasl_ssl"):
+        for user in (scram["sha256"], scram["sha512"]):
+            creds = {"sasl.mechanism": user["mechanism"], "sasl.username": user["username"],
+                     "sasl.password": user["password"]}
+            add(f"{broker}: {user['mechanism']} login",
+                lambda b=broker, c=creds: list_topics(env, b, timeout=10, **c) and "ok")
+    wrong_password = "wrong-" + scram["sha512"]["password"]
+    add("sasl_plaintext: wrong SCRAM password is refused",
+        refused("sasl_plaintext", "_AUTHENTICATION", "invalid-proof", **{"sasl.password": wrong_password}))
+    add("sasl_plaintext: unknown user is refused",
+        refused("sasl_plaintext", "_AUTHENTICATION", "unknown-user", **{"sasl.username": "no-such-user"}))
+    add("sasl_ssl: wrong SCRAM password is refused",
+        refused("sasl_ssl", "_AUTHENTICATION", "invalid-proof", **{"sasl.password": wrong_password}))
+
+    # Server certificates: each negative-test port fails for its own reason only.
+    add("ssl_expired: handshake fails, certificate expired",
+        handshake_fails("ssl_expired", "certificate has expired"))
+    add("ssl_expired: librdkafka refuses it too",
+        refused("ssl_expired", "_SSL", "certificate verify failed"))
+    add("ssl_wrong_host: handshake fails on the hostname",
+        handshake_fails("ssl_wrong_host", "hostname mismatch"))
+    add("ssl_wrong_host: chain is otherwise valid (hostname check off)",
+        lambda: tls_handshake(env, "ssl_wrong_host", check_hostname=False) or "ok")
+    add("ssl_wrong_host: librdkafka refuses it too",
+        refused("ssl_wrong_host", "_SSL", "certificate verify failed"))
+    add("ssl: a client that trusts only the wrong CA is refused",
+        lambda: expect_tls_failure(
+            lambda: tls_handshake(dict(env, tls=dict(tls, ca=tls["wrong_ca"])), "ssl"),
+            "certificate verify failed"))
+    add("ssl_expiring: certificate expires in under 30 days",
+        lambda: expiring_soon(tls["server_expiring_cert"]))
+
+    # Client certificates: required, must chain to the main CA, every key form loads.
+    add("mtls: a client without a certificate is refused",
+        handshake_fails("mtls", "certificate required", expect_refusal=True))
+    add("mtls: librdkafka without a certificate is refused",
+        refused("mtls", "_TRANSPORT", "certificate required", **{
+            "ssl.certificate.location": None, "ssl.key.location": None, "ssl.key.password": None}))
+    add("mtls: a client certificate from the wrong CA is refused",
+        handshake_fails("mtls", "unknown ca", cert=tls["client_wrong_ca_cert"],
+                        key=tls["client_wrong_ca_key"], expect_refusal=True))
+    for label, cert, key, password in (
+        ("PKCS#8 key", tls["client_cert"], tls["client_key"], None),
+        ("PKCS#1 RSA key", tls["client_cert"], tls["client_key_rsa"], None),
+        ("encrypted PKCS#8 key", tls["client_cert"], tls["client_key_encrypted"], tls["client_key_password"]),
+        ("EC (SEC1) key", tls["client_ec_cert"], tls["client_ec_key"], None),
+    ):
+        add(f"mtls: client certificate with {label} is accepted",
+            lambda c=cert, k=key, p=password: tls_handshake(env, "mtls", cert=c, key=k, password=p) or "ok")
+    add("mtls: librdkafka with the EC client certificate",
+        lambda: list_topics(env, "mtls", timeout=10, **{
+            "ssl.certificate.location": tls["client_ec_cert"],
+            "ssl.key.location": tls["client_ec_key"], "ssl.key.password": None}) and "ok")
+
+    add("s3: bucket, put, get, delete", lambda: s3_round_trip(env) or "ok")
+
+    failed = 0
+    for name, fn in checks:
+        t0 = time.monotonic()
+        try:
+            detail, status = fn(), "ok"
+        except Exception as e:  # noqa: BLE001 - every check is reported
+            detail, status = f"{type(e).__name__}: {e}", "FAIL"
+            failed += 1
+        extra = f" ({detail})" if isinstance(detail, str) and detail != "ok" else ""
+        print(f"{status:4} {time.monotonic() - t0:5.2f}s  {name}{extra}")
+    print(f"self-check: {len(checks) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("free-ports")
+    s.add_argument("count", type=int)
+    s.set_defaults(fn=cmd_free_ports)
+
+    s = sub.add_parser("wait-tcp")
+    s.add_argument("--timeout", type=float, default=60)
+    s.add_argument("--pids-file")
+    s.add_argument("targets", nargs="+")
+    s.set_defaults(fn=cmd_wait_tcp)
+
+    s = sub.add_parser("write-env")
+    s.add_argument("file")
+    s.add_argument("items", nargs="+")
+    s.set_defaults(fn=cmd_write_env)
+
+    s = sub.add_parser("get")
+    s.add_argument("file")
+    s.add_argument("key")
+    s.set_defaults(fn=cmd_get)
+
+    s = sub.add_parser("summary")
+    s.add_argument("file")
+    s.set_defaults(fn=cmd_summary)
+
+    s = sub.add_parser("probe")
+    s.add_argument("file")
+    s.add_argument("--timeout", type=float, default=60)
+    s.add_argument("--pids-file")
+    s.set_defaults(fn=cmd_probe)
+
+    s = sub.add_parser("check")
+    s.add_argument("file")
+    s.set_defaults(fn=cmd_check)
+
+    args = p.parse_args()
+    # `status | head` should end quietly, not with a BrokenPipeError trace.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -250,6 +250,7 @@ impl Error {
         match self {
             Error::Config(_) => ErrorKind::Config,
             Error::Tls(TlsError::HandshakeIo { .. }) => ErrorKind::Network,
+            Error::Tls(e) if e.is_local() => ErrorKind::Config,
             Error::Tls(_) => ErrorKind::Tls,
             Error::Connect { .. } | Error::Timeout { .. } | Error::Disconnected { .. } => {
                 ErrorKind::Network

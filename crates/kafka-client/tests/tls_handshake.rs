@@ -1328,8 +1328,9 @@ fn secret_password_never_appears_in_errors_warnings_or_debug() {
     assert!(!all.contains(secret), "{all}");
 
     // The crate error wraps TlsError transparently, and does not leak either.
+    // A wrong key password is found before connecting: it is a configuration error.
     let wrapped: kafka_client::Error = seen.remove(0).into();
-    assert_eq!(wrapped.kind(), kafka_client::ErrorKind::Tls);
+    assert_eq!(wrapped.kind(), kafka_client::ErrorKind::Config);
     assert!(!format!("{wrapped} {wrapped:?}").contains(secret));
 }
 

@@ -131,6 +131,8 @@ struct Inner {
     in_flight: Semaphore,
     next_correlation_id: AtomicI32,
     reader: AbortHandle,
+    /// When to stop handing this connection out because its SASL session is about to expire.
+    retire_at: Option<Instant>,
 }
 
 impl Drop for Inner {
@@ -160,7 +162,8 @@ impl Connection {
     /// all within the connect timeout.
     pub(crate) async fn open(broker: &BrokerAddress, settings: &ConnectSettings) -> Result<Self> {
         let label = broker.to_string();
-        let deadline = Instant::now() + settings.connect_timeout;
+        let started = Instant::now();
+        let deadline = started + settings.connect_timeout;
         let timeout = settings.connect_timeout;
 
         let tcp = tokio::time::timeout_at(
@@ -223,7 +226,13 @@ impl Connection {
             sasl,
             api_versions,
         };
-        Ok(Self::spawn(stream, label, info, settings, next_id))
+        let retire_at = info
+            .sasl
+            .as_ref()
+            .and_then(|s| retirement(started, s.session_lifetime_ms));
+        Ok(Self::spawn(
+            stream, label, info, settings, next_id, retire_at,
+        ))
     }
 
     fn spawn(
@@ -232,6 +241,7 @@ impl Connection {
         info: ConnectionInfo,
         settings: &ConnectSettings,
         next_id: i32,
+        retire_at: Option<Instant>,
     ) -> Self {
         let (read_half, write_half) = tokio::io::split(stream);
         let shared = Arc::new(Shared::default());
@@ -255,6 +265,7 @@ impl Connection {
                 in_flight: Semaphore::new(settings.max_in_flight),
                 next_correlation_id: AtomicI32::new(next_id),
                 reader,
+                retire_at,
             }),
         }
     }
@@ -271,7 +282,14 @@ impl Connection {
 
     /// Whether the connection can still carry requests.
     pub fn is_alive(&self) -> bool {
-        self.inner.shared.lock().closed.is_none()
+        self.inner.shared.lock().closed.is_none() && !self.is_retiring()
+    }
+
+    /// Whether the SASL session is close to the lifetime the broker announced (KIP-368). The
+    /// broker closes such a connection at expiry; the client stops using it beforehand and
+    /// opens a fresh, newly authenticated one, while requests already sent finish here.
+    pub fn is_retiring(&self) -> bool {
+        self.inner.retire_at.is_some_and(|t| Instant::now() >= t)
     }
 
     /// Closes the connection; outstanding requests fail with a disconnect error.
@@ -467,5 +485,29 @@ pub(crate) fn describe_frame_error(e: &FrameError) -> String {
         FrameError::TooSmall(n) => {
             format!("it announced a {n}-byte response, too short for a header")
         }
+    }
+}
+
+/// When a connection whose SASL session lasts `lifetime_ms` should stop taking new requests:
+/// at 85% of the lifetime, leaving room for requests in flight to finish before the broker
+/// closes it. `None` when the broker does not expire sessions.
+fn retirement(started: Instant, lifetime_ms: i64) -> Option<Instant> {
+    let lifetime = Duration::from_millis(u64::try_from(lifetime_ms).ok().filter(|l| *l > 0)?);
+    Some(started + lifetime.mul_f64(0.85))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_retire_before_the_broker_expires_them() {
+        let t0 = Instant::now();
+        assert_eq!(retirement(t0, 0), None);
+        assert_eq!(retirement(t0, -1), None);
+        assert_eq!(
+            retirement(t0, 60_000),
+            Some(t0 + Duration::from_millis(51_000))
+        );
     }
 }

@@ -15,7 +15,7 @@ use super::{ConnectSettings, SaslSessionInfo, describe_frame_error};
 use crate::config::BrokerAddress;
 use crate::error::{Error, Result, error_name};
 use crate::frame::{FrameError, decode_response, encode_request, peek_correlation_id, read_frame};
-use crate::sasl::{SaslMechanism, SaslStep};
+use crate::sasl::{SaslError, SaslMechanism, SaslStep};
 use crate::stream::MaybeTlsStream;
 use crate::versions::{ApiVersions, api_name, support_for};
 
@@ -108,16 +108,6 @@ impl Setup<'_> {
                 } else {
                     format!("during {api} ({io}){hint}")
                 };
-                if api == "SaslAuthenticate" || api == "SaslHandshake" {
-                    // Brokers before KIP-152 drop the connection instead of answering with an
-                    // authentication error.
-                    return Error::Disconnected {
-                        broker,
-                        context: format!(
-                            "{context}; brokers that close the connection during SASL usually rejected the credentials"
-                        ),
-                    };
-                }
                 Error::Disconnected { broker, context }
             }
             other => Error::Protocol {
@@ -202,14 +192,34 @@ impl Setup<'_> {
             .chosen(ApiKey::SaslAuthenticate)
             .ok_or_else(|| unsupported(ApiKey::SaslAuthenticate, 0))?;
 
+        // Some brokers (and Kafka before KIP-152 for bad credentials) close the connection
+        // instead of answering; retrying cannot help, so say what it most likely means.
+        let hung_up = |e: Error, what: &str| match e {
+            Error::Disconnected { .. } => Error::Authentication {
+                broker: broker.clone(),
+                mechanism: name.clone(),
+                user: user.clone(),
+                reason: format!("the broker closed the connection {what}"),
+            },
+            other => other,
+        };
         let handshake = self
             .call(
-                &SaslHandshakeRequest::default()
-                    .with_mechanism(StrBytes::from_string(name.clone())),
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(name.clone())),
                 handshake_v,
                 HINT,
             )
-            .await?;
+            .await
+            .map_err(|e| {
+                hung_up(
+                    e,
+                    &format!(
+                        "when asked for mechanism {name} instead of answering; it most likely does not \
+                         enable {name} on this listener (compare sasl_mechanism with the listener's \
+                         sasl.enabled.mechanisms), or the listener does not use SASL at all"
+                    ),
+                )
+            })?;
         if handshake.error_code != 0 {
             let enabled: Vec<String> = handshake.mechanisms.iter().map(|m| m.to_string()).collect();
             if handshake.error_code == ResponseError::UnsupportedSaslMechanism.code() {
@@ -233,10 +243,20 @@ impl Setup<'_> {
             });
         }
 
-        let sasl_error = |source| Error::Sasl {
-            broker: broker.clone(),
-            mechanism: name.clone(),
-            source,
+        let sasl_error = |source| match source {
+            // A SCRAM server says "invalid-proof" or "unknown-user" inside the exchange: that is
+            // a rejection of the credentials, not a failure of the mechanism.
+            SaslError::ServerRejected(why) => Error::Authentication {
+                broker: broker.clone(),
+                mechanism: name.clone(),
+                user: user.clone(),
+                reason: format!("the broker rejected the credentials ({why})"),
+            },
+            source => Error::Sasl {
+                broker: broker.clone(),
+                mechanism: name.clone(),
+                source,
+            },
         };
         let mut exchange = mechanism.start().map_err(sasl_error)?;
         let mut message = match exchange.step(None).map_err(sasl_error)? {
@@ -246,7 +266,12 @@ impl Setup<'_> {
         for _ in 0..MAX_SASL_ROUNDS {
             let auth_bytes = Bytes::from(message);
             let request = SaslAuthenticateRequest::default().with_auth_bytes(auth_bytes.clone());
-            let response = self.call(&request, auth_v, HINT).await;
+            let response = self.call(&request, auth_v, HINT).await.map_err(|e| {
+                hung_up(
+                    e,
+                    "during authentication instead of answering; brokers that do this rejected the credentials",
+                )
+            });
             drop(request);
             wipe(auth_bytes);
             let response = response?;

@@ -416,6 +416,33 @@ pub enum TlsError {
     },
 }
 
+impl TlsError {
+    /// Whether the problem is in the local TLS settings or files (CA bundle, client
+    /// certificate, key, key password), found before any connection was made. Fixing it means
+    /// fixing the configuration; retrying cannot help.
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self,
+            TlsError::FileUnreadable { .. }
+                | TlsError::InvalidPem { .. }
+                | TlsError::NoCertificates { .. }
+                | TlsError::InvalidCertificate { .. }
+                | TlsError::NoSystemRoots { .. }
+                | TlsError::IncompleteClientAuth { .. }
+                | TlsError::NoPrivateKey { .. }
+                | TlsError::MultiplePrivateKeys { .. }
+                | TlsError::KeyPasswordRequired { .. }
+                | TlsError::WrongKeyPassword { .. }
+                | TlsError::UnsupportedKeyEncryption { .. }
+                | TlsError::LegacyEncryptedKey { .. }
+                | TlsError::InvalidKey { .. }
+                | TlsError::UnsupportedKeyType { .. }
+                | TlsError::KeyCertificateMismatch { .. }
+                | TlsError::Config(_)
+        )
+    }
+}
+
 fn describe_io(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => "the file does not exist".to_owned(),

@@ -1,0 +1,191 @@
+//! Stale metadata, a broker that dies and comes back, and SASL sessions that expire: the
+//! client must recover by itself, against real brokers.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kafka_client::sasl::mechanism_from_config;
+use kafka_client::{
+    ClientConfig, IsolationLevel, KafkaClient, OffsetSpec, Secret, SecurityProtocol, TopicPartition,
+};
+
+const CREATE_TOPIC: &str = "import sys\nfrom confluent_kafka.admin import AdminClient, NewTopic\n\
+a = AdminClient({'bootstrap.servers': sys.argv[1]})\n\
+[f.result() for f in a.create_topics([NewTopic(sys.argv[2], int(sys.argv[3]), 1)]).values()]\n";
+
+#[tokio::test]
+async fn a_topic_created_after_connecting_is_found_by_refreshing_metadata() {
+    let client = KafkaClient::connect(common::plaintext_config())
+        .await
+        .unwrap();
+    let topic = common::unique_topic("late-topic");
+    assert!(!client.metadata().topics.contains_key(&topic));
+    common::python(CREATE_TOPIC, &[&common::plaintext_broker(), &topic, "2"]);
+    // The cache does not know the topic: routing fails with UNKNOWN_TOPIC_OR_PARTITION, which
+    // must trigger a refresh and succeed.
+    let tps = [
+        TopicPartition::new(&topic, 0),
+        TopicPartition::new(&topic, 1),
+    ];
+    let offsets = client
+        .list_offsets(&tps, OffsetSpec::Latest, IsolationLevel::ReadUncommitted)
+        .await
+        .unwrap();
+    assert_eq!(offsets.len(), 2);
+    assert!(client.metadata().topics.contains_key(&topic));
+}
+
+/// A nisshi broker owned by this test, so it can be killed without disturbing other tests.
+struct OwnBroker {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnBroker {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("db")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut b = Self {
+            dir,
+            port,
+            child: None,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(common::get("/nisshi/bin"))
+            .current_dir(self.dir.path())
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{}", self.port),
+                "--advertised-listener-url",
+                &format!("tcp://localhost:{}", self.port),
+                "--storage-engine",
+                "sqlite://db/kafka.db",
+                "--silent",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "broker did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn the_client_recovers_when_a_broker_is_killed_and_restarted() {
+    let mut broker = OwnBroker::start();
+    let topic = common::unique_topic("restart");
+    common::python(CREATE_TOPIC, &[&broker.address(), &topic, "1"]);
+    let mut config = ClientConfig::new(vec![broker.address().parse().unwrap()]);
+    config.retry_backoff = Duration::from_millis(200);
+    config.retry_backoff_max = Duration::from_secs(1);
+    config.max_retries = 20;
+    config.connect_timeout = Duration::from_secs(2);
+    let client = KafkaClient::connect(config).await.unwrap();
+    let tp = TopicPartition::new(&topic, 0);
+    client
+        .list_offsets(
+            std::slice::from_ref(&tp),
+            OffsetSpec::Latest,
+            IsolationLevel::ReadUncommitted,
+        )
+        .await
+        .unwrap();
+
+    broker.kill();
+    // Bring it back after the client has started failing and backing off.
+    let restart = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        broker.spawn();
+        broker
+    });
+    let started = Instant::now();
+    let offsets = client
+        .list_offsets(
+            std::slice::from_ref(&tp),
+            OffsetSpec::Latest,
+            IsolationLevel::ReadUncommitted,
+        )
+        .await
+        .expect("list_offsets recovers after the broker restarts");
+    assert!(offsets.contains_key(&tp));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "the broker was down, so the call must have waited"
+    );
+    let _broker = restart.join().unwrap();
+}
+
+#[tokio::test]
+async fn sasl_sessions_are_renewed_before_the_broker_expires_them() {
+    let broker = common::get("/brokers/sasl_plaintext");
+    let mut config = ClientConfig::new(vec![broker.parse().unwrap()]);
+    config.security.protocol = SecurityProtocol::SaslPlaintext;
+    config.security.sasl = Some(
+        mechanism_from_config(
+            "SCRAM-SHA-512",
+            &common::get("/scram/sha512/username"),
+            Secret::new(common::get("/scram/sha512/password")),
+        )
+        .unwrap(),
+    );
+    let client = KafkaClient::connect(config).await.unwrap();
+    let first = client.bootstrap_connection().await.unwrap();
+    let lifetime = first.info().sasl.as_ref().unwrap().session_lifetime_ms;
+    assert!(
+        lifetime > 0 && lifetime <= 120_000,
+        "the test broker announces a short session lifetime, got {lifetime} ms"
+    );
+    let retire_after = Duration::from_millis(lifetime as u64).mul_f64(0.85);
+    let start = Instant::now();
+    // Keep using the client across the broker's session lifetime: every call must work.
+    while start.elapsed() < Duration::from_millis(lifetime as u64) + Duration::from_secs(3) {
+        client
+            .refresh_metadata()
+            .await
+            .expect("metadata across session expiry");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert!(start.elapsed() > retire_after);
+    assert!(first.is_retiring(), "the first connection must retire");
+    let fresh = client.bootstrap_connection().await.unwrap();
+    assert!(fresh.is_alive() && !fresh.is_retiring());
+    assert!(
+        fresh.info().sasl.is_some(),
+        "the new connection authenticated"
+    );
+}

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::ServerName;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ProtocolVersion};
@@ -38,7 +37,7 @@ use crate::config::{BrokerAddress, TlsOptions};
 use classify::{FailureContext, classify_after_handshake, classify_handshake};
 use errors::describe_trust;
 use files::{CERTIFICATE_LOCATION, KEY_LOCATION, load_certificates, load_roots};
-use verify::{HandshakeProbe, RecordingResolver, RecordingVerifier, SkipHostnameVerifier};
+use verify::{BrokerVerifier, HandshakeProbe, RecordingResolver};
 
 /// How soon before expiry a client certificate earns a warning.
 const CLIENT_CERT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -54,7 +53,7 @@ struct Inner {
     /// The configuration shared by all connections; each connection swaps in verifier and
     /// resolver wrappers that record what its handshake saw.
     config: Arc<ClientConfig>,
-    verifier: Arc<dyn ServerCertVerifier>,
+    webpki: Arc<WebPkiServerVerifier>,
     client_key: Option<Arc<CertifiedKey>>,
     /// "file (subject ...)", for rejected-certificate messages.
     client_cert_description: Option<String>,
@@ -91,17 +90,14 @@ impl TlsConnector {
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| TlsError::Config(format!("cannot build the certificate verifier: {e}")))?;
-        let verifier: Arc<dyn ServerCertVerifier> = if options.verify_hostname {
-            webpki
-        } else {
+        if !options.verify_hostname {
             warnings.push(format!(
                 "hostname verification is disabled (ssl_endpoint_identification_algorithm is none): \
                  broker certificates are still checked against {trust}, but not against the broker's \
                  host name, so anyone with a certificate from a trusted CA can impersonate the broker. \
                  Enable it unless every certificate that CA issues belongs to this cluster"
             ));
-            Arc::new(SkipHostnameVerifier::new(webpki))
-        };
+        }
 
         let (client_key, client_cert_description) = load_client_identity(options, &mut warnings)?;
 
@@ -109,7 +105,11 @@ impl TlsConnector {
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::Config(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
+            .with_custom_certificate_verifier(Arc::new(BrokerVerifier::new(
+                webpki.clone(),
+                options.verify_hostname,
+                Arc::default(),
+            )))
             .with_client_cert_resolver(Arc::new(RecordingResolver::new(
                 client_key.clone(),
                 Arc::default(),
@@ -118,7 +118,7 @@ impl TlsConnector {
         Ok(Self {
             inner: Arc::new(Inner {
                 config: Arc::new(config),
-                verifier,
+                webpki,
                 client_key,
                 client_cert_description,
                 trust,
@@ -143,8 +143,9 @@ impl TlsConnector {
         let mut config = ClientConfig::clone(&self.inner.config);
         config
             .dangerous()
-            .set_certificate_verifier(Arc::new(RecordingVerifier::new(
-                self.inner.verifier.clone(),
+            .set_certificate_verifier(Arc::new(BrokerVerifier::new(
+                self.inner.webpki.clone(),
+                self.inner.verify_hostname,
                 probe.clone(),
             )));
         config.client_auth_cert_resolver = Arc::new(RecordingResolver::new(

@@ -16,70 +16,6 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Signatu
 
 use super::summary::CertificateSummary;
 
-/// The WebPKI verifier minus the host-name check. rustls verifies the chain (signatures,
-/// validity, key usage, trust anchor) before the name, so a `NotValidForName*` error means the
-/// chain itself was accepted; any other error is passed through unchanged.
-#[derive(Debug)]
-pub(crate) struct SkipHostnameVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl SkipHostnameVerifier {
-    pub(crate) fn new(inner: Arc<WebPkiServerVerifier>) -> Self {
-        Self { inner }
-    }
-}
-
-impl ServerCertVerifier for SkipHostnameVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-
-    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
-        self.inner.root_hint_subjects()
-    }
-}
-
 /// What one handshake revealed, for error messages and [`super::TlsSessionInfo`].
 #[derive(Debug, Default)]
 pub(crate) struct HandshakeProbe {
@@ -103,20 +39,32 @@ impl HandshakeProbe {
     }
 }
 
-/// Wraps the real verifier to remember the certificate the broker presented.
+/// The WebPKI verifier, recording the certificate the broker presented, and skipping only the
+/// host-name check when the operator turned it off. rustls verifies the chain (signatures,
+/// validity, key usage, trust anchor) before the name, so a `NotValidForName*` error means the
+/// chain itself was accepted; any other error is passed through unchanged.
 #[derive(Debug)]
-pub(crate) struct RecordingVerifier {
-    inner: Arc<dyn ServerCertVerifier>,
+pub(crate) struct BrokerVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    verify_hostname: bool,
     probe: Arc<HandshakeProbe>,
 }
 
-impl RecordingVerifier {
-    pub(crate) fn new(inner: Arc<dyn ServerCertVerifier>, probe: Arc<HandshakeProbe>) -> Self {
-        Self { inner, probe }
+impl BrokerVerifier {
+    pub(crate) fn new(
+        inner: Arc<WebPkiServerVerifier>,
+        verify_hostname: bool,
+        probe: Arc<HandshakeProbe>,
+    ) -> Self {
+        Self {
+            inner,
+            verify_hostname,
+            probe,
+        }
     }
 }
 
-impl ServerCertVerifier for RecordingVerifier {
+impl ServerCertVerifier for BrokerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -127,8 +75,18 @@ impl ServerCertVerifier for RecordingVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         *self.probe.peer.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(end_entity.clone().into_owned());
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.verify_hostname => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(

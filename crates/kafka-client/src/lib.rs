@@ -5,7 +5,8 @@
 #![warn(missing_docs)]
 
 pub mod admin;
-pub mod batch;
+/// Record batch headers and producer stamping (re-exported from `kafka-records`).
+pub use kafka_records::batch;
 pub mod client;
 pub mod config;
 pub mod connection;

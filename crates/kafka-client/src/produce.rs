@@ -11,10 +11,10 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::batch::stamp_for_producer;
 use crate::client::KafkaClient;
 use crate::error::{Error, Result, needs_metadata_refresh};
 use crate::metadata::TopicPartition;
+use kafka_records::batch::stamp_for_producer;
 
 /// What the broker answered for a produced batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

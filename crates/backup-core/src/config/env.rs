@@ -378,6 +378,65 @@ impl<'de> Deserialize<'de> for ConfigU64 {
     }
 }
 
+/// A boolean, written as a YAML boolean or as a string (which may use `${VAR}`) holding
+/// `true` or `false`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConfigBool {
+    /// The value.
+    pub value: bool,
+    /// Line in the file.
+    pub line: Option<u32>,
+}
+
+/// The node before substitution: YAML gives either a boolean or text.
+enum BoolOrText {
+    Bool(bool),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for BoolOrText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = BoolOrText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true or false")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(BoolOrText::Bool(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BoolOrText::Text(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigBool {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Spanned::<BoolOrText>::deserialize(deserializer)?;
+        let line = line_of(&raw);
+        let value = match raw.value {
+            BoolOrText::Bool(b) => b,
+            BoolOrText::Text(text) => {
+                let text = expand(&text, false).map_err(fail::<D::Error>)?;
+                match text.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(D::Error::invalid_value(
+                            Unexpected::Str(other),
+                            &"true or false",
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(Self { value, line })
+    }
+}
+
 /// Substitutes a string that a hand-written visitor received, for values that are a string or
 /// something else (a list) and so cannot go through [`ConfigString`].
 pub(crate) fn expand_visited<E: de::Error>(raw: &str) -> Result<String, E> {

@@ -211,11 +211,9 @@ fn did_you_mean(suggestion: Option<&str>) -> String {
 /// such tells a migrating user the key is right, only early.
 const NOT_YET_SUPPORTED: &[&str] = &[
     "storage",
-    "backup",
     "restore",
     "offset_storage",
     "metrics",
-    "topics",
     "connection",
 ];
 

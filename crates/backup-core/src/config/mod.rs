@@ -15,6 +15,7 @@
 //! The raw serde model (`raw`) is kept apart from the validated one ([`LoadedConfig`]): the
 //! first mirrors the file, the second is what the program may rely on.
 
+mod backup;
 mod diagnose;
 mod env;
 mod error;
@@ -31,6 +32,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+pub use backup::{BackupPlan, BackupSettings, Compression, TopicSelection, glob_match};
 pub use error::ConfigError;
 pub use model::{
     KafkaClusterConfig, LoadedConfig, Mode, SaslMechanismName, SaslSettings, SecurityConfig,

@@ -50,6 +50,8 @@ pub struct LoadedConfig {
     pub backup_id: String,
     /// The cluster of this run: `source` in backup mode, `target` in restore mode.
     pub cluster: KafkaClusterConfig,
+    /// Topics and settings of a backup; present exactly in `mode: backup`.
+    pub backup: Option<super::BackupPlan>,
     /// Settings that are allowed but weaken security (hostname verification off, passwords in
     /// clear text, a private key readable by others). The CLI logs each one at warn level;
     /// none contains a secret.

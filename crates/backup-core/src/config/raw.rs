@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, Error as _, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::Mode;
+use super::backup::{RawBackup, RawTopics};
 use super::env::{ConfigSecret, ConfigString, ConfigU64, expand_visited};
 
 /// The whole file.
@@ -23,8 +24,9 @@ pub(crate) struct RawConfig {
     pub backup_id: ConfigString,
     pub source: Option<RawCluster>,
     pub target: Option<RawCluster>,
-    // `storage`, `backup` and `restore` join here as one `Option<RawX>` field each; until
-    // then they are unknown keys, which the error for unknown keys explains.
+    pub backup: Option<RawBackup>,
+    // `storage` and `restore` join here as one `Option<RawX>` field each; until then they are
+    // unknown keys, which the error for unknown keys explains.
 }
 
 /// `source:` or `target:`.
@@ -39,6 +41,7 @@ pub(crate) struct RawCluster {
     pub retry_backoff_ms: Option<ConfigU64>,
     pub retry_backoff_max_ms: Option<ConfigU64>,
     pub security: Option<RawSecurity>,
+    pub topics: Option<RawTopics>,
 }
 
 /// `security:`, with OSO kafka-backup's key names.

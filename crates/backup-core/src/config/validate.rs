@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use kafka_client::{BrokerAddress, ClientConfig};
 
+use super::BackupPlan;
 use super::env::{ConfigString, ConfigU64};
 use super::error::ConfigError;
 use super::model::{KafkaClusterConfig, LoadedConfig, Mode};
@@ -67,11 +68,41 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
             ),
         ));
     };
+    let mut cluster = cluster;
+    let topics = cluster.topics.take();
+    let backup = match mode {
+        Mode::Backup => Some(BackupPlan {
+            topics: v.topics(topics)?,
+            settings: v.backup_settings(raw.backup)?,
+        }),
+        Mode::Restore => {
+            if topics.is_some() {
+                return Err(v.invalid(
+                    "target.topics".to_owned(),
+                    None,
+                    "is not used when restoring: a restore takes its topics from the backup (and, \
+                     later, from restore.topics); remove target.topics"
+                        .to_owned(),
+                ));
+            }
+            if raw.backup.is_some() {
+                return Err(v.invalid(
+                    "backup".to_owned(),
+                    None,
+                    "applies to mode: backup, but this file has mode: restore; remove the `backup` \
+                     section or set mode: backup"
+                        .to_owned(),
+                ));
+            }
+            None
+        }
+    };
     let cluster = v.cluster(cluster, key)?;
     Ok(LoadedConfig {
         mode,
         backup_id,
         cluster,
+        backup,
         warnings: v.warnings,
     })
 }
@@ -137,6 +168,8 @@ impl Validator<'_> {
             retry_backoff_ms,
             retry_backoff_max_ms,
             security,
+            // Taken out and checked by `validate` before the cluster is.
+            topics: _,
         } = raw;
         let bootstrap_servers = self.servers(&bootstrap_servers.0, key)?;
         let client_id = match client_id {

@@ -1,6 +1,7 @@
 //! Tests of the configuration loader. Each rule has a test that checks the message text,
 //! because the message is the product here: it must name the key and say what to do.
 
+mod backup;
 mod consistency;
 mod parsing;
 mod secrets;

@@ -1,0 +1,158 @@
+//! `source.topics` and `backup:`.
+
+use std::time::Duration;
+
+use super::{assert_message, err, ok};
+use crate::config::{BackupSettings, Compression, TopicSelection};
+
+fn backup_config(extra: &str) -> String {
+    format!(
+        "mode: backup\nbackup_id: b\nsource:\n  bootstrap_servers: [\"k:9092\"]\n  topics:\n    include: [\"orders\", \"pay*\"]\n    exclude: [\"pay-tmp\"]\n{extra}"
+    )
+}
+
+#[test]
+fn defaults_are_a_zstd_snapshot_of_every_topic() {
+    let c = ok(
+        "mode: backup\nbackup_id: b\nsource:\n  bootstrap_servers: [\"k:9092\"]\n",
+        &[],
+    );
+    let plan = c.backup.expect("backup mode has a plan");
+    assert_eq!(plan.topics, TopicSelection::default());
+    assert_eq!(plan.settings, BackupSettings::default());
+    assert_eq!(plan.settings.compression, Compression::Zstd);
+    assert!(!plan.settings.continuous);
+}
+
+#[test]
+fn every_key_is_read() {
+    let c = ok(
+        &backup_config(
+            "backup:\n  compression: LZ4\n  segment_max_bytes: 2097152\n  segment_max_interval_ms: ${INTERVAL}\n  \
+             continuous: \"${CONT}\"\n  max_concurrent_partitions: 4\n  fetch_max_bytes: 8388608\n  \
+             consumer_group_snapshot: false\n",
+        ),
+        &[("INTERVAL", "60000"), ("CONT", "true")],
+    );
+    let plan = c.backup.unwrap();
+    assert_eq!(plan.topics.include, ["orders", "pay*"]);
+    assert_eq!(plan.topics.exclude, ["pay-tmp"]);
+    assert!(plan.topics.includes("payments", false));
+    assert!(!plan.topics.includes("pay-tmp", false));
+    let s = plan.settings;
+    assert_eq!(s.compression, Compression::Lz4);
+    assert_eq!(s.segment_max_bytes, 2 * 1024 * 1024);
+    assert_eq!(s.segment_max_interval, Duration::from_secs(60));
+    assert!(s.continuous);
+    assert_eq!(s.max_concurrent_partitions, 4);
+    assert_eq!(s.fetch_max_bytes, 8 * 1024 * 1024);
+    assert!(!s.consumer_group_snapshot);
+}
+
+#[test]
+fn unknown_compression_and_keys_are_named() {
+    let e = err(&backup_config("backup:\n  compression: gzip\n"), &[]);
+    assert_message(&e, &["gzip", "zstd", "lz4", "none"]);
+    let e = err(&backup_config("backup:\n  segment_max_byte: 10\n"), &[]);
+    assert_message(
+        &e,
+        &[
+            "backup.segment_max_byte",
+            "did you mean `segment_max_bytes`",
+        ],
+    );
+}
+
+#[test]
+fn out_of_range_values_give_the_range() {
+    let e = err(&backup_config("backup:\n  segment_max_bytes: 100\n"), &[]);
+    assert_message(
+        &e,
+        &[
+            "backup.segment_max_bytes",
+            "100 bytes",
+            "1048576 to 1073741824",
+        ],
+    );
+    let e = err(&backup_config("backup:\n  compression_level: 40\n"), &[]);
+    assert_message(&e, &["backup.compression_level", "1 (fastest) to 19"]);
+    let e = err(
+        &backup_config("backup:\n  compression: none\n  compression_level: 3\n"),
+        &[],
+    );
+    assert_message(&e, &["applies to zstd only", "compression is none"]);
+}
+
+#[test]
+fn snapshot_and_continuous_cannot_both_be_asked_for() {
+    let e = err(
+        &backup_config("backup:\n  continuous: true\n  stop_at_current_offsets: true\n"),
+        &[],
+    );
+    assert_message(
+        &e,
+        &[
+            "stop_at_current_offsets",
+            "continuous",
+            "remove one of them",
+        ],
+    );
+    let e = err(
+        &backup_config("backup:\n  stop_at_current_offsets: false\n"),
+        &[],
+    );
+    assert_message(&e, &["set continuous: true"]);
+    let c = ok(
+        &backup_config("backup:\n  stop_at_current_offsets: true\n"),
+        &[],
+    );
+    assert!(!c.backup.unwrap().settings.continuous);
+}
+
+#[test]
+fn include_offset_headers_is_accepted_with_an_explanation() {
+    let c = ok(
+        &backup_config("backup:\n  include_offset_headers: true\n"),
+        &[],
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("include_offset_headers") && w.contains("original offset")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn bad_patterns_and_empty_includes_are_errors() {
+    let e = err(
+        "mode: backup\nbackup_id: b\nsource:\n  bootstrap_servers: [\"k:9092\"]\n  topics:\n    include: [\"orders/*\"]\n",
+        &[],
+    );
+    assert_message(&e, &["source.topics.include[0]", "`orders/*` contains `/`"]);
+    let e = err(
+        "mode: backup\nbackup_id: b\nsource:\n  bootstrap_servers: [\"k:9092\"]\n  topics:\n    include: []\n",
+        &[],
+    );
+    assert_message(&e, &["source.topics.include", "nothing would be backed up"]);
+}
+
+#[test]
+fn restore_files_reject_backup_only_sections() {
+    let e = err(
+        "mode: restore\nbackup_id: b\ntarget:\n  bootstrap_servers: [\"k:9092\"]\nbackup:\n  compression: zstd\n",
+        &[],
+    );
+    assert_message(&e, &["applies to mode: backup"]);
+    let e = err(
+        "mode: restore\nbackup_id: b\ntarget:\n  bootstrap_servers: [\"k:9092\"]\n  topics:\n    include: [\"x\"]\n",
+        &[],
+    );
+    assert_message(&e, &["target.topics", "not used when restoring"]);
+    let c = ok(
+        "mode: restore\nbackup_id: b\ntarget:\n  bootstrap_servers: [\"k:9092\"]\n",
+        &[],
+    );
+    assert!(c.backup.is_none());
+}

@@ -9,8 +9,10 @@ pub const BATCH_HEADER_LEN: usize = 61;
 pub const LOG_OVERHEAD: usize = 12;
 
 const MAGIC_OFFSET: usize = 16;
-const CRC_OFFSET: usize = 17;
-const ATTRIBUTES_OFFSET: usize = 21;
+/// Where the CRC32C field sits.
+pub(crate) const CRC_OFFSET: usize = 17;
+/// Where the attributes field sits (the CRC covers from here to the end).
+pub(crate) const ATTRIBUTES_OFFSET: usize = 21;
 const PRODUCER_ID_OFFSET: usize = 43;
 const PRODUCER_EPOCH_OFFSET: usize = 51;
 const BASE_SEQUENCE_OFFSET: usize = 53;

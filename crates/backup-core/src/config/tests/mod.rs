@@ -5,6 +5,7 @@ mod backup;
 mod consistency;
 mod parsing;
 mod secrets;
+mod storage;
 mod substitution;
 
 use std::collections::HashMap;

@@ -205,15 +205,15 @@ fn misindented_keys_say_where_they_belong() {
 #[test]
 fn osos_later_sections_are_named_as_not_yet_supported() {
     let e = err(
-        "mode: backup\nbackup_id: b\nstorage:\n  backend: s3\nsource:\n  bootstrap_servers: [\"k:1\"]\n",
+        "mode: backup\nbackup_id: b\nmetrics:\n  enabled: true\nsource:\n  bootstrap_servers: [\"k:1\"]\n",
         &[],
     );
     assert_message(
         &e,
         &[
-            "unknown key `storage` (line 3); `storage` is part of OSO kafka-backup's format but this \
+            "unknown key `metrics` (line 3); `metrics` is part of OSO kafka-backup's format but this \
              version does not support it yet",
-            "the keys allowed at the top level are: mode, backup_id, source, target",
+            "the keys allowed at the top level are: mode, backup_id, source, target, backup, storage",
         ],
     );
 }

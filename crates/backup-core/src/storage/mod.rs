@@ -1,0 +1,812 @@
+//! Object storage for backups: a local directory, Amazon S3 (or an S3-compatible store),
+//! Azure Blob Storage or Google Cloud Storage, through the `object_store` crate.
+//!
+//! [`Storage`] offers exactly what the tool needs and nothing that could destroy data:
+//!
+//! - [`Storage::put_new`] creates an object and never replaces one (`PutMode::Create`:
+//!   `If-None-Match: *` on S3 and Azure, `ifGenerationMatch=0` on GCS, a hard link that
+//!   fails on an existing name on the file system). A taken key is
+//!   [`StorageError::AlreadyExists`].
+//! - [`Storage::list`] / [`Storage::list_stream`], [`Storage::get`], [`Storage::get_range`],
+//!   [`Storage::head`].
+//! - There is no delete, and no way to reach the underlying store.
+//! - [`Storage::verify_reachable`] is the start-up probe. It lists the prefix (one request),
+//!   because `s3:ListBucket` (or its equivalent) is the one permission both the write-only
+//!   backup identity and the read-only restore identity have; it never writes or reads an
+//!   object.
+//!
+//! Keys are relative to the configured prefix (`storage.prefix`, or `storage.path` for the
+//! file system), `/`-separated, and limited to `A-Z a-z 0-9 . _ - =` so that every backend
+//! stores them the same way, without percent-encoding.
+//!
+//! # Credentials
+//!
+//! From the configuration when given there, otherwise from the environment, reading only the
+//! variables listed here (never the builders' `from_env()`, which would also pick up
+//! settings such as `AWS_ALLOW_HTTP`):
+//!
+//! - **S3**: `access_key`/`secret_key` (+ `session_token`); else `AWS_ACCESS_KEY_ID` +
+//!   `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`); else web identity / IRSA
+//!   (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, optional `AWS_ROLE_SESSION_NAME`,
+//!   `AWS_ENDPOINT_URL_STS`); else the ECS task role (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`);
+//!   else EKS Pod Identity (`AWS_CONTAINER_CREDENTIALS_FULL_URI` +
+//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`); else EC2 instance metadata (IMDSv2 only).
+//!   Not supported by `object_store`: named profiles (`~/.aws/credentials`, `~/.aws/config`,
+//!   `AWS_PROFILE`), SSO, `credential_process`, and role chaining.
+//! - **Azure**: `account_key` or `sas_token`; else workload identity (`AZURE_CLIENT_ID` +
+//!   `AZURE_TENANT_ID` + `AZURE_FEDERATED_TOKEN_FILE`, optional `AZURE_AUTHORITY_HOST`); else a
+//!   service principal secret (`AZURE_CLIENT_ID` + `AZURE_TENANT_ID` + `AZURE_CLIENT_SECRET`);
+//!   else managed identity (user-assigned when `AZURE_CLIENT_ID` is set). The Azure CLI
+//!   credential that `object_store` also has is not offered: it is for interactive use.
+//! - **GCS**: `service_account_path`; else application default credentials:
+//!   `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's `application_default_credentials.json`, then
+//!   the GCE metadata server. Emulators without authentication (fake-gcs-server) work with a
+//!   service account file of `{"disable_oauth": true, "client_email": "", "private_key": ""}`,
+//!   `object_store`'s convention for them.
+//!
+//! # Timeouts and retries
+//!
+//! See [`StorageOptions`]: 5 s to connect, 120 s per request, and `object_store`'s retries
+//! (5xx, connection errors, and timeouts of idempotent requests) limited to 5 retries within
+//! 60 s, with exponential backoff from 100 ms to 5 s. Past that the error surfaces, and
+//! [`StorageError::is_retriable`] says whether a later, higher-level retry may help.
+
+mod backends;
+mod error;
+mod settings;
+
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use kafka_client::Secret;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+pub use error::{Missing, Operation, StorageError};
+pub use settings::{
+    AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, S3Config, S3Credentials,
+    S3Encryption, StorageConfig,
+};
+
+use error::{Facts, Variant, sanitize};
+
+/// Longest key accepted, in bytes (S3's limit for a whole key is 1024).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Timeouts and retry budget of the HTTP backends (the file system has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// TCP connect and TLS handshake. Default 5 s.
+    pub connect_timeout: Duration,
+    /// One whole request, body included. Default 120 s: enough for a few hundred MiB at a
+    /// few MB/s; raise it for larger objects on slow links.
+    pub request_timeout: Duration,
+    /// Retries of one request (5xx, connection errors, timeouts of idempotent requests).
+    /// Default 5.
+    pub max_retries: usize,
+    /// No retry starts later than this after the first attempt. Default 60 s (it also bounds
+    /// how long signed requests are reused, which must stay under 5 minutes).
+    pub retry_timeout: Duration,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(120),
+            max_retries: 5,
+            retry_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An object, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The key, relative to the configured prefix.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was written.
+    pub last_modified: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Filesystem,
+    S3,
+    Azure,
+    Gcs,
+}
+
+/// Everything errors need to name: where the data is, and who is asking.
+pub(crate) struct Target {
+    backend: Backend,
+    /// Bucket, container, or root directory.
+    container: String,
+    /// Azure storage account.
+    account: Option<String>,
+    /// Prefix inside the bucket or container.
+    prefix: String,
+    /// The endpoint URL (or root directory) for "unreachable" messages.
+    endpoint: String,
+    /// Which credentials are used, in words, without secrets.
+    credential_source: String,
+    /// SSE-KMS is requested: KMS permissions are needed too.
+    kms: bool,
+    /// Values masked in any text that comes from outside.
+    secrets: Vec<Secret>,
+    /// The file-system root.
+    root_dir: Option<PathBuf>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("backend", &self.backend)
+            .field("container", &self.container)
+            .field("account", &self.account)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("credential_source", &self.credential_source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The backup storage: an object store plus the key prefix everything lives under. Cheap to
+/// clone (two `Arc`s); clones share connections.
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    target: Arc<Target>,
+    options: StorageOptions,
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage")
+            .field("location", &self.location(""))
+            .field("credential_source", &self.target.credential_source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.location(""))
+    }
+}
+
+impl Storage {
+    /// Opens the storage `config` describes, with default [`StorageOptions`] and credentials
+    /// from the process environment where the configuration has none. No request is made
+    /// (call [`Storage::verify_reachable`]); the file-system root is created (mode 0700) if
+    /// missing.
+    pub fn open(config: &StorageConfig) -> Result<Self, StorageError> {
+        Self::open_with(config, &StorageOptions::default(), &|name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    /// [`Storage::open`] with explicit options and environment (`None` = not set).
+    pub fn open_with(
+        config: &StorageConfig,
+        options: &StorageOptions,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, StorageError> {
+        let (store, target) = backends::build(config, options, env)?;
+        Ok(Self {
+            store,
+            target: Arc::new(target),
+            options: options.clone(),
+        })
+    }
+
+    /// `filesystem`, `s3`, `azure` or `gcs`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.target.backend {
+            Backend::Filesystem => "filesystem",
+            Backend::S3 => "s3",
+            Backend::Azure => "azure",
+            Backend::Gcs => "gcs",
+        }
+    }
+
+    /// Which credentials requests are made with, in words (never a secret).
+    pub fn credential_source(&self) -> &str {
+        &self.target.credential_source
+    }
+
+    /// The full location of `key` (`""`: the prefix itself): `s3://bucket/prefix/key`,
+    /// `az://account/container/prefix/key`, `gs://bucket/prefix/key`, or a path.
+    pub fn location(&self, key: &str) -> String {
+        let t = &self.target;
+        let mut path = t.prefix.clone();
+        if !key.is_empty() {
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(key);
+        }
+        let base = match t.backend {
+            Backend::Filesystem => {
+                let root = t.root_dir.as_deref().unwrap_or(std::path::Path::new("/"));
+                return if path.is_empty() {
+                    root.display().to_string()
+                } else {
+                    root.join(&path).display().to_string()
+                };
+            }
+            Backend::S3 => format!("s3://{}", t.container),
+            Backend::Gcs => format!("gs://{}", t.container),
+            Backend::Azure => format!(
+                "az://{}/{}",
+                t.account.as_deref().unwrap_or(""),
+                t.container
+            ),
+        };
+        if path.is_empty() {
+            base
+        } else {
+            format!("{base}/{path}")
+        }
+    }
+
+    /// Creates `key` with `data`, failing with [`StorageError::AlreadyExists`] (and leaving
+    /// the object untouched) when the key exists. One request: objects up to the backend's
+    /// single-request limit (5 GiB on S3).
+    pub async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        let path = self.path(key)?;
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&path, PutPayload::from_bytes(data), options)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.classify(Operation::Put, key, &e)),
+        }
+    }
+
+    /// The whole object.
+    pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        let path = self.path(key)?;
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.classify(Operation::Get, key, &e))?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| self.classify(Operation::Get, key, &e))
+    }
+
+    /// Bytes `range` of the object (end exclusive).
+    pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
+        let path = self.path(key)?;
+        self.store
+            .get_range(&path, range)
+            .await
+            .map_err(|e| self.classify(Operation::Get, key, &e))
+    }
+
+    /// The object's size and time, without its data. Needs the same permission as `get`
+    /// (`s3:GetObject` on S3).
+    pub async fn head(&self, key: &str) -> Result<ObjectInfo, StorageError> {
+        let path = self.path(key)?;
+        let meta = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| self.classify(Operation::Head, key, &e))?;
+        Ok(ObjectInfo {
+            key: key.to_owned(),
+            size: meta.size,
+            last_modified: SystemTime::from(meta.last_modified),
+        })
+    }
+
+    /// Every object under `prefix` (`""`: everything), as the service pages them (1,000 per
+    /// request on S3): only one page is held at a time. `prefix` matches whole segments:
+    /// `a/b` lists `a/b/...`, not `a/bc`. Order is the service's (lexicographic on the
+    /// cloud backends, unspecified on the file system).
+    pub fn list_stream(
+        &self,
+        prefix: &str,
+    ) -> BoxStream<'static, Result<ObjectInfo, StorageError>> {
+        let path = match self.list_path(prefix) {
+            Ok(path) => path,
+            Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
+        };
+        let this = self.clone();
+        let root_len = if self.target.prefix.is_empty() {
+            0
+        } else {
+            self.target.prefix.len() + 1
+        };
+        let prefix = prefix.to_owned();
+        self.store
+            .list(path.as_ref())
+            .map(move |item| match item {
+                Ok(meta) => {
+                    let full: &str = meta.location.as_ref();
+                    Ok(ObjectInfo {
+                        key: full.get(root_len..).unwrap_or(full).to_owned(),
+                        size: meta.size,
+                        last_modified: SystemTime::from(meta.last_modified),
+                    })
+                }
+                Err(e) => Err(this.classify(Operation::List, &prefix, &e)),
+            })
+            .boxed()
+    }
+
+    /// [`Storage::list_stream`] collected: a few dozen bytes per object.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
+        self.list_stream(prefix).try_collect().await
+    }
+
+    /// The start-up probe: one LIST request on the prefix (no object is read or written),
+    /// which proves that the endpoint answers, the credentials are accepted, the bucket or
+    /// container exists and the identity may list it. On the file system, that the root is
+    /// a readable directory.
+    pub async fn verify_reachable(&self) -> Result<(), StorageError> {
+        if let Some(root) = &self.target.root_dir {
+            return match std::fs::read_dir(root) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound {
+                    what: Missing::Directory,
+                    location: root.display().to_string(),
+                    key: None,
+                    hint: String::new(),
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    Err(StorageError::PermissionDenied {
+                        operation: Operation::List,
+                        location: root.display().to_string(),
+                        key: String::new(),
+                        permission: "read and execute (search) permission",
+                        identity: self.target.credential_source.clone(),
+                        hint: format!(
+                            "; grant read and execute (search) permission on {} to this user",
+                            root.display()
+                        ),
+                    })
+                }
+                Err(e) => Err(StorageError::Other {
+                    operation: Operation::List,
+                    location: root.display().to_string(),
+                    detail: backends::describe_io(&e),
+                    retriable: false,
+                }),
+            };
+        }
+        let path = self.list_path("")?;
+        let mut stream = self.store.list(path.as_ref());
+        match stream.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(self.classify(Operation::List, "", &e)),
+        }
+    }
+
+    // -----------------------------------------------------------------------
+
+    fn path(&self, key: &str) -> Result<StorePath, StorageError> {
+        validate_key(key).map_err(|reason| StorageError::InvalidKey {
+            key: key.escape_debug().to_string(),
+            reason,
+        })?;
+        Ok(self.full_path(key))
+    }
+
+    /// The path to list; `None` for the whole store.
+    fn list_path(&self, prefix: &str) -> Result<Option<StorePath>, StorageError> {
+        let prefix = prefix.trim_end_matches('/');
+        if prefix.is_empty() {
+            return Ok((!self.target.prefix.is_empty())
+                .then(|| StorePath::from_iter(self.target.prefix.split('/'))));
+        }
+        self.path(prefix).map(Some)
+    }
+
+    fn full_path(&self, key: &str) -> StorePath {
+        let root = self.target.prefix.split('/').filter(|s| !s.is_empty());
+        StorePath::from_iter(root.chain(key.split('/')))
+    }
+
+    /// Turns an `object_store` error into a [`StorageError`]; see `error.rs` for how it is
+    /// read.
+    fn classify(&self, operation: Operation, key: &str, err: &object_store::Error) -> StorageError {
+        let t = &self.target;
+        let facts = Facts::read(err);
+        let location = self.location(key);
+        let detail = facts.service_detail().map(|d| sanitize(&d, &t.secrets));
+
+        if facts.variant == Variant::InvalidPath {
+            return StorageError::InvalidKey {
+                key: key.escape_debug().to_string(),
+                reason: "the store rejected it as a path",
+            };
+        }
+        if facts.credential_failure && !matches!(facts.variant, Variant::NotFound) {
+            return StorageError::Unauthenticated {
+                operation,
+                location,
+                credential_source: t.credential_source.clone(),
+                detail: Some(detail.unwrap_or_else(|| sanitize(&facts.innermost, &t.secrets))),
+                fix: "the credentials could not be obtained: check that the role, token file or \
+                      metadata service named here is available to this process, or configure \
+                      credentials explicitly"
+                    .to_owned(),
+            };
+        }
+        if let Some(kind) = facts.transport
+            && facts.status.is_none()
+            && matches!(
+                kind,
+                object_store::client::HttpErrorKind::Connect
+                    | object_store::client::HttpErrorKind::Timeout
+                    | object_store::client::HttpErrorKind::Request
+                    | object_store::client::HttpErrorKind::Interrupted
+            )
+        {
+            return StorageError::Unreachable {
+                endpoint: t.endpoint.clone(),
+                operation,
+                location,
+                cause: sanitize(
+                    facts.transport_cause.as_deref().unwrap_or("no detail"),
+                    &t.secrets,
+                ),
+                max_retries: self.options.max_retries,
+                retry_window_secs: self.options.retry_timeout.as_secs(),
+            };
+        }
+
+        // Creating a key that exists.
+        if operation == Operation::Put
+            && (matches!(
+                facts.variant,
+                Variant::AlreadyExists | Variant::Precondition
+            ) || matches!(facts.status, Some(409 | 412)))
+        {
+            return StorageError::AlreadyExists {
+                location,
+                key: key.to_owned(),
+            };
+        }
+
+        let status = facts.status;
+        // Azure's (and Azurite's) answer to a wrong key or signature is 403 with
+        // AuthenticationFailed, or AuthorizationFailure with this message.
+        let unauthenticated = facts.variant == Variant::Unauthenticated
+            || status == Some(401)
+            || (status == Some(403) && facts.text_mentions("failed to authenticate the request"))
+            || facts.code_is(&[
+                "InvalidAccessKeyId",
+                "SignatureDoesNotMatch",
+                "InvalidToken",
+                "ExpiredToken",
+                "TokenRefreshRequired",
+                "InvalidClientTokenId",
+                "AuthenticationFailed",
+                "InvalidAuthenticationInfo",
+                "NoAuthenticationInformation",
+                "AuthorizationHeaderMalformed",
+                "MissingSecurityHeader",
+            ]);
+        if unauthenticated {
+            return StorageError::Unauthenticated {
+                operation,
+                location,
+                credential_source: t.credential_source.clone(),
+                detail,
+                fix: self.unauthenticated_fix(&facts),
+            };
+        }
+
+        if facts.variant == Variant::PermissionDenied
+            || status == Some(403)
+            || facts.io == Some(std::io::ErrorKind::PermissionDenied)
+        {
+            let (permission, grant) = self.permission_for(operation);
+            let detail = detail.filter(|_| facts.status.is_some()).map(|d| {
+                if operation == Operation::Head && facts.code.is_none() {
+                    format!(
+                        "{d}; HEAD answers carry no reason, so this may also be a credential \
+                         problem"
+                    )
+                } else {
+                    d
+                }
+            });
+            return StorageError::PermissionDenied {
+                operation,
+                location,
+                key: key.to_owned(),
+                permission,
+                identity: t.credential_source.clone(),
+                hint: format!(
+                    "{}; grant {permission} {grant}",
+                    error::detail_suffix(detail.as_deref())
+                ),
+            };
+        }
+
+        let bucket_named_missing = facts.code_is(&[
+            "NoSuchBucket",
+            "ContainerNotFound",
+            "ResourceNotFound",
+            "AccountNotFound",
+        ]) || facts.text_mentions("bucket does not exist")
+            // fake-gcs-server answers 500 with this where GCS answers 404.
+            || facts.text_mentions("no bucket named");
+        if facts.variant == Variant::NotFound || status == Some(404) || bucket_named_missing {
+            let bucket_missing = operation == Operation::List || bucket_named_missing;
+            if bucket_missing && t.backend != Backend::Filesystem {
+                let what = if t.backend == Backend::Azure {
+                    Missing::Container
+                } else {
+                    Missing::Bucket
+                };
+                let location = match t.backend {
+                    Backend::Azure => format!(
+                        "`{}` (storage account `{}`)",
+                        t.container,
+                        t.account.as_deref().unwrap_or("")
+                    ),
+                    _ => format!("`{}`", t.container),
+                };
+                return StorageError::NotFound {
+                    what,
+                    location,
+                    key: None,
+                    hint: match detail {
+                        Some(d) => format!(" at {} ({d})", t.endpoint),
+                        None => format!(" at {}", t.endpoint),
+                    },
+                };
+            }
+            if operation == Operation::List {
+                return StorageError::NotFound {
+                    what: Missing::Directory,
+                    location,
+                    key: None,
+                    hint: String::new(),
+                };
+            }
+            return StorageError::NotFound {
+                what: Missing::Object,
+                location,
+                key: Some(key.to_owned()),
+                hint: String::new(),
+            };
+        }
+
+        let retriable = matches!(status, Some(408 | 429 | 500..=599))
+            || facts.code_is(&["SlowDown", "ServerBusy", "InternalError", "RequestTimeout"]);
+        let detail = match (&detail, facts.status) {
+            (Some(d), Some(s)) => format!("HTTP {s}: {d}"),
+            (Some(d), None) => d.clone(),
+            (None, _) => match facts.io {
+                Some(kind) => sanitize(
+                    &backends::describe_io(&std::io::Error::from(kind)),
+                    &t.secrets,
+                ),
+                None => sanitize(&facts.innermost, &t.secrets),
+            },
+        };
+        let detail = if facts.variant == Variant::Unsupported {
+            format!("{detail} (the store does not support this operation)")
+        } else {
+            detail
+        };
+        StorageError::Other {
+            operation,
+            location,
+            detail,
+            retriable,
+        }
+    }
+
+    fn unauthenticated_fix(&self, facts: &Facts) -> String {
+        let t = &self.target;
+        if facts.code_is(&["SignatureDoesNotMatch"]) {
+            "the secret key does not match the access key id: check secret_key (a stale or \
+             mistyped secret, or one for another key)"
+                .to_owned()
+        } else if facts.code_is(&["InvalidAccessKeyId", "InvalidClientTokenId"]) {
+            "this endpoint does not know the access key id: check access_key, and that the \
+             endpoint and account are the ones the key was issued for"
+                .to_owned()
+        } else if facts.code_is(&["ExpiredToken", "TokenRefreshRequired", "InvalidToken"]) {
+            "the session token is expired or invalid: obtain fresh temporary credentials".to_owned()
+        } else if facts.code_is(&["AuthorizationHeaderMalformed"]) {
+            "the request was signed for the wrong region: set storage.region to the bucket's \
+             region"
+                .to_owned()
+        } else if t.backend == Backend::Azure {
+            format!(
+                "check that the account key or SAS token belongs to storage account `{}`, is \
+                 current (keys rotate, SAS tokens expire), and that the endpoint is that \
+                 account's",
+                t.account.as_deref().unwrap_or("")
+            )
+        } else {
+            "check that the credentials are current (not rotated, revoked or expired) and issued \
+             for this account and endpoint"
+                .to_owned()
+        }
+    }
+
+    /// The permission an operation needs, and where to grant it.
+    fn permission_for(&self, operation: Operation) -> (&'static str, String) {
+        let t = &self.target;
+        let objects = if t.prefix.is_empty() {
+            "*".to_owned()
+        } else {
+            format!("{}/*", t.prefix)
+        };
+        match t.backend {
+            Backend::S3 => {
+                let kms = |action: &str| {
+                    if t.kms {
+                        format!(", plus {action} on the SSE-KMS key")
+                    } else {
+                        String::new()
+                    }
+                };
+                match operation {
+                    Operation::Put => (
+                        "`s3:PutObject`",
+                        format!(
+                            "on arn:aws:s3:::{}/{objects} in the identity's IAM policy (and the \
+                             bucket policy){}",
+                            t.container,
+                            kms("kms:GenerateDataKey")
+                        ),
+                    ),
+                    Operation::Get | Operation::Head => (
+                        "`s3:GetObject`",
+                        format!(
+                            "on arn:aws:s3:::{}/{objects} in the identity's IAM policy (and the \
+                             bucket policy){}",
+                            t.container,
+                            kms("kms:Decrypt")
+                        ),
+                    ),
+                    Operation::List => (
+                        "`s3:ListBucket`",
+                        format!(
+                            "on arn:aws:s3:::{}{} in the identity's IAM policy (and the bucket \
+                             policy)",
+                            t.container,
+                            if t.prefix.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (an s3:prefix condition must allow `{}/`)", t.prefix)
+                            }
+                        ),
+                    ),
+                }
+            }
+            Backend::Azure => {
+                let (action, sas) = match operation {
+                    Operation::Put => (
+                        "the data action \
+                         `Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write`",
+                        "c (create) and w (write)",
+                    ),
+                    Operation::Get | Operation::Head => (
+                        "the data action \
+                         `Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read`",
+                        "r (read)",
+                    ),
+                    Operation::List => (
+                        "the data action \
+                         `Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read`",
+                        "l (list)",
+                    ),
+                };
+                (
+                    action,
+                    format!(
+                        "on container `{}` of account `{}` (e.g. through the role Storage Blob \
+                         Data {}), or use a SAS token with permission {sas}",
+                        t.container,
+                        t.account.as_deref().unwrap_or(""),
+                        if operation == Operation::Put {
+                            "Contributor"
+                        } else {
+                            "Reader"
+                        }
+                    ),
+                )
+            }
+            Backend::Gcs => {
+                let (permission, role) = match operation {
+                    Operation::Put => ("`storage.objects.create`", "roles/storage.objectCreator"),
+                    Operation::Get | Operation::Head => {
+                        ("`storage.objects.get`", "roles/storage.objectViewer")
+                    }
+                    Operation::List => ("`storage.objects.list`", "roles/storage.objectViewer"),
+                };
+                (
+                    permission,
+                    format!("on bucket `{}` (e.g. the role {role})", t.container),
+                )
+            }
+            Backend::Filesystem => match operation {
+                Operation::Put => (
+                    "write permission",
+                    format!(
+                        "on {} and its subdirectories to this user",
+                        self.location("")
+                    ),
+                ),
+                _ => (
+                    "read permission",
+                    format!(
+                        "on {} and its subdirectories to this user",
+                        self.location("")
+                    ),
+                ),
+            },
+        }
+    }
+}
+
+/// Checks a key (or list prefix): see [`StorageError::InvalidKey`] for the rules.
+pub fn validate_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        return Err("it is empty");
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err("it is longer than 1024 bytes");
+    }
+    if key.starts_with('/') || key.ends_with('/') {
+        return Err("it starts or ends with `/`");
+    }
+    for segment in key.split('/') {
+        if segment.is_empty() {
+            return Err("it has an empty segment (`//`)");
+        }
+        if segment == "." || segment == ".." {
+            return Err("it has a `.` or `..` segment");
+        }
+        if !segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'='))
+        {
+            return Err("it has a character outside A-Z, a-z, 0-9, `.`, `_`, `-`, `=` and `/`");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked() {
+        for ok in ["a", "prod/topic.x/0/00000000000000000042.seg", "a=b/c-d_e"] {
+            assert_eq!(validate_key(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "/a", "a/", "a//b", "a/../b", ".", "a b", "a#b", "ä", "a\nb",
+        ] {
+            assert!(validate_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_key(&"a".repeat(1025)).is_err());
+    }
+}

@@ -1,0 +1,582 @@
+//! Run manifests, the backup descriptor and gap records: JSON documents, `format: 1`.
+//!
+//! Each run writes its own manifest (in parts, `manifest-000000.json`, … the last marked
+//! `final_part`), never touching another run's, because objects are create-only. A restore
+//! merges the manifests of all runs; the segment keys inside are relative to the storage
+//! prefix, so a backup can be copied elsewhere and still be read.
+//!
+//! Parsing is bounded (documents over the size limit are refused before parsing; serde_json's
+//! recursion limit stays on), versioned (`format` ≠ 1 is a clear error, even when the rest of
+//! the document no longer matches this build's structure) and validated (keys must parse and
+//! agree with the fields next to them).
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::naming::{self, ManifestKey, NameError};
+use crate::segment::{AbortedTransaction, Compression, FinishedSegment};
+
+/// The `format` this build writes and reads.
+pub const MANIFEST_FORMAT: u32 = 1;
+/// Largest manifest part accepted (about a million segment entries).
+pub const MAX_MANIFEST_LEN: usize = 256 << 20;
+/// Largest backup descriptor or gap record accepted.
+pub const MAX_SMALL_DOCUMENT_LEN: usize = 1 << 20;
+
+/// Why a manifest, descriptor or gap record could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// Over the size limit; refused before parsing.
+    #[error("{what} is {len} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Which document.
+        what: &'static str,
+        /// Its size.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Written by a newer (or unknown) version.
+    #[error(
+        "{what} has format {found}, this build reads format {supported}; \
+         upgrade kafka-backup to read it"
+    )]
+    UnsupportedFormat {
+        /// Which document.
+        what: &'static str,
+        /// The format found.
+        found: u64,
+        /// The format supported.
+        supported: u32,
+    },
+    /// Not valid JSON for this document.
+    #[error("invalid {what}: {reason}")]
+    Json {
+        /// Which document.
+        what: &'static str,
+        /// serde_json's message (with line and column).
+        reason: String,
+    },
+    /// Valid JSON with inconsistent content.
+    #[error("inconsistent {what}: {reason}")]
+    Invalid {
+        /// Which document.
+        what: &'static str,
+        /// What disagrees.
+        reason: String,
+    },
+    /// A name that cannot be used in a key.
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+/// Whether a run backs up once or follows the topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunMode {
+    /// Up to the end offsets seen at start, then stop.
+    Snapshot,
+    /// Keep following new records until stopped.
+    Continuous,
+}
+
+/// How a run ended (or, for a part that is not final, how it stands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Everything it set out to back up is in segments or gap records.
+    Complete,
+    /// Stopped (signal, shutdown) before the end; a later run resumes.
+    Interrupted,
+    /// Finished, but some partitions could not be backed up.
+    Partial,
+    /// Failed.
+    Failed,
+}
+
+/// What one run wrote. A run writes parts as it goes; every part lists only the segments
+/// and gaps written since the previous part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunManifest {
+    /// Must be [`MANIFEST_FORMAT`].
+    pub format: u32,
+    /// The backup.
+    pub backup_id: String,
+    /// The run.
+    pub run_id: String,
+    /// Part number, from 0.
+    pub part: u32,
+    /// Whether this is the run's last part.
+    pub final_part: bool,
+    /// kafka-backup version that wrote it.
+    pub tool_version: String,
+    /// Snapshot or continuous.
+    pub mode: RunMode,
+    /// How the run stands.
+    pub status: RunStatus,
+    /// RFC 3339.
+    pub started_at: String,
+    /// When this part was written, RFC 3339.
+    pub written_at: String,
+    /// When the run ended, RFC 3339; none while it runs.
+    pub finished_at: Option<String>,
+    /// The source cluster.
+    pub source: SourceCluster,
+    /// Topic metadata and configs at the start of the run, to re-create topics on restore.
+    pub topics: Vec<TopicSnapshot>,
+    /// Segments written.
+    pub segments: Vec<SegmentEntry>,
+    /// Offsets lost before they could be backed up.
+    pub gaps: Vec<Gap>,
+    /// Consumer group offsets, when captured.
+    pub consumer_groups: Option<GroupSnapshot>,
+    /// Totals of this part.
+    pub summary: RunSummary,
+}
+
+/// The cluster a run backed up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCluster {
+    /// Cluster id, when the broker reports one.
+    pub cluster_id: Option<String>,
+    /// Bootstrap servers as configured.
+    pub bootstrap_servers: Vec<String>,
+}
+
+/// A topic's metadata and configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicSnapshot {
+    /// Topic name.
+    pub name: String,
+    /// Topic id.
+    pub topic_id: String,
+    /// Whether Kafka marks it internal (`__consumer_offsets`, …).
+    pub is_internal: bool,
+    /// Partition count.
+    pub partitions: u32,
+    /// Replication factor.
+    pub replication_factor: i16,
+    /// Topic-level configs that are set on the topic (not broker defaults).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One segment object, as a run records it: the trailer's totals plus where and how it is
+/// stored, so a restore can plan without reading segments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    /// Object key, relative to the storage prefix.
+    pub key: String,
+    /// Topic name.
+    pub topic: String,
+    /// Topic id.
+    pub topic_id: String,
+    /// Partition.
+    pub partition: i32,
+    /// Coverage start, inclusive.
+    pub start_offset: i64,
+    /// Coverage end, exclusive.
+    pub end_offset: i64,
+    /// Base offset of the first batch.
+    pub first_batch_offset: i64,
+    /// Last offset of the last batch.
+    pub last_offset: i64,
+    /// Record batches.
+    pub batches: u64,
+    /// Records.
+    pub records: u64,
+    /// Uncompressed size of the batches.
+    pub raw_bytes: u64,
+    /// Object size.
+    pub stored_bytes: u64,
+    /// SHA-256 of the object, hex.
+    #[serde(with = "crate::hex::serde32")]
+    pub sha256: [u8; 32],
+    /// Chunk codec.
+    pub compression: Compression,
+    /// See [`crate::SegmentTrailer::min_timestamp`].
+    pub min_timestamp: i64,
+    /// See [`crate::SegmentTrailer::max_timestamp`].
+    pub max_timestamp: i64,
+    /// Aborted transactions overlapping the segment.
+    pub aborted_transactions: Vec<AbortedTransaction>,
+}
+
+impl SegmentEntry {
+    /// The entry for a segment just written under `key` (relative to the storage prefix,
+    /// normally [`FinishedSegment::key`]).
+    pub fn from_finished(segment: &FinishedSegment, key: String) -> Self {
+        let (h, t) = (&segment.header, &segment.trailer);
+        Self {
+            key,
+            topic: h.topic.clone(),
+            topic_id: h.topic_id.clone(),
+            partition: h.partition,
+            start_offset: h.start_offset,
+            end_offset: t.end_offset,
+            first_batch_offset: t.first_batch_offset,
+            last_offset: t.last_offset,
+            batches: t.batches,
+            records: t.records,
+            raw_bytes: t.raw_bytes,
+            stored_bytes: segment.bytes.len() as u64,
+            sha256: segment.sha256,
+            compression: h.compression,
+            min_timestamp: t.min_timestamp,
+            max_timestamp: t.max_timestamp,
+            aborted_transactions: h.aborted_transactions.clone(),
+        }
+    }
+
+    /// Checks that the key parses and agrees with the fields.
+    fn validate(&self, backup_id: &str) -> Result<(), String> {
+        let k = naming::parse_segment_key(&self.key)
+            .ok_or_else(|| format!("segment key {:?} is not a segment key", self.key))?;
+        let agrees = k.backup_id == backup_id
+            && k.topic == self.topic
+            && k.topic_id == self.topic_id
+            && k.partition == self.partition
+            && k.start_offset == self.start_offset
+            && k.end_offset() == self.end_offset
+            && k.last_offset == self.last_offset
+            && k.sha256 == self.sha256;
+        if !agrees {
+            return Err(format!(
+                "segment key {:?} disagrees with its entry",
+                self.key
+            ));
+        }
+        if self.first_batch_offset > self.last_offset {
+            return Err(format!(
+                "segment {:?}: first_batch_offset after last_offset",
+                self.key
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Offsets `[from, to)` of a partition lost (to retention, usually) before they were backed
+/// up. Also stored on its own under a gap key, so a later run sees it by LIST.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// Topic name.
+    pub topic: String,
+    /// Topic id.
+    pub topic_id: String,
+    /// Partition.
+    pub partition: i32,
+    /// First lost offset.
+    pub from: i64,
+    /// End of the lost range, exclusive.
+    pub to: i64,
+    /// Why, for people: e.g. `"retention"` (log start offset moved past the backup's
+    /// position) or `"truncation"` (the log was truncated, e.g. unclean leader election).
+    pub reason: String,
+    /// RFC 3339.
+    pub detected_at: String,
+}
+
+impl Gap {
+    /// The key of this gap's own object.
+    pub fn key(&self, backup_id: &str) -> Result<String, NameError> {
+        naming::GapKey {
+            backup_id: backup_id.to_owned(),
+            topic: self.topic.clone(),
+            topic_id: self.topic_id.clone(),
+            partition: self.partition,
+            from: self.from,
+            to: self.to,
+        }
+        .to_key()
+    }
+}
+
+/// The content of a gap object (at [`Gap::key`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapRecord {
+    /// Must be [`MANIFEST_FORMAT`].
+    pub format: u32,
+    /// The backup.
+    pub backup_id: String,
+    /// The run that found the gap.
+    pub run_id: String,
+    /// The gap.
+    pub gap: Gap,
+}
+
+/// Consumer group offsets captured by a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSnapshot {
+    /// RFC 3339.
+    pub captured_at: String,
+    /// The groups.
+    pub groups: Vec<GroupOffsets>,
+}
+
+/// One consumer group's committed offsets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupOffsets {
+    /// Group id.
+    pub group_id: String,
+    /// Group state as the broker reported it (`Stable`, `Empty`, …).
+    pub state: String,
+    /// Committed offsets.
+    pub offsets: Vec<GroupOffset>,
+}
+
+/// One committed offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupOffset {
+    /// Topic name.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Committed offset.
+    pub offset: i64,
+    /// Leader epoch of the commit, when known.
+    pub leader_epoch: Option<i32>,
+    /// Commit metadata.
+    pub metadata: Option<String>,
+}
+
+/// Totals of a manifest part.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Topics.
+    pub topics: u64,
+    /// Partitions.
+    pub partitions: u64,
+    /// Segments.
+    pub segments: u64,
+    /// Batches.
+    pub batches: u64,
+    /// Records.
+    pub records: u64,
+    /// Uncompressed bytes.
+    pub raw_bytes: u64,
+    /// Object bytes.
+    pub stored_bytes: u64,
+    /// Run duration so far.
+    pub duration_ms: u64,
+}
+
+impl RunSummary {
+    /// Totals of `segments`, with topic and partition counts from `topics`.
+    pub fn tally(topics: &[TopicSnapshot], segments: &[SegmentEntry], duration_ms: u64) -> Self {
+        let mut s = Self {
+            topics: topics.len() as u64,
+            partitions: topics.iter().map(|t| u64::from(t.partitions)).sum(),
+            duration_ms,
+            ..Self::default()
+        };
+        for e in segments {
+            s.segments += 1;
+            s.batches += e.batches;
+            s.records += e.records;
+            s.raw_bytes += e.raw_bytes;
+            s.stored_bytes += e.stored_bytes;
+        }
+        s
+    }
+}
+
+impl RunManifest {
+    /// This part's key.
+    pub fn key(&self) -> Result<String, NameError> {
+        ManifestKey {
+            backup_id: self.backup_id.clone(),
+            run_id: self.run_id.clone(),
+            part: self.part,
+        }
+        .to_key()
+    }
+
+    /// Serializes after validating, so a writer cannot produce what readers would refuse.
+    pub fn to_json(&self) -> Result<Vec<u8>, ManifestError> {
+        self.validate()?;
+        to_json("run manifest", self, MAX_MANIFEST_LEN)
+    }
+
+    /// Parses a manifest part: bounded, versioned, validated.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let m: Self = from_json("run manifest", bytes, MAX_MANIFEST_LEN, |m: &Self| m.format)?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Checks names, keys against entries, and ranges.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let invalid = |reason: String| ManifestError::Invalid {
+            what: "run manifest",
+            reason,
+        };
+        check_format("run manifest", self.format)?;
+        naming::validate_backup_id(&self.backup_id)?;
+        naming::validate_run_id(&self.run_id)?;
+        for t in &self.topics {
+            naming::validate_topic(&t.name)?;
+            naming::validate_topic_id(&t.topic_id)?;
+        }
+        for e in &self.segments {
+            e.validate(&self.backup_id).map_err(invalid)?;
+        }
+        for g in &self.gaps {
+            g.key(&self.backup_id)?;
+        }
+        Ok(())
+    }
+}
+
+/// The backup descriptor, `{backup_id}/backup.json`, written once when the backup is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupDescriptor {
+    /// Must be [`MANIFEST_FORMAT`].
+    pub format: u32,
+    /// The backup.
+    pub backup_id: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The source cluster's id, when known: later runs against another cluster can refuse.
+    pub source_cluster_id: Option<String>,
+    /// kafka-backup version that created it.
+    pub tool_version: String,
+}
+
+impl BackupDescriptor {
+    /// Serializes after validating.
+    pub fn to_json(&self) -> Result<Vec<u8>, ManifestError> {
+        check_format("backup descriptor", self.format)?;
+        naming::validate_backup_id(&self.backup_id)?;
+        to_json("backup descriptor", self, MAX_SMALL_DOCUMENT_LEN)
+    }
+
+    /// Parses a descriptor: bounded, versioned, validated.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let d: Self = from_json(
+            "backup descriptor",
+            bytes,
+            MAX_SMALL_DOCUMENT_LEN,
+            |d: &Self| d.format,
+        )?;
+        naming::validate_backup_id(&d.backup_id)?;
+        Ok(d)
+    }
+}
+
+impl GapRecord {
+    /// Serializes after validating.
+    pub fn to_json(&self) -> Result<Vec<u8>, ManifestError> {
+        self.validate()?;
+        to_json("gap record", self, MAX_SMALL_DOCUMENT_LEN)
+    }
+
+    /// Parses a gap record: bounded, versioned, validated.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let g: Self = from_json("gap record", bytes, MAX_SMALL_DOCUMENT_LEN, |g: &Self| {
+            g.format
+        })?;
+        g.validate()?;
+        Ok(g)
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        check_format("gap record", self.format)?;
+        naming::validate_run_id(&self.run_id)?;
+        self.gap.key(&self.backup_id)?;
+        Ok(())
+    }
+}
+
+/// A timestamp as the documents store them: RFC 3339, UTC, milliseconds.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year().clamp(0, 9999),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+fn check_format(what: &'static str, format: u32) -> Result<(), ManifestError> {
+    if format != MANIFEST_FORMAT {
+        return Err(ManifestError::UnsupportedFormat {
+            what,
+            found: u64::from(format),
+            supported: MANIFEST_FORMAT,
+        });
+    }
+    Ok(())
+}
+
+fn to_json<T: Serialize>(
+    what: &'static str,
+    v: &T,
+    limit: usize,
+) -> Result<Vec<u8>, ManifestError> {
+    let json = serde_json::to_vec(v).map_err(|e| ManifestError::Json {
+        what,
+        reason: e.to_string(),
+    })?;
+    if json.len() > limit {
+        return Err(ManifestError::TooLarge {
+            what,
+            len: json.len() as u64,
+            limit: limit as u64,
+        });
+    }
+    Ok(json)
+}
+
+/// Bounded, versioned parse. When the document does not match this build's structure, its
+/// `format` is looked at on its own, so a newer format gets "upgrade" rather than a confusing
+/// missing-field error.
+fn from_json<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+    limit: usize,
+    format_of: impl Fn(&T) -> u32,
+) -> Result<T, ManifestError> {
+    if bytes.len() > limit {
+        return Err(ManifestError::TooLarge {
+            what,
+            len: bytes.len() as u64,
+            limit: limit as u64,
+        });
+    }
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(v) => {
+            check_format(what, format_of(&v))?;
+            Ok(v)
+        }
+        Err(e) => {
+            #[derive(Deserialize)]
+            struct Probe {
+                format: Option<u64>,
+            }
+            if let Ok(Probe {
+                format: Some(found),
+            }) = serde_json::from_slice::<Probe>(bytes)
+                && found != u64::from(MANIFEST_FORMAT)
+            {
+                return Err(ManifestError::UnsupportedFormat {
+                    what,
+                    found,
+                    supported: MANIFEST_FORMAT,
+                });
+            }
+            Err(ManifestError::Json {
+                what,
+                reason: e.to_string(),
+            })
+        }
+    }
+}

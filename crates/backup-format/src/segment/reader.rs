@@ -1,0 +1,389 @@
+//! Reading a segment object held in memory, as untrusted bytes.
+//!
+//! Every length is checked against its limit before it is used, and against the bytes
+//! present before anything is sliced, so corrupt or hostile input yields a [`FormatError`],
+//! never a panic, and memory stays bounded: at most one decompressed chunk (≤ the raw_len
+//! limit) is held by the reader at a time. Batches of uncompressed chunks are zero-copy
+//! slices of the object.
+
+use bytes::Bytes;
+use kafka_records::{BatchHeader, batch};
+
+use super::codec::Decoder;
+use super::tally::{self, Tally};
+use super::{
+    CHUNK_HEADER_LEN, Compression, END_MAGIC, FLAG_ENCRYPTED, KIND_CHUNK, KIND_TRAILER, MAGIC,
+    MAX_CHUNK_RAW_LEN, MAX_HEADER_LEN, MAX_TRAILER_LEN, PREAMBLE_LEN, SegmentHeader,
+    SegmentTrailer, TRAILER_HEADER_LEN, VERSION,
+};
+use crate::FormatError;
+
+/// Limits a reader applies on top of the format's own. Values above the format's limits are
+/// clamped to them; lower values make a reader (a fuzzer, a memory-tight restore) stricter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderLimits {
+    /// Largest header accepted.
+    pub max_header_len: usize,
+    /// Largest raw (decompressed) chunk accepted: the reader's memory per chunk.
+    pub max_chunk_raw_len: usize,
+    /// Largest total raw content [`read_all`] keeps: a few KiB of hostile zstd can claim
+    /// 64 MiB per chunk, so a whole-object read needs a total bound too.
+    pub max_total_raw_bytes: u64,
+}
+
+impl Default for ReaderLimits {
+    fn default() -> Self {
+        Self {
+            max_header_len: MAX_HEADER_LEN,
+            max_chunk_raw_len: MAX_CHUNK_RAW_LEN,
+            max_total_raw_bytes: 4 << 30,
+        }
+    }
+}
+
+/// A whole segment, read and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// The header.
+    pub header: SegmentHeader,
+    /// The record batches, in offset order, exactly as stored.
+    pub batches: Vec<Bytes>,
+    /// The trailer, verified against the batches.
+    pub trailer: SegmentTrailer,
+}
+
+/// Reads and verifies a whole segment with the default limits.
+pub fn read_all(bytes: Bytes) -> Result<Segment, FormatError> {
+    read_all_with(bytes, ReaderLimits::default())
+}
+
+/// Reads and verifies a whole segment. Nothing is returned unless all of it (every chunk
+/// CRC, every batch CRC, offsets, trailer, end magic) checked out.
+pub fn read_all_with(bytes: Bytes, limits: ReaderLimits) -> Result<Segment, FormatError> {
+    let max_total = limits.max_total_raw_bytes;
+    let mut reader = SegmentReader::new(bytes, limits)?;
+    let mut batches = Vec::new();
+    let mut total = 0u64;
+    while let Some((_, batch)) = reader.next_batch()? {
+        total += batch.len() as u64;
+        if total > max_total {
+            return Err(FormatError::TotalTooLarge { limit: max_total });
+        }
+        batches.push(batch);
+    }
+    let trailer = reader.trailer.take().ok_or(FormatError::EmptySegment)?;
+    Ok(Segment {
+        header: reader.header,
+        batches,
+        trailer,
+    })
+}
+
+/// Parses the preamble and header from the start of an object, for example from a ranged
+/// GET of its first bytes. When `bytes` is too short, the error is
+/// [`FormatError::Truncated`]: fetch at least `at + need` bytes and try again.
+pub fn peek_header(bytes: &[u8]) -> Result<SegmentHeader, FormatError> {
+    parse_head(bytes, MAX_HEADER_LEN).map(|(header, _)| header)
+}
+
+/// Streams the batches of a segment held in memory.
+///
+/// Each batch is verified (CRC, length, offset order) before it is returned, but the object
+/// as a whole (trailer totals, end magic, no trailing bytes) only once
+/// [`SegmentReader::next_batch`] has returned `Ok(None)`: a caller that must not act on a
+/// damaged object should read it to the end first (or use [`read_all`]).
+pub struct SegmentReader {
+    bytes: Bytes,
+    limits: ReaderLimits,
+    header: SegmentHeader,
+    /// Position of the next block in `bytes`.
+    pos: usize,
+    /// Raw content of the current chunk, and the position of its next batch.
+    chunk: Bytes,
+    chunk_pos: usize,
+    /// Index of the current chunk.
+    chunk_index: u64,
+    chunks: u64,
+    decoder: Decoder,
+    tally: Tally,
+    trailer: Option<SegmentTrailer>,
+    /// An error was returned or the end was reached: iteration is over.
+    done: bool,
+}
+
+impl SegmentReader {
+    /// Parses and validates the preamble and header; chunks are read by
+    /// [`SegmentReader::next_batch`].
+    pub fn new(bytes: Bytes, limits: ReaderLimits) -> Result<Self, FormatError> {
+        let limits = ReaderLimits {
+            max_header_len: limits.max_header_len.min(MAX_HEADER_LEN),
+            max_chunk_raw_len: limits.max_chunk_raw_len.min(MAX_CHUNK_RAW_LEN),
+            max_total_raw_bytes: limits.max_total_raw_bytes,
+        };
+        let (header, pos) = parse_head(&bytes, limits.max_header_len)?;
+        Ok(Self {
+            bytes,
+            limits,
+            header,
+            pos,
+            chunk: Bytes::new(),
+            chunk_pos: 0,
+            chunk_index: 0,
+            chunks: 0,
+            decoder: Decoder::default(),
+            tally: Tally::default(),
+            trailer: None,
+            done: false,
+        })
+    }
+
+    /// The segment's header.
+    pub fn header(&self) -> &SegmentHeader {
+        &self.header
+    }
+
+    /// The trailer, once the whole object has been read and verified.
+    pub fn trailer(&self) -> Option<&SegmentTrailer> {
+        self.trailer.as_ref()
+    }
+
+    /// The next batch with its parsed header, or `None` at the verified end. After an error,
+    /// or after the end, returns `Ok(None)`.
+    pub fn next_batch(&mut self) -> Result<Option<(BatchHeader, Bytes)>, FormatError> {
+        if self.done {
+            return Ok(None);
+        }
+        let result = self.step();
+        if !matches!(result, Ok(Some(_))) {
+            self.done = true;
+        }
+        result
+    }
+
+    fn step(&mut self) -> Result<Option<(BatchHeader, Bytes)>, FormatError> {
+        while self.chunk_pos >= self.chunk.len() {
+            if !self.next_chunk()? {
+                return Ok(None);
+            }
+        }
+        let rest = &self.chunk[self.chunk_pos..];
+        let invalid = |source| FormatError::InvalidBatch {
+            chunk: self.chunk_index,
+            offset_in_chunk: self.chunk_pos as u64,
+            source,
+        };
+        let parsed = BatchHeader::parse(rest).map_err(invalid)?;
+        if parsed.total_len > rest.len() {
+            return Err(invalid(kafka_records::BatchError::Truncated {
+                have: rest.len(),
+                need: parsed.total_len,
+            }));
+        }
+        let bytes = self
+            .chunk
+            .slice(self.chunk_pos..self.chunk_pos + parsed.total_len);
+        let h = batch::verify(&bytes).map_err(invalid)?;
+        let last = self.tally.check(&h, self.header.start_offset)?;
+        self.tally.add(&h, last, bytes.len());
+        self.chunk_pos += bytes.len();
+        Ok(Some((h, bytes)))
+    }
+
+    /// Bytes `at..at + len`, or `Truncated`.
+    fn need(&self, at: usize, len: usize) -> Result<&[u8], FormatError> {
+        take(&self.bytes, at, len)
+    }
+
+    /// Reads the next block: loads a chunk and returns true, or reads and verifies the
+    /// trailer and returns false.
+    fn next_chunk(&mut self) -> Result<bool, FormatError> {
+        let at = self.pos;
+        let kind = self.need(at, 1)?[0];
+        match kind {
+            KIND_CHUNK => {}
+            KIND_TRAILER => {
+                self.read_trailer(at)?;
+                return Ok(false);
+            }
+            _ => {
+                return Err(FormatError::UnknownBlockKind {
+                    kind,
+                    at: at as u64,
+                });
+            }
+        }
+        let index = self.chunks;
+        let head = self.need(at, CHUNK_HEADER_LEN)?;
+        let raw_len = be_u32(&head[1..5]) as usize;
+        let stored_len = be_u32(&head[5..9]) as usize;
+        let stored_crc = be_u32(&head[9..13]);
+        let compression = self.header.compression;
+        let too_large = |field, len: usize, limit: usize| FormatError::ChunkTooLarge {
+            chunk: index,
+            at: at as u64,
+            field,
+            len: len as u64,
+            limit: limit as u64,
+        };
+        if raw_len > self.limits.max_chunk_raw_len {
+            return Err(too_large("raw_len", raw_len, self.limits.max_chunk_raw_len));
+        }
+        if raw_len == 0 {
+            return Err(FormatError::InvalidChunk {
+                chunk: index,
+                at: at as u64,
+                reason: "empty chunk",
+            });
+        }
+        let bound = compression.max_stored_len(raw_len);
+        if stored_len > bound {
+            return Err(too_large("stored_len", stored_len, bound));
+        }
+        if compression == Compression::None && stored_len != raw_len {
+            return Err(FormatError::InvalidChunk {
+                chunk: index,
+                at: at as u64,
+                reason: "stored_len differs from raw_len in an uncompressed chunk",
+            });
+        }
+        let data_at = at + CHUNK_HEADER_LEN;
+        let stored = self.need(data_at, stored_len)?;
+        let computed = crc32c::crc32c(stored);
+        if computed != stored_crc {
+            return Err(FormatError::ChunkCrcMismatch {
+                chunk: index,
+                offset_in_object: at as u64,
+                stored: stored_crc,
+                computed,
+            });
+        }
+        self.chunk = if compression == Compression::None {
+            self.bytes.slice(data_at..data_at + stored_len)
+        } else {
+            let stored = &self.bytes[data_at..data_at + stored_len];
+            Bytes::from(
+                self.decoder
+                    .decompress(compression, stored, raw_len, index, at as u64)?,
+            )
+        };
+        self.chunk_pos = 0;
+        self.chunk_index = index;
+        self.chunks += 1;
+        self.pos = data_at + stored_len;
+        Ok(true)
+    }
+
+    /// Reads the trailer at `at`, checks it against the totals and checks the end.
+    fn read_trailer(&mut self, at: usize) -> Result<(), FormatError> {
+        let head = self.need(at, TRAILER_HEADER_LEN)?;
+        let len = be_u32(&head[1..5]) as usize;
+        if len > MAX_TRAILER_LEN {
+            return Err(FormatError::InvalidTrailer {
+                reason: format!("{len} bytes at byte {at}, over the limit of {MAX_TRAILER_LEN}"),
+            });
+        }
+        let json_at = at + TRAILER_HEADER_LEN;
+        // The trailer JSON and the end magic in one check, so a cut anywhere in them reports
+        // the full need.
+        let tail = self.need(json_at, len + END_MAGIC.len())?;
+        let (json, end) = tail.split_at(len);
+        if end != END_MAGIC {
+            return Err(FormatError::BadMagic {
+                which: "end",
+                at: (json_at + len) as u64,
+            });
+        }
+        let stored: SegmentTrailer =
+            serde_json::from_slice(json).map_err(|e| FormatError::InvalidTrailer {
+                reason: e.to_string(),
+            })?;
+        let end_at = json_at + len + END_MAGIC.len();
+        if end_at < self.bytes.len() {
+            return Err(FormatError::TrailingBytes {
+                at: end_at as u64,
+                count: (self.bytes.len() - end_at) as u64,
+            });
+        }
+        let read = self
+            .tally
+            .trailer(self.chunks)
+            .ok_or(FormatError::EmptySegment)?;
+        tally::compare(&stored, &read)?;
+        self.pos = end_at;
+        self.trailer = Some(stored);
+        Ok(())
+    }
+}
+
+impl Iterator for SegmentReader {
+    type Item = Result<Bytes, FormatError>;
+
+    /// The next batch; `None` at the verified end or after the first error.
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch()
+            .map(|b| b.map(|(_, bytes)| bytes))
+            .transpose()
+    }
+}
+
+impl std::iter::FusedIterator for SegmentReader {}
+
+/// Parses the preamble and header; returns the header and the position after it.
+fn parse_head(bytes: &[u8], max_header_len: usize) -> Result<(SegmentHeader, usize), FormatError> {
+    // The magic is checked on whatever is present, so a short non-segment is BadMagic rather
+    // than Truncated.
+    let present = bytes.len().min(MAGIC.len());
+    if bytes[..present] != MAGIC[..present] {
+        return Err(FormatError::BadMagic {
+            which: "preamble",
+            at: 0,
+        });
+    }
+    let pre = take(bytes, 0, PREAMBLE_LEN)?;
+    let version = u16::from_be_bytes([pre[8], pre[9]]);
+    if version != VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            what: "segment",
+            found: u64::from(version),
+            supported: u64::from(VERSION),
+        });
+    }
+    let flags = u16::from_be_bytes([pre[10], pre[11]]);
+    if flags & FLAG_ENCRYPTED != 0 {
+        return Err(FormatError::Encrypted);
+    }
+    if flags != 0 {
+        return Err(FormatError::UnknownFlags { flags });
+    }
+    let header_len = be_u32(&pre[12..16]) as usize;
+    if header_len > max_header_len {
+        return Err(FormatError::HeaderTooLarge {
+            len: header_len as u64,
+            limit: max_header_len as u64,
+        });
+    }
+    let json = take(bytes, PREAMBLE_LEN, header_len)?;
+    let header: SegmentHeader =
+        serde_json::from_slice(json).map_err(|e| FormatError::InvalidHeader {
+            reason: e.to_string(),
+        })?;
+    header.validate()?;
+    Ok((header, PREAMBLE_LEN + header_len))
+}
+
+/// `bytes[at..at + len]`, or `Truncated` (never a panic, whatever `at` and `len` are).
+fn take(bytes: &[u8], at: usize, len: usize) -> Result<&[u8], FormatError> {
+    let have = bytes.len().saturating_sub(at);
+    if have < len {
+        return Err(FormatError::Truncated {
+            at: at as u64,
+            need: len as u64,
+            have: have as u64,
+        });
+    }
+    Ok(&bytes[at..at + len])
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}

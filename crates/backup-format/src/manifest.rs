@@ -88,6 +88,8 @@ pub enum RunMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// A part written while the run goes on (continuous mode); a later part ends the run.
+    Running,
     /// Everything it set out to back up is in segments or gap records.
     Complete,
     /// Stopped (signal, shutdown) before the end; a later run resumes.

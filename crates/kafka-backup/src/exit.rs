@@ -18,10 +18,8 @@ pub enum Exit {
     /// Connecting or authenticating to Kafka failed (network, TLS, SASL, ACLs, protocol).
     Kafka = 4,
     /// Storage could not be reached or refused an operation.
-    #[allow(dead_code)]
     Storage = 5,
-    /// Part of the work succeeded, part failed.
-    #[allow(dead_code)]
+    /// Part of the work succeeded, part failed (or a snapshot was interrupted).
     Partial = 6,
 }
 

@@ -41,6 +41,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Back up the selected topics of the source cluster to storage. A snapshot stops at the
+    /// offsets found at start; `backup.continuous: true` keeps following new records until
+    /// SIGINT or SIGTERM, which stores every open segment and the manifest before exiting.
+    Backup {
+        /// The backup configuration file (mode: backup).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Format of the final summary.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 /// How a command prints its result.
@@ -71,6 +82,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Check { config, format } => commands::check::run(&config, format).await,
+            Command::Backup { config, format } => {
+                commands::backup::run(&config, format, cli.log_format).await
+            }
         }
     });
     match result {

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kafka_client::sasl::mechanism_from_config;
@@ -37,77 +36,9 @@ async fn a_topic_created_after_connecting_is_found_by_refreshing_metadata() {
     assert!(client.metadata().topics.contains_key(&topic));
 }
 
-/// A nisshi broker owned by this test, so it can be killed without disturbing other tests.
-struct OwnBroker {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnBroker {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("db")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut b = Self {
-            dir,
-            port,
-            child: None,
-        };
-        b.spawn();
-        b
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(common::get("/nisshi/bin"))
-            .current_dir(self.dir.path())
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{}", self.port),
-                "--advertised-listener-url",
-                &format!("tcp://localhost:{}", self.port),
-                "--storage-engine",
-                "sqlite://db/kafka.db",
-                "--silent",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "broker did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test]
 async fn the_client_recovers_when_a_broker_is_killed_and_restarted() {
-    let mut broker = OwnBroker::start();
+    let mut broker = common::OwnBroker::start();
     let topic = common::unique_topic("restart");
     common::python(CREATE_TOPIC, &[&broker.address(), &topic, "1"]);
     let mut config = ClientConfig::new(vec![broker.address().parse().unwrap()]);

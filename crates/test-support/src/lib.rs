@@ -5,7 +5,9 @@
 //! without its server proves nothing.
 
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -77,4 +79,77 @@ pub fn python(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A nisshi broker owned by one test, so the test can kill and restart it without disturbing
+/// others. It keeps its data (sqlite) across restarts.
+pub struct OwnBroker {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnBroker {
+    /// Starts a broker on a free port.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("db")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut b = Self {
+            dir,
+            port,
+            child: None,
+        };
+        b.spawn();
+        b
+    }
+
+    /// (Re)starts the broker process on the same port and data.
+    pub fn spawn(&mut self) {
+        let child = Command::new(get("/nisshi/bin"))
+            .current_dir(self.dir.path())
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{}", self.port),
+                "--advertised-listener-url",
+                &format!("tcp://localhost:{}", self.port),
+                "--storage-engine",
+                "sqlite://db/kafka.db",
+                "--silent",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "broker did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the broker process (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -31,6 +31,7 @@ pub(crate) struct RawBackup {
     pub max_concurrent_partitions: Option<ConfigU64>,
     pub fetch_max_bytes: Option<ConfigU64>,
     pub consumer_group_snapshot: Option<ConfigBool>,
+    pub metadata_max_age_ms: Option<ConfigU64>,
     pub include_offset_headers: Option<ConfigBool>,
 }
 
@@ -150,6 +151,9 @@ pub struct BackupSettings {
     pub fetch_max_bytes: u32,
     /// Capture the committed offsets of consumer groups on the backed-up topics.
     pub consumer_group_snapshot: bool,
+    /// Continuous mode: how often to look for new topics and partitions (Kafka's
+    /// `metadata.max.age.ms`).
+    pub metadata_max_age: Duration,
 }
 
 impl BackupSettings {
@@ -161,6 +165,8 @@ impl BackupSettings {
     pub const DEFAULT_MAX_CONCURRENT_PARTITIONS: usize = 32;
     /// Default `fetch_max_bytes`.
     pub const DEFAULT_FETCH_MAX_BYTES: u32 = 32 * 1024 * 1024;
+    /// Default `metadata_max_age_ms`.
+    pub const DEFAULT_METADATA_MAX_AGE: Duration = Duration::from_secs(60);
 }
 
 impl Default for BackupSettings {
@@ -174,6 +180,7 @@ impl Default for BackupSettings {
             max_concurrent_partitions: Self::DEFAULT_MAX_CONCURRENT_PARTITIONS,
             fetch_max_bytes: Self::DEFAULT_FETCH_MAX_BYTES,
             consumer_group_snapshot: true,
+            metadata_max_age: Self::DEFAULT_METADATA_MAX_AGE,
         }
     }
 }
@@ -303,6 +310,14 @@ impl Validator<'_> {
             "bytes",
         )? as u32;
 
+        let metadata_max_age = Duration::from_millis(self.bounded(
+            raw.metadata_max_age_ms,
+            "backup.metadata_max_age_ms",
+            d.metadata_max_age.as_millis() as u64,
+            1_000,
+            24 * 3600 * 1000,
+            "ms",
+        )?);
         let continuous = raw.continuous.map(|b| b.value).unwrap_or(false);
         match (continuous, raw.stop_at_current_offsets) {
             (true, Some(stop)) if stop.value => {
@@ -345,6 +360,7 @@ impl Validator<'_> {
                 .consumer_group_snapshot
                 .map(|b| b.value)
                 .unwrap_or(d.consumer_group_snapshot),
+            metadata_max_age,
         })
     }
 

@@ -1,0 +1,485 @@
+//! The fetch loop: one Fetch in flight per broker for all the partitions it leads, the next
+//! one sent before the previous answer is processed, partition errors handled where they
+//! occur (leader moves, retention gaps, deleted topics), segments cut by size, age and memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use backup_format::manifest::Gap;
+use futures::stream::{FuturesUnordered, StreamExt};
+use kafka_client::batch::split_batches;
+use kafka_client::error::needs_metadata_refresh;
+use kafka_client::{
+    FetchOptions, FetchPartition, FetchResult, IsolationLevel, KafkaClient, OffsetSpec,
+    TopicPartition,
+};
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+
+use super::BackupError;
+use super::partition::{PartitionState, RunIdentity, Status};
+use super::progress::Progress;
+use super::sink::SegmentSink;
+use crate::config::BackupSettings;
+
+/// Memory the run may hold in segments (open and uploading). Past it, the largest open
+/// segments are closed early and fetching waits for uploads.
+pub(crate) const MEMORY_BUDGET: u64 = 96 * 1024 * 1024;
+/// A partition error is retried this many times (with backoff) before the partition fails.
+const MAX_PARTITION_ATTEMPTS: u32 = 12;
+/// How long the broker may hold a fetch while waiting for data.
+const FETCH_MAX_WAIT: Duration = Duration::from_millis(500);
+/// Fetches in a row that return nothing before a snapshot partition is declared ended short.
+const MAX_EMPTY_FETCHES: u32 = 20;
+
+type FetchFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = (i32, Vec<TopicPartition>, kafka_client::Result<FetchResult>),
+            > + Send,
+    >,
+>;
+
+/// Why the fetch loop returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoopExit {
+    /// Every partition is done (snapshot), and every segment is stored.
+    Finished,
+    /// A stop was requested; every segment read so far is stored.
+    Interrupted,
+    /// Continuous mode: time for a manifest part and topic discovery; segments stay open.
+    Checkpoint,
+}
+
+/// Runs the fetch loop until every partition is done (snapshot), `shutdown` fires, or a
+/// continuous run reaches its next checkpoint.
+pub(crate) struct Engine<'a> {
+    pub client: &'a KafkaClient,
+    pub settings: &'a BackupSettings,
+    pub run: RunIdentity,
+    pub partitions: BTreeMap<TopicPartition, PartitionState>,
+    pub sink: SegmentSink,
+    pub progress: Progress,
+    pub warnings: Vec<String>,
+}
+
+impl Engine<'_> {
+    pub(crate) async fn run(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        checkpoint_at: Option<Instant>,
+    ) -> Result<LoopExit, BackupError> {
+        let mut inflight: FuturesUnordered<FetchFuture> = FuturesUnordered::new();
+        let mut busy: HashMap<i32, ()> = HashMap::new();
+        let mut broker_retry_at: HashMap<i32, Instant> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut interrupted = *shutdown.borrow();
+        let continuous = self.settings.continuous;
+        let mut checkpoint = false;
+        loop {
+            if checkpoint_at.is_some_and(|t| Instant::now() >= t) && !interrupted {
+                checkpoint = true;
+            }
+            self.sink.reap_ready().await?;
+            self.relieve_memory().await?;
+            if !interrupted && !checkpoint {
+                self.schedule(&mut inflight, &mut busy, &broker_retry_at);
+            }
+            if inflight.is_empty() {
+                let active = self.partitions.values().any(|p| p.status == Status::Active);
+                if (!active && !continuous) || interrupted {
+                    break;
+                }
+                if checkpoint {
+                    self.sink.reap_ready().await?;
+                    return Ok(LoopExit::Checkpoint);
+                }
+            }
+            tokio::select! {
+                Some((broker, asked, result)) = inflight.next(), if !inflight.is_empty() => {
+                    busy.remove(&broker);
+                    match result {
+                        Ok(answer) => {
+                            broker_retry_at.remove(&broker);
+                            if !answer.throttle.is_zero() {
+                                broker_retry_at.insert(broker, Instant::now() + answer.throttle);
+                            }
+                            self.handle_answer(answer).await?;
+                        }
+                        Err(e) => self.handle_broker_error(broker, &asked, e, &mut broker_retry_at).await?,
+                    }
+                }
+                _ = shutdown.changed(), if !interrupted => {
+                    tracing::info!("stop requested: finishing the fetches in flight, then closing segments");
+                    interrupted = true;
+                }
+                _ = tick.tick() => {
+                    self.close_aged().await?;
+                    self.progress.update(&self.partitions, self.sink.stored.len());
+                }
+            }
+        }
+        // Everything read is written, whatever ended the loop.
+        let keys: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+        for tp in keys {
+            if let Some(p) = self.partitions.get_mut(&tp) {
+                self.sink.close(p).await?;
+            }
+        }
+        self.sink.drain().await?;
+        self.progress
+            .update(&self.partitions, self.sink.stored.len());
+        Ok(if interrupted {
+            LoopExit::Interrupted
+        } else {
+            LoopExit::Finished
+        })
+    }
+
+    /// Sends one Fetch to each idle broker that leads active partitions.
+    fn schedule(
+        &mut self,
+        inflight: &mut FuturesUnordered<FetchFuture>,
+        busy: &mut HashMap<i32, ()>,
+        broker_retry_at: &HashMap<i32, Instant>,
+    ) {
+        if self.sink.pending_bytes > MEMORY_BUDGET / 2 {
+            // Storage is behind: let uploads catch up before reading more.
+            return;
+        }
+        let now = Instant::now();
+        let mut by_broker: BTreeMap<i32, Vec<FetchPartition>> = BTreeMap::new();
+        let mut open = 0usize;
+        for p in self.partitions.values() {
+            if p.status != Status::Active || p.retry_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            open += 1;
+            if open > self.settings.max_concurrent_partitions {
+                break;
+            }
+            let Ok(leader) = self.client.leader_for(p.tp()) else {
+                continue;
+            };
+            by_broker.entry(leader).or_default().push(FetchPartition {
+                tp: p.tp().clone(),
+                offset: p.position,
+                max_bytes: p.max_bytes,
+            });
+        }
+        for (broker, parts) in by_broker {
+            if busy.contains_key(&broker) || broker_retry_at.get(&broker).is_some_and(|t| *t > now)
+            {
+                continue;
+            }
+            busy.insert(broker, ());
+            let client = self.client.clone();
+            let options = FetchOptions {
+                max_wait: FETCH_MAX_WAIT,
+                min_bytes: 1,
+                max_bytes: self.settings.fetch_max_bytes as i32,
+                isolation: IsolationLevel::ReadCommitted,
+            };
+            let asked: Vec<TopicPartition> = parts.iter().map(|p| p.tp.clone()).collect();
+            inflight.push(Box::pin(async move {
+                let result = client.fetch(broker, &parts, &options).await;
+                (broker, asked, result)
+            }));
+        }
+    }
+
+    async fn handle_answer(&mut self, answer: FetchResult) -> Result<(), BackupError> {
+        let mut refresh = false;
+        for part in answer.partitions {
+            let tp = part.tp.clone();
+            let Some(state) = self.partitions.get_mut(&tp) else {
+                continue;
+            };
+            if state.status != Status::Active {
+                continue;
+            }
+            match part.error {
+                None => {
+                    state.attempts = 0;
+                    state.retry_at = None;
+                    let (batches, complete_len) = split_batches(&part.records).map_err(|e| {
+                        BackupError::Kafka(kafka_client::Error::Protocol {
+                            broker: format!("the leader of {tp}"),
+                            detail: format!("malformed record data for {tp}: {e}"),
+                        })
+                    })?;
+                    let aborted: Vec<(i64, i64)> = part
+                        .aborted_transactions
+                        .iter()
+                        .map(|a| (a.first_offset, a.producer_id))
+                        .collect();
+                    let taken = state.take_batches(&self.run, &batches, &aborted)?;
+                    if batches.is_empty() && complete_len == 0 && !part.records.is_empty() {
+                        // The next batch is bigger than we asked for: ask for more next time.
+                        state.max_bytes = state
+                            .max_bytes
+                            .saturating_mul(2)
+                            .min(self.settings.fetch_max_bytes as i32);
+                    }
+                    if taken == 0 && state.plan.target_end.is_some() && !state.reached_target() {
+                        state.empty_fetches += 1;
+                        if state.empty_fetches >= MAX_EMPTY_FETCHES
+                            && state.position >= part.high_watermark
+                        {
+                            let end = state.plan.target_end.unwrap_or(state.position);
+                            let msg = format!(
+                                "partition {tp} ends at offset {} although offset {end} was planned: the log \
+                                 was truncated while the backup ran (an unclean leader election?)",
+                                state.position
+                            );
+                            tracing::warn!("{msg}");
+                            self.warnings.push(msg);
+                            state.status = Status::Done;
+                        }
+                    } else {
+                        state.empty_fetches = 0;
+                    }
+                    if state.reached_target() {
+                        state.status = Status::Done;
+                    }
+                    let close = state.status == Status::Done
+                        || state.buffered() >= self.settings.segment_max_bytes;
+                    if close {
+                        self.sink.close(state).await?;
+                    }
+                }
+                Some(ResponseError::OffsetOutOfRange) => self.out_of_range(&tp).await?,
+                Some(ResponseError::TopicAuthorizationFailed) => {
+                    state.status = Status::Failed(format!(
+                        "the principal may not read topic {}: grant it Read and Describe on the topic \
+                         (kafka-acls --add --allow-principal User:<user> --operation Read --operation Describe --topic {})",
+                        tp.topic, tp.topic
+                    ));
+                }
+                Some(code)
+                    if matches!(
+                        code,
+                        ResponseError::UnknownTopicId
+                            | ResponseError::UnknownTopicOrPartition
+                            | ResponseError::InconsistentTopicId
+                    ) =>
+                {
+                    refresh = true;
+                    self.retry_later(&tp, code);
+                }
+                Some(code) if needs_metadata_refresh(code) || code.is_retriable() => {
+                    refresh = true;
+                    self.retry_later(&tp, code);
+                }
+                Some(code) => {
+                    state.status = Status::Failed(format!(
+                        "the broker refused to serve it: {} ({})",
+                        kafka_client::error::error_name(code),
+                        code.code()
+                    ));
+                }
+            }
+        }
+        if refresh {
+            self.refresh_and_check_lineages().await?;
+        }
+        Ok(())
+    }
+
+    /// Puts a partition aside for a while after a retriable error; fails it after too many.
+    fn retry_later(&mut self, tp: &TopicPartition, code: ResponseError) {
+        let backoff = self
+            .client
+            .backoff(self.partitions.get(tp).map(|p| p.attempts).unwrap_or(0));
+        if let Some(state) = self.partitions.get_mut(tp) {
+            state.attempts += 1;
+            if state.attempts > MAX_PARTITION_ATTEMPTS {
+                state.status = Status::Failed(format!(
+                    "it kept failing with {} after {MAX_PARTITION_ATTEMPTS} attempts",
+                    kafka_client::error::error_name(code)
+                ));
+            } else {
+                tracing::debug!(partition = %tp, error = %kafka_client::error::error_name(code), "will retry");
+                state.retry_at = Some(Instant::now() + backoff);
+            }
+        }
+    }
+
+    async fn handle_broker_error(
+        &mut self,
+        broker: i32,
+        asked: &[TopicPartition],
+        error: kafka_client::Error,
+        broker_retry_at: &mut HashMap<i32, Instant>,
+    ) -> Result<(), BackupError> {
+        if !error.is_retriable() {
+            return Err(error.into());
+        }
+        let attempts = asked
+            .iter()
+            .filter_map(|tp| self.partitions.get(tp))
+            .map(|p| p.attempts)
+            .max()
+            .unwrap_or(0);
+        if attempts >= MAX_PARTITION_ATTEMPTS {
+            return Err(error.into());
+        }
+        tracing::warn!(broker, error = %error, "fetch failed; retrying after a metadata refresh");
+        for tp in asked {
+            if let Some(p) = self.partitions.get_mut(tp) {
+                p.attempts += 1;
+            }
+        }
+        broker_retry_at.insert(broker, Instant::now() + self.client.backoff(attempts));
+        if let Err(e) = self.client.refresh_metadata().await {
+            tracing::warn!(error = %e, "metadata refresh failed; will try again");
+        }
+        Ok(())
+    }
+
+    /// OFFSET_OUT_OF_RANGE: retention deleted what we were about to read (record a gap and
+    /// move to the log start), or the log was truncated below what we already have.
+    async fn out_of_range(&mut self, tp: &TopicPartition) -> Result<(), BackupError> {
+        let tps = std::slice::from_ref(tp);
+        let earliest = self
+            .client
+            .list_offsets(tps, OffsetSpec::Earliest, IsolationLevel::ReadCommitted)
+            .await?;
+        let latest = self
+            .client
+            .list_offsets(tps, OffsetSpec::Latest, IsolationLevel::ReadUncommitted)
+            .await?;
+        let log_start = earliest.get(tp).map(|o| o.offset).unwrap_or(0);
+        let log_end = latest.get(tp).map(|o| o.offset).unwrap_or(0);
+        let Some(state) = self.partitions.get_mut(tp) else {
+            return Ok(());
+        };
+        let position = state.position;
+        if position < log_start {
+            // The segment being written ends where the gap begins.
+            self.sink.close(state).await?;
+            let gap = Gap {
+                topic: tp.topic.clone(),
+                topic_id: state.plan.topic_id.clone(),
+                partition: tp.partition,
+                from: position,
+                to: log_start,
+                reason: "retention deleted these offsets before they were backed up".to_owned(),
+                detected_at: now_rfc3339(),
+            };
+            let msg = format!(
+                "partition {tp}: offsets {position} to {} were deleted by retention before they could \
+                 be backed up; recorded as a gap, continuing from {log_start}",
+                log_start - 1
+            );
+            tracing::warn!("{msg}");
+            self.warnings.push(msg);
+            self.sink.record_gap(gap).await?;
+            state.position = log_start;
+            if state.reached_target() {
+                state.status = Status::Done;
+            }
+        } else if position > log_end {
+            state.status = Status::Failed(format!(
+                "its log now ends at offset {log_end}, below offset {position} that was already backed \
+                 up: the partition was truncated (an unclean leader election, or the topic was \
+                 re-created on a broker without topic ids). Offsets from {log_end} on may now hold \
+                 different records; back it up under a new backup_id"
+            ));
+        } else {
+            // A leader change raced with the fetch; the next fetch will do.
+            self.retry_later(tp, ResponseError::OffsetOutOfRange);
+        }
+        Ok(())
+    }
+
+    /// After routing errors: refresh metadata, and end the lineage of topics that were deleted
+    /// or re-created (their topic id changed) while the backup ran.
+    async fn refresh_and_check_lineages(&mut self) -> Result<(), BackupError> {
+        if let Err(e) = self.client.refresh_metadata().await {
+            tracing::warn!(error = %e, "metadata refresh failed; will try again");
+            return Ok(());
+        }
+        let metadata = self.client.metadata();
+        let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+        for tp in tps {
+            let Some(state) = self.partitions.get_mut(&tp) else {
+                continue;
+            };
+            if state.status != Status::Active {
+                continue;
+            }
+            let current = metadata
+                .topics
+                .get(&tp.topic)
+                .map(|t| super::plan::lineage_of(&t.topic_id));
+            match current {
+                Some(id) if id == state.plan.topic_id => {}
+                other => {
+                    let what = match other {
+                        None => "was deleted".to_owned(),
+                        Some(id) => format!("was deleted and re-created (new topic id {id})"),
+                    };
+                    let msg = format!(
+                        "topic {} {what} while the backup ran: its backup ends at offset {} and a \
+                         re-created topic is never mixed into the same lineage",
+                        tp.topic, state.position
+                    );
+                    tracing::warn!("{msg}");
+                    self.warnings.push(msg);
+                    self.sink.close(state).await?;
+                    state.status = Status::Done;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes segments that have been open longer than `segment_max_interval`.
+    async fn close_aged(&mut self) -> Result<(), BackupError> {
+        let limit = self.settings.segment_max_interval;
+        let now = Instant::now();
+        for state in self.partitions.values_mut() {
+            if state
+                .segment
+                .as_ref()
+                .is_some_and(|s| now.duration_since(s.opened_at) >= limit)
+            {
+                self.sink.close(state).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps buffered segment bytes within the budget by closing the largest open segments.
+    async fn relieve_memory(&mut self) -> Result<(), BackupError> {
+        loop {
+            let open: u64 = self.partitions.values().map(|p| p.buffered()).sum();
+            if open + self.sink.pending_bytes <= MEMORY_BUDGET {
+                return Ok(());
+            }
+            if open > MEMORY_BUDGET / 2 {
+                let largest = self
+                    .partitions
+                    .values_mut()
+                    .max_by_key(|p| p.buffered())
+                    .filter(|p| p.buffered() > 0);
+                match largest {
+                    Some(p) => self.sink.close(p).await?,
+                    None => return Ok(()),
+                }
+            } else if self.sink.pending_bytes > 0 {
+                self.sink.reap_one().await?;
+            } else {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Now, as RFC 3339 in UTC.
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

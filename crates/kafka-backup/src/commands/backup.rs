@@ -1,0 +1,173 @@
+//! `kafka-backup backup`: load the configuration, open storage, run the backup until it is
+//! done or a signal asks it to stop, print the summary.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use backup_core::backup::progress::human_bytes;
+use backup_core::backup::{BackupError, BackupReport, Outcome, ProgressMode, run_backup};
+use backup_core::config::{self, Mode};
+use backup_core::storage::Storage;
+use tokio::sync::watch;
+
+use crate::OutputFormat;
+use crate::exit::{Exit, Failed};
+use crate::logging::LogFormat;
+
+/// Runs a backup and reports it.
+pub async fn run(
+    config_path: &Path,
+    format: OutputFormat,
+    log_format: LogFormat,
+) -> Result<Exit, Failed> {
+    let loaded = config::load(config_path)?;
+    if loaded.mode != Mode::Backup {
+        return Err(Failed::new(
+            Exit::Config,
+            format!(
+                "{} has mode: {}; `kafka-backup backup` needs a configuration with mode: backup",
+                config_path.display(),
+                loaded.mode
+            ),
+        ));
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!("{loaded}");
+    let storage_config = loaded.require_storage(&config_path.display().to_string())?;
+    let storage =
+        Storage::open(storage_config).map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!(
+            "signal received: stopping after the current fetches; a second signal aborts"
+        );
+        let _ = stop_tx.send(true);
+        wait_for_signal().await;
+        eprintln!("second signal: aborting without finishing the open segments");
+        std::process::exit(130);
+    });
+
+    let progress = if std::io::stderr().is_terminal() && log_format == LogFormat::Text {
+        ProgressMode::Terminal
+    } else {
+        ProgressMode::Log
+    };
+    let report = run_backup(&loaded, storage, progress, stop_rx)
+        .await
+        .map_err(failed)?;
+    match format {
+        OutputFormat::Json => {
+            let json = serde_json::to_string_pretty(&report).map_err(|e| {
+                Failed::new(Exit::Failure, format!("cannot format the report: {e}"))
+            })?;
+            println!("{json}");
+        }
+        OutputFormat::Text => print!("{}", render_text(&report)),
+    }
+    Ok(match report.outcome {
+        Outcome::Complete => Exit::Ok,
+        Outcome::Interrupted | Outcome::Partial => Exit::Partial,
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn failed(e: BackupError) -> Failed {
+    let exit = match &e {
+        BackupError::Config(_) | BackupError::NoTopicsMatched { .. } | BackupError::Name(_) => {
+            Exit::Config
+        }
+        BackupError::Kafka(k) => Exit::for_kafka(k.kind()),
+        BackupError::Storage(_) => Exit::Storage,
+        BackupError::Format(_) | BackupError::Internal(_) => Exit::Failure,
+    };
+    Failed::new(exit, e.to_string())
+}
+
+/// The summary as text.
+pub fn render_text(r: &BackupReport) -> String {
+    let mut out = String::new();
+    let outcome = match r.outcome {
+        Outcome::Complete => "complete",
+        Outcome::Interrupted => "INTERRUPTED: run the same command again to resume",
+        Outcome::Partial => "PARTIAL: some partitions failed (see below)",
+    };
+    let _ = writeln!(
+        out,
+        "Backup       {} (run {}, {})",
+        r.backup_id, r.run_id, r.mode
+    );
+    let _ = writeln!(out, "Outcome      {outcome}");
+    let _ = writeln!(out, "Topics       {}", r.topics);
+    let _ = writeln!(out, "Partitions   {}", r.partitions);
+    let _ = writeln!(out, "Records      {}", r.records);
+    let _ = writeln!(out, "Read         {}", human_bytes(r.bytes_read));
+    let _ = writeln!(
+        out,
+        "Written      {} in {} segments (compression ratio {:.2})",
+        human_bytes(r.bytes_written),
+        r.segments,
+        r.compression_ratio
+    );
+    let _ = writeln!(
+        out,
+        "Duration     {:.1} s ({:.1} MB/s)",
+        r.duration_secs, r.throughput_mb_s
+    );
+    let _ = writeln!(
+        out,
+        "Groups       {} consumer groups captured",
+        r.consumer_groups
+    );
+    if r.gaps > 0 {
+        let _ = writeln!(
+            out,
+            "Gaps         {} (offsets lost to retention; see the warnings)",
+            r.gaps
+        );
+    }
+    if !r.failed_partitions.is_empty() {
+        let _ = writeln!(out, "Failed partitions");
+        for (tp, why) in &r.failed_partitions {
+            let _ = writeln!(out, "  {tp}: {why}");
+        }
+    }
+    if r.per_topic.len() > 1 {
+        let _ = writeln!(out, "Per topic");
+        for (name, t) in &r.per_topic {
+            let _ = writeln!(
+                out,
+                "  {name:<30} {:>4} partitions {:>10} records {:>10}",
+                t.partitions,
+                t.records,
+                human_bytes(t.bytes)
+            );
+        }
+    }
+    out
+}

@@ -24,7 +24,7 @@ use crate::config::BackupSettings;
 
 /// Memory the run may hold in segments (open and uploading). Past it, the largest open
 /// segments are closed early and fetching waits for uploads.
-pub(crate) const MEMORY_BUDGET: u64 = 96 * 1024 * 1024;
+pub(crate) const MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
 /// A partition error is retried this many times (with backoff) before the partition fails.
 const MAX_PARTITION_ATTEMPTS: u32 = 12;
 /// How long the broker may hold a fetch while waiting for data.
@@ -39,6 +39,13 @@ type FetchFuture = std::pin::Pin<
             > + Send,
     >,
 >;
+
+/// Batches of one partition taken from an answer, waiting to be written.
+pub(crate) struct Work {
+    tp: TopicPartition,
+    batches: Vec<bytes::Bytes>,
+    aborted: Vec<(i64, i64)>,
+}
 
 /// Why the fetch loop returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +111,13 @@ impl Engine<'_> {
                             if !answer.throttle.is_zero() {
                                 broker_retry_at.insert(broker, Instant::now() + answer.throttle);
                             }
-                            self.handle_answer(answer).await?;
+                            // Positions move first, so the next fetch is on its way while this
+                            // answer is written.
+                            let work = self.handle_answer(answer).await?;
+                            if !interrupted && !checkpoint {
+                                self.schedule(&mut inflight, &mut busy, &broker_retry_at);
+                            }
+                            self.write(work).await?;
                         }
                         Err(e) => self.handle_broker_error(broker, &asked, e, &mut broker_retry_at).await?,
                     }
@@ -181,15 +194,26 @@ impl Engine<'_> {
                 isolation: IsolationLevel::ReadCommitted,
             };
             let asked: Vec<TopicPartition> = parts.iter().map(|p| p.tp.clone()).collect();
+            // A task of its own, so the request goes out and the answer comes in while this
+            // loop writes the previous answer.
+            let fetch = tokio::spawn(async move { client.fetch(broker, &parts, &options).await });
             inflight.push(Box::pin(async move {
-                let result = client.fetch(broker, &parts, &options).await;
+                let result = fetch.await.unwrap_or_else(|e| {
+                    Err(kafka_client::Error::Disconnected {
+                        broker: format!("broker {broker}"),
+                        context: format!("because the fetch task ended: {e}"),
+                    })
+                });
                 (broker, asked, result)
             }));
         }
     }
 
-    async fn handle_answer(&mut self, answer: FetchResult) -> Result<(), BackupError> {
+    /// Phase one of an answer: advances positions and handles partition errors. Returns the
+    /// batches to write.
+    async fn handle_answer(&mut self, answer: FetchResult) -> Result<Vec<Work>, BackupError> {
         let mut refresh = false;
+        let mut work = Vec::new();
         for part in answer.partitions {
             let tp = part.tp.clone();
             let Some(state) = self.partitions.get_mut(&tp) else {
@@ -213,15 +237,18 @@ impl Engine<'_> {
                         .iter()
                         .map(|a| (a.first_offset, a.producer_id))
                         .collect();
-                    let taken = state.take_batches(&self.run, &batches, &aborted)?;
-                    if batches.is_empty() && complete_len == 0 && !part.records.is_empty() {
+                    let taken = state.advance(batches)?;
+                    if taken.is_empty() && complete_len == 0 && !part.records.is_empty() {
                         // The next batch is bigger than we asked for: ask for more next time.
                         state.max_bytes = state
                             .max_bytes
                             .saturating_mul(2)
                             .min(self.settings.fetch_max_bytes as i32);
                     }
-                    if taken == 0 && state.plan.target_end.is_some() && !state.reached_target() {
+                    if taken.is_empty()
+                        && state.plan.target_end.is_some()
+                        && !state.reached_target()
+                    {
                         state.empty_fetches += 1;
                         if state.empty_fetches >= MAX_EMPTY_FETCHES
                             && state.position >= part.high_watermark
@@ -242,11 +269,11 @@ impl Engine<'_> {
                     if state.reached_target() {
                         state.status = Status::Done;
                     }
-                    let close = state.status == Status::Done
-                        || state.buffered() >= self.settings.segment_max_bytes;
-                    if close {
-                        self.sink.close(state).await?;
-                    }
+                    work.push(Work {
+                        tp,
+                        batches: taken,
+                        aborted,
+                    });
                 }
                 Some(ResponseError::OffsetOutOfRange) => self.out_of_range(&tp).await?,
                 Some(ResponseError::TopicAuthorizationFailed) => {
@@ -282,6 +309,26 @@ impl Engine<'_> {
         }
         if refresh {
             self.refresh_and_check_lineages().await?;
+        }
+        Ok(work)
+    }
+
+    /// Phase two of an answer: writes the batches into segments, closing those that are full
+    /// or whose partition is done.
+    async fn write(&mut self, work: Vec<Work>) -> Result<(), BackupError> {
+        for Work {
+            tp,
+            batches,
+            aborted,
+        } in work
+        {
+            let Some(state) = self.partitions.get_mut(&tp) else {
+                continue;
+            };
+            state.write(&self.run, &batches, &aborted)?;
+            if state.status == Status::Done || state.buffered() >= self.settings.segment_max_bytes {
+                self.sink.close(state).await?;
+            }
         }
         Ok(())
     }
@@ -375,7 +422,7 @@ impl Engine<'_> {
             tracing::warn!("{msg}");
             self.warnings.push(msg);
             self.sink.record_gap(gap).await?;
-            state.position = log_start;
+            state.jump_to(log_start);
             if state.reached_target() {
                 state.status = Status::Done;
             }

@@ -37,8 +37,9 @@ pub(crate) struct OpenSegment {
 pub(crate) struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl BufferPool {
-    /// Buffers kept; each can be as large as a segment, and idle ones still count as memory.
-    const KEEP: usize = 2;
+    /// Buffers kept: one is enough to stay on warm memory, and each idle one costs as much
+    /// memory as a segment.
+    const KEEP: usize = 1;
 
     pub(crate) fn take(&self) -> Vec<u8> {
         self.0
@@ -71,6 +72,8 @@ pub(crate) struct PartitionState {
     pub plan: PartitionPlan,
     /// Next offset to fetch.
     pub position: i64,
+    /// Where the data written to segments ends: the next segment starts here.
+    pub written_to: i64,
     pub status: Status,
     pub segment: Option<OpenSegment>,
     /// Most bytes to ask for in one fetch; raised when a batch does not fit.
@@ -94,6 +97,7 @@ impl PartitionState {
         };
         Self {
             position: plan.start,
+            written_to: plan.start,
             plan,
             status,
             segment: None,
@@ -124,17 +128,13 @@ impl PartitionState {
         }
     }
 
-    /// Appends the complete batches of one fetch answer, starting at the current position.
-    /// Returns how many bytes of batch data were taken.
-    pub(crate) fn take_batches(
-        &mut self,
-        run: &RunIdentity,
-        batches: &[Bytes],
-        aborted: &[(i64, i64)],
-    ) -> Result<u64, BackupError> {
-        let mut taken = 0;
+    /// Takes the complete batches of one fetch answer that lie at or after the read position
+    /// and moves the position past them. Cheap (batch headers only), so the next fetch can be
+    /// sent before the batches are written.
+    pub(crate) fn advance(&mut self, batches: Vec<Bytes>) -> Result<Vec<Bytes>, BackupError> {
+        let mut taken = Vec::with_capacity(batches.len());
         for batch in batches {
-            let header = BatchHeader::parse(batch).map_err(|e| {
+            let header = BatchHeader::parse(&batch).map_err(|e| {
                 BackupError::Kafka(kafka_client::Error::Protocol {
                     broker: "the partition leader".into(),
                     detail: format!("partition {}: {e}", self.plan.tp),
@@ -145,45 +145,63 @@ impl PartitionState {
             if header.last_offset() < self.position {
                 continue;
             }
-            let segment = match &mut self.segment {
-                Some(s) => s,
-                None => {
-                    let header = SegmentHeader {
-                        format: HEADER_FORMAT,
-                        backup_id: run.backup_id.clone(),
-                        run_id: run.run_id.clone(),
-                        cluster_id: run.cluster_id.clone(),
-                        topic: self.plan.tp.topic.clone(),
-                        topic_id: self.plan.topic_id.clone(),
-                        partition: self.plan.tp.partition,
-                        start_offset: self.position,
-                        // Both set by the writer from its options.
-                        compression: SegmentCompression::None,
-                        compression_level: None,
-                        created_at: super::engine::now_rfc3339(),
-                        encryption: None,
-                        aborted_transactions: Vec::new(),
-                    };
-                    self.segment.insert(OpenSegment {
-                        writer: SegmentWriter::with_buffer(
-                            header,
-                            run.writer.clone(),
-                            run.buffers.take(),
-                        )?,
-                        opened_at: Instant::now(),
-                    })
-                }
-            };
-            segment.writer.push_batch(batch)?;
             self.position = header.last_offset() + 1;
             self.records += u64::from(header.record_count.max(0) as u32);
             self.batches += 1;
             self.raw_bytes += batch.len() as u64;
-            taken += batch.len() as u64;
+            taken.push(batch);
         }
-        if let Some(segment) = &mut self.segment
-            && !aborted.is_empty()
-        {
+        Ok(taken)
+    }
+
+    /// Writes batches taken by [`PartitionState::advance`] into the open segment (opening one
+    /// that starts where the previous one ended), with the aborted transactions the fetch
+    /// reported.
+    pub(crate) fn write(
+        &mut self,
+        run: &RunIdentity,
+        batches: &[Bytes],
+        aborted: &[(i64, i64)],
+    ) -> Result<(), BackupError> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let segment = match &mut self.segment {
+            Some(s) => s,
+            None => {
+                let header = SegmentHeader {
+                    format: HEADER_FORMAT,
+                    backup_id: run.backup_id.clone(),
+                    run_id: run.run_id.clone(),
+                    cluster_id: run.cluster_id.clone(),
+                    topic: self.plan.tp.topic.clone(),
+                    topic_id: self.plan.topic_id.clone(),
+                    partition: self.plan.tp.partition,
+                    start_offset: self.written_to,
+                    // Both set by the writer from its options.
+                    compression: SegmentCompression::None,
+                    compression_level: None,
+                    created_at: super::engine::now_rfc3339(),
+                    encryption: None,
+                    aborted_transactions: Vec::new(),
+                };
+                self.segment.insert(OpenSegment {
+                    writer: SegmentWriter::with_buffer(
+                        header,
+                        run.writer.clone(),
+                        run.buffers.take(),
+                    )?,
+                    opened_at: Instant::now(),
+                })
+            }
+        };
+        for batch in batches {
+            segment.writer.push_batch(batch)?;
+        }
+        if let Some(end) = segment.writer.last_offset() {
+            self.written_to = end + 1;
+        }
+        if !aborted.is_empty() {
             segment.writer.add_aborted_transactions(aborted.iter().map(
                 |&(first_offset, producer_id)| AbortedTransaction {
                     first_offset,
@@ -191,7 +209,15 @@ impl PartitionState {
                 },
             ))?;
         }
-        Ok(taken)
+        Ok(())
+    }
+
+    /// Moves both the read and the write position, e.g. past a gap. The open segment must
+    /// have been closed first.
+    pub(crate) fn jump_to(&mut self, offset: i64) {
+        debug_assert!(self.segment.is_none());
+        self.position = offset;
+        self.written_to = offset;
     }
 
     /// Bytes held by the open segment.

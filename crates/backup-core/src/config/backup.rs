@@ -158,13 +158,13 @@ pub struct BackupSettings {
 
 impl BackupSettings {
     /// Default `segment_max_bytes`.
-    pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+    pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 32 * 1024 * 1024;
     /// Default `segment_max_interval_ms`.
     pub const DEFAULT_SEGMENT_MAX_INTERVAL: Duration = Duration::from_secs(300);
     /// Default `max_concurrent_partitions`.
     pub const DEFAULT_MAX_CONCURRENT_PARTITIONS: usize = 32;
     /// Default `fetch_max_bytes`.
-    pub const DEFAULT_FETCH_MAX_BYTES: u32 = 32 * 1024 * 1024;
+    pub const DEFAULT_FETCH_MAX_BYTES: u32 = 16 * 1024 * 1024;
     /// Default `metadata_max_age_ms`.
     pub const DEFAULT_METADATA_MAX_AGE: Duration = Duration::from_secs(60);
 }

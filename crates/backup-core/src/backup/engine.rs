@@ -128,7 +128,7 @@ impl Engine<'_> {
                 }
                 _ = tick.tick() => {
                     self.close_aged().await?;
-                    self.progress.update(&self.partitions, self.sink.stored.len());
+                    self.progress.update(&self.partitions, self.sink.segments_written);
                 }
             }
         }
@@ -141,7 +141,7 @@ impl Engine<'_> {
         }
         self.sink.drain().await?;
         self.progress
-            .update(&self.partitions, self.sink.stored.len());
+            .finish(&self.partitions, self.sink.segments_written);
         Ok(if interrupted {
             LoopExit::Interrupted
         } else {

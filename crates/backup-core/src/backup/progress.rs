@@ -56,6 +56,16 @@ impl Progress {
         }
     }
 
+    /// Shows the final state, whatever the time since the last update.
+    pub(crate) fn finish(
+        &mut self,
+        partitions: &BTreeMap<TopicPartition, PartitionState>,
+        segments: usize,
+    ) {
+        self.last_shown = None;
+        self.update(partitions, segments);
+    }
+
     pub(crate) fn update(
         &mut self,
         partitions: &BTreeMap<TopicPartition, PartitionState>,

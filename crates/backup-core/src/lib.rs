@@ -4,6 +4,9 @@
 #![warn(missing_docs)]
 
 pub mod backup;
+pub mod catalog;
 pub mod check;
 pub mod config;
+pub mod restore;
 pub mod storage;
+pub mod validate;

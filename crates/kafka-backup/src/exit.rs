@@ -21,6 +21,8 @@ pub enum Exit {
     Storage = 5,
     /// Part of the work succeeded, part failed (or a snapshot was interrupted).
     Partial = 6,
+    /// The backup failed an integrity check (validate found problems, or restore refused).
+    Integrity = 7,
 }
 
 impl Exit {

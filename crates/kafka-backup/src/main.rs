@@ -52,6 +52,42 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Restore a backup into the target cluster: verify every segment first, then produce the
+    /// committed records in order, and move the consumer groups. Interrupted, it continues
+    /// where it stopped when run again.
+    Restore {
+        /// The restore configuration file (mode: restore).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the plan (topics, partitions, records, target names, group changes) and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// Restore even if the backup fails its integrity check.
+        #[arg(long)]
+        force: bool,
+        /// Format of the report.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Consumer offsets of a restore.
+    Offsets {
+        #[command(subcommand)]
+        command: OffsetsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OffsetsCommand {
+    /// Print the source -> target offset map of a restore and the translated offsets of the
+    /// backed-up consumer groups, for review or to apply by hand.
+    Show {
+        /// The restore configuration file (mode: restore).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 /// How a command prints its result.
@@ -85,6 +121,15 @@ fn main() -> ExitCode {
             Command::Backup { config, format } => {
                 commands::backup::run(&config, format, cli.log_format).await
             }
+            Command::Restore {
+                config,
+                dry_run,
+                force,
+                format,
+            } => commands::restore::run(&config, format, dry_run, force).await,
+            Command::Offsets {
+                command: OffsetsCommand::Show { config, format },
+            } => commands::restore::show(&config, format).await,
         }
     });
     match result {

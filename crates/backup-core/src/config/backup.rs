@@ -196,18 +196,28 @@ pub struct BackupPlan {
 
 impl Validator<'_> {
     pub(super) fn topics(&mut self, raw: Option<RawTopics>) -> Result<TopicSelection, ConfigError> {
-        let Some(raw) = raw else {
-            return Ok(TopicSelection::default());
-        };
-        let include = self.patterns(raw.include, "source.topics.include")?;
-        let exclude = self.patterns(raw.exclude, "source.topics.exclude")?;
+        match raw {
+            None => Ok(TopicSelection::default()),
+            Some(raw) => self.selection(raw, "source.topics"),
+        }
+    }
+
+    /// Validates include/exclude patterns found under `key`.
+    pub(super) fn selection(
+        &mut self,
+        raw: RawTopics,
+        key: &str,
+    ) -> Result<TopicSelection, ConfigError> {
+        let include = self.patterns(raw.include, &format!("{key}.include"))?;
+        let exclude = self.patterns(raw.exclude, &format!("{key}.exclude"))?;
         if include.is_empty() {
             return Err(self.invalid(
-                "source.topics.include".to_owned(),
+                format!("{key}.include"),
                 None,
-                "is empty, so nothing would be backed up; list the topics or patterns to copy, \
-                 e.g. include: [\"orders\", \"payments-*\"], or remove `topics` to copy every topic"
-                    .to_owned(),
+                format!(
+                    "is empty, so nothing would be selected; list the topics or patterns, e.g. \
+                     include: [\"orders\", \"payments-*\"], or remove `{key}` to select every topic"
+                ),
             ));
         }
         Ok(TopicSelection { include, exclude })

@@ -209,7 +209,7 @@ fn did_you_mean(suggestion: Option<&str>) -> String {
 
 /// Keys of OSO kafka-backup's format that this version does not read yet; naming them as
 /// such tells a migrating user the key is right, only early.
-const NOT_YET_SUPPORTED: &[&str] = &["restore", "offset_storage", "metrics", "connection"];
+const NOT_YET_SUPPORTED: &[&str] = &["offset_storage", "metrics", "connection"];
 
 /// Where a key that is unknown at its place belongs, when it is valid elsewhere: a wrongly
 /// indented key is more likely than a new one.

@@ -21,6 +21,7 @@ mod env;
 mod error;
 mod model;
 mod raw;
+mod restore;
 mod scrub;
 mod security;
 mod storage;
@@ -38,6 +39,7 @@ pub use error::ConfigError;
 pub use model::{
     KafkaClusterConfig, LoadedConfig, Mode, SaslMechanismName, SaslSettings, SecurityConfig,
 };
+pub use restore::{GroupSelection, ProgressStore, RestoreSettings, parse_time};
 
 /// Largest configuration accepted, checked before parsing. Real files are a few KiB; the cap
 /// keeps a wrong path (a log file, a device) from being read into memory.

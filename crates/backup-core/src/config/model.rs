@@ -52,6 +52,8 @@ pub struct LoadedConfig {
     pub cluster: KafkaClusterConfig,
     /// Topics and settings of a backup; present exactly in `mode: backup`.
     pub backup: Option<super::BackupPlan>,
+    /// Settings of a restore; present exactly in `mode: restore`.
+    pub restore: Option<super::RestoreSettings>,
     /// `storage:`. Optional so that `check` works without it; backup and restore get it
     /// through [`LoadedConfig::require_storage`].
     pub storage: Option<crate::storage::StorageConfig>,

@@ -26,8 +26,7 @@ pub(crate) struct RawConfig {
     pub target: Option<RawCluster>,
     pub backup: Option<RawBackup>,
     pub storage: Option<super::storage::RawStorage>,
-    // `restore` joins here as one `Option<RawRestore>` field; until then it is an unknown
-    // key, which the error for unknown keys explains.
+    pub restore: Option<super::restore::RawRestore>,
 }
 
 /// `source:` or `target:`.

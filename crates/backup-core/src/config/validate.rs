@@ -70,6 +70,19 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
     };
     let mut cluster = cluster;
     let topics = cluster.topics.take();
+    let restore = match mode {
+        Mode::Restore => Some(v.restore_settings(raw.restore, &backup_id)?),
+        Mode::Backup if raw.restore.is_some() => {
+            return Err(v.invalid(
+                "restore".to_owned(),
+                None,
+                "applies to mode: restore, but this file has mode: backup; remove the `restore` \
+                 section or set mode: restore"
+                    .to_owned(),
+            ));
+        }
+        Mode::Backup => None,
+    };
     let backup = match mode {
         Mode::Backup => Some(BackupPlan {
             topics: v.topics(topics)?,
@@ -80,8 +93,8 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
                 return Err(v.invalid(
                     "target.topics".to_owned(),
                     None,
-                    "is not used when restoring: a restore takes its topics from the backup (and, \
-                     later, from restore.topics); remove target.topics"
+                    "is not used when restoring: a restore takes its topics from the backup, \
+                     selected with restore.topics; move the patterns there"
                         .to_owned(),
                 ));
             }
@@ -104,6 +117,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
         backup_id,
         cluster,
         backup,
+        restore,
         storage,
         warnings: v.warnings,
     })

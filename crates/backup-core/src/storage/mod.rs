@@ -355,6 +355,35 @@ impl Storage {
         self.list_stream(prefix).try_collect().await
     }
 
+    /// The "directories" directly under `prefix` (`""`: the configured prefix itself): the
+    /// distinct next path segments of the keys below it, found with a delimiter LIST, so the
+    /// objects underneath are not listed (one request per 1,000 names on S3). Returned as keys
+    /// relative to the configured prefix (`a/b` for `b` under `a`), sorted. Same permission as
+    /// [`Storage::list`].
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let path = self.list_path(prefix)?;
+        let result = self
+            .store
+            .list_with_delimiter(path.as_ref())
+            .await
+            .map_err(|e| self.classify(Operation::List, prefix, &e))?;
+        let root_len = if self.target.prefix.is_empty() {
+            0
+        } else {
+            self.target.prefix.len() + 1
+        };
+        let mut dirs: Vec<String> = result
+            .common_prefixes
+            .iter()
+            .map(|p| {
+                let full: &str = p.as_ref();
+                full.get(root_len..).unwrap_or(full).to_owned()
+            })
+            .collect();
+        dirs.sort();
+        Ok(dirs)
+    }
+
     /// The start-up probe: one LIST request on the prefix (no object is read or written),
     /// which proves that the endpoint answers, the credentials are accepted, the bucket or
     /// container exists and the identity may list it. On the file system, that the root is

@@ -135,7 +135,7 @@ fn bad_patterns_and_empty_includes_are_errors() {
         "mode: backup\nbackup_id: b\nsource:\n  bootstrap_servers: [\"k:9092\"]\n  topics:\n    include: []\n",
         &[],
     );
-    assert_message(&e, &["source.topics.include", "nothing would be backed up"]);
+    assert_message(&e, &["source.topics.include", "nothing would be selected"]);
 }
 
 #[test]
@@ -155,4 +155,79 @@ fn restore_files_reject_backup_only_sections() {
         &[],
     );
     assert!(c.backup.is_none());
+}
+
+fn restore_config(extra: &str) -> String {
+    format!("mode: restore\nbackup_id: prod\ntarget:\n  bootstrap_servers: [\"k:9092\"]\n{extra}")
+}
+
+#[test]
+fn restore_defaults_and_every_key() {
+    let c = ok(&restore_config(""), &[]);
+    let r = c.restore.expect("restore mode has settings");
+    assert!(r.create_topics && !r.append && !r.dry_run);
+    assert!(r.consumer_groups.includes("any-group"));
+    assert_eq!(r.restore_id, "prod");
+    assert_eq!(r.progress, crate::config::ProgressStore::Target);
+
+    let c = ok(
+        &restore_config(
+            "restore:\n  topics:\n    include: [\"orders*\"]\n  topic_mapping:\n    orders: orders-restored\n  \
+             time_window_start: 2026-01-01T00:00:00Z\n  time_window_end: 1767312000000\n  create_topics: false\n  \
+             replication_factor: 3\n  repartitioning:\n    partitions: 12\n  dry_run: true\n  append: true\n  \
+             consumer_groups:\n    include: [\"app-*\"]\n    exclude: [\"app-test\"]\n  max_in_flight: 3\n  \
+             max_bytes_per_second: 10485760\n  restore_id: dr-drill-1\n  progress_file: /var/lib/kb/progress.json\n",
+        ),
+        &[],
+    );
+    let r = c.restore.unwrap();
+    assert_eq!(r.topic_mapping["orders"], "orders-restored");
+    assert_eq!(r.time_window_start, Some(1_767_225_600_000));
+    assert_eq!(r.time_window_end, Some(1_767_312_000_000));
+    assert_eq!(r.replication_factor, Some(3));
+    assert_eq!(r.repartition_to, Some(12));
+    assert!(r.dry_run && r.append && !r.create_topics);
+    assert!(r.consumer_groups.includes("app-1") && !r.consumer_groups.includes("app-test"));
+    assert!(!r.consumer_groups.includes("other"));
+    assert_eq!(r.max_in_flight, 3);
+    assert_eq!(r.max_bytes_per_second, Some(10 * 1024 * 1024));
+    assert_eq!(r.restore_id, "dr-drill-1");
+    assert_eq!(
+        r.progress,
+        crate::config::ProgressStore::File("/var/lib/kb/progress.json".into())
+    );
+}
+
+#[test]
+fn restore_mistakes_are_named() {
+    let e = err(
+        &restore_config("restore:\n  time_window_start: last tuesday\n"),
+        &[],
+    );
+    assert_message(&e, &["restore.time_window_start", "RFC 3339"]);
+    let e = err(
+        &restore_config("restore:\n  time_window_start: 2000\n  time_window_end: 1000\n"),
+        &[],
+    );
+    assert_message(&e, &["time_window_end", "not after time_window_start"]);
+    let e = err(
+        &restore_config("restore:\n  topic_mapping:\n    a: x\n    b: x\n"),
+        &[],
+    );
+    assert_message(&e, &["both `a` and `b` map to `x`"]);
+    let e = err(
+        &restore_config("restore:\n  topic_mapping:\n    a: \"bad/name\"\n"),
+        &[],
+    );
+    assert_message(
+        &e,
+        &["restore.topic_mapping.a", "not a valid Kafka topic name"],
+    );
+    let e = err(&restore_config("restore:\n  dry_runn: true\n"), &[]);
+    assert_message(&e, &["restore.dry_runn", "did you mean `dry_run`"]);
+    let e = err(
+        "mode: backup\nbackup_id: b\nsource:\n  bootstrap_servers: [\"k:1\"]\nrestore:\n  dry_run: true\n",
+        &[],
+    );
+    assert_message(&e, &["applies to mode: restore"]);
 }

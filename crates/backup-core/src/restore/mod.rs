@@ -1,0 +1,594 @@
+//! `restore`: put a backup into a target cluster so that producers' data and consumers'
+//! positions are as they were.
+//!
+//! Nothing is produced before every segment to be restored has been read and checked (hash,
+//! identity, batches, continuity) and the target is ready: topics exist with the right
+//! partition count, and each target partition's starting offset is recorded in the progress
+//! store. Records then go out in offset order per partition, as the stored batches wherever
+//! possible; aborted transactions and transaction markers are left out. A restore interrupted
+//! at any point and run again with the same configuration skips what the target already holds
+//! (the target's end offset minus the recorded start), so every record lands exactly once.
+
+mod groups;
+pub mod offsets;
+mod produce;
+mod scan;
+mod target;
+mod units;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use kafka_client::{KafkaClient, TopicPartition};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::config::{LoadedConfig, RestoreSettings};
+use crate::storage::{Storage, StorageError};
+pub use groups::{GroupOutcome, TranslatedOffset};
+pub use offsets::{OffsetMaps, OffsetRun, PartitionMap};
+use produce::{Counters, PartitionJob, RateLimit, restore_partition};
+pub use target::TopicAction;
+use target::{StartRecord, TopicPlan};
+pub use units::{murmur2, partition_for_key};
+
+/// Segments read and checked at once before a restore.
+const SCAN_CONCURRENCY: usize = 4;
+
+/// Why a restore could not run or finish, by what the operator can do.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The configuration cannot work.
+    #[error("{0}")]
+    Config(String),
+    /// The target cluster is not in a state the restore may write to (fix it or the config).
+    #[error("{0}")]
+    Target(String),
+    /// The backup failed its integrity check; nothing was produced.
+    #[error(
+        "the backup failed its integrity check, so nothing was restored ({} problem{}):\n  {}\nRun \
+         `kafka-backup validate` for a full report; restore anyway with --force only if you accept losing \
+         or altering the data of these objects",
+        problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  ")
+    )]
+    Integrity {
+        /// One line per problem, naming the object.
+        problems: Vec<String>,
+    },
+    /// A segment turned out corrupt while restoring.
+    #[error("corrupt backup data: {0}")]
+    Corrupt(String),
+    /// Reading the backup's catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Kafka failed.
+    #[error(transparent)]
+    Kafka(#[from] kafka_client::Error),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A bug.
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
+}
+
+/// Options from the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreOptions {
+    /// Restore even if the integrity check finds problems.
+    pub force: bool,
+    /// Plan only (also set by `restore.dry_run`).
+    pub dry_run: bool,
+    /// Log progress every few seconds.
+    pub log_progress: bool,
+}
+
+/// One partition in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionReport {
+    /// Source partition (`topic-partition`).
+    pub source: String,
+    /// Target partition.
+    pub target: String,
+    /// Where this restore started writing in the target.
+    pub target_start: i64,
+    /// Where the restored data ends in the target.
+    pub target_end: i64,
+    /// Records of this partition in the restore.
+    pub records: u64,
+    /// Of which earlier runs had already written.
+    pub already_restored: u64,
+    /// Stored bytes read from the backup for it.
+    pub stored_bytes: u64,
+}
+
+/// What a restore did (or, in a dry run, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The backup.
+    pub backup_id: String,
+    /// The restore's identity (names its progress).
+    pub restore_id: String,
+    /// True when nothing was written.
+    pub dry_run: bool,
+    /// True when a signal stopped it; run it again to continue.
+    pub interrupted: bool,
+    /// Target topics: checked, created, or to create.
+    pub topics: Vec<TopicAction>,
+    /// Source -> target topic names.
+    pub topic_mapping: BTreeMap<String, String>,
+    /// Per partition.
+    pub partitions: Vec<PartitionReport>,
+    /// Records written by this run.
+    pub records_written: u64,
+    /// Record batch bytes written by this run.
+    pub bytes_written: u64,
+    /// Batches written by this run.
+    pub batches_written: u64,
+    /// Of which rebuilt (time-window boundaries, compaction holes, LogAppendTime).
+    pub batches_reencoded: u64,
+    /// Records left out because their transaction aborted.
+    pub aborted_records_skipped: u64,
+    /// Records left out because their transaction was still open when the backup ended.
+    pub open_transaction_records_skipped: u64,
+    /// Records left out by the time window (or deleted before their segment began).
+    pub window_records_skipped: u64,
+    /// Earliest and latest record timestamps in the restored range (from batch headers).
+    pub time_range: Option<(i64, i64)>,
+    /// Consumer groups moved, or not, and why.
+    pub consumer_groups: Vec<GroupOutcome>,
+    /// Integrity problems ignored with --force.
+    pub problems_ignored: Vec<String>,
+    /// Things to know.
+    pub warnings: Vec<String>,
+    /// Wall time.
+    pub duration_secs: f64,
+    /// bytes_written per second, MB/s.
+    pub throughput_mb_s: f64,
+}
+
+/// Everything `plan` works out before producing.
+struct Prepared {
+    client: KafkaClient,
+    actions: Vec<TopicAction>,
+    jobs: Vec<(PartitionJob, u64)>,
+    targets: BTreeMap<String, String>,
+    problems_ignored: Vec<String>,
+    warnings: Vec<String>,
+    time_range: Option<(i64, i64)>,
+    catalog: Catalog,
+    settings: RestoreSettings,
+}
+
+/// Restores as configured. `shutdown` turning true stops between batches; the next run
+/// continues.
+pub async fn run_restore(
+    config: &LoadedConfig,
+    storage: Storage,
+    options: RestoreOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RestoreReport, RestoreError> {
+    let started = Instant::now();
+    let settings = config.restore.as_ref().ok_or_else(|| {
+        RestoreError::Config(
+            "this configuration is not a restore configuration (mode: restore)".into(),
+        )
+    })?;
+    let dry_run = options.dry_run || settings.dry_run;
+    let p = prepare(config, &storage, settings, options.force, dry_run).await?;
+    let counters = Arc::new(Counters::default());
+    let producer = if dry_run {
+        None
+    } else {
+        Some(p.client.idempotent_producer().await?)
+    };
+    let limit = settings
+        .max_bytes_per_second
+        .map(|rate| Arc::new(RateLimit::new(rate)));
+    let reporter = options
+        .log_progress
+        .then(|| spawn_progress(counters.clone()));
+
+    let mut partitions = Vec::new();
+    let mut maps = OffsetMaps::default();
+    let mut interrupted = false;
+    {
+        let storage = &storage;
+        let producer = producer.as_ref();
+        let counters = &*counters;
+        let limit = limit.as_ref();
+        let shutdown = &shutdown;
+        let mut results = stream::iter(p.jobs)
+            .map(|(job, stored_bytes)| async move {
+                restore_partition(storage, producer, job, counters, limit, shutdown)
+                    .await
+                    .map(|o| (o, stored_bytes))
+            })
+            .buffer_unordered(settings.max_concurrent_partitions);
+        while let Some(result) = results.next().await {
+            let (outcome, stored_bytes) = result?;
+            interrupted |= outcome.interrupted;
+            partitions.push(PartitionReport {
+                source: outcome.source.to_string(),
+                target: outcome.target.to_string(),
+                target_start: outcome.map.target_start,
+                target_end: outcome.map.target_end(),
+                records: outcome.map.records(),
+                already_restored: outcome.map.records() - outcome.produced,
+                stored_bytes,
+            });
+            maps.partitions.insert(
+                outcome.target.clone(),
+                (outcome.source.clone(), outcome.map),
+            );
+        }
+    }
+    if let Some(r) = reporter {
+        r.abort();
+    }
+    partitions.sort_by(|a, b| a.target.cmp(&b.target));
+
+    let mut warnings = p.warnings;
+    let consumer_groups = if interrupted {
+        Vec::new()
+    } else {
+        restore_groups(
+            &p.client,
+            &p.catalog,
+            &p.settings,
+            &maps,
+            &p.targets,
+            dry_run,
+            &mut warnings,
+        )
+        .await?
+    };
+    let bytes = counters.bytes.load(Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64().max(1e-6);
+    Ok(RestoreReport {
+        backup_id: config.backup_id.clone(),
+        restore_id: settings.restore_id.clone(),
+        dry_run,
+        interrupted,
+        topics: p.actions,
+        topic_mapping: p.targets,
+        partitions,
+        records_written: counters.records.load(Ordering::Relaxed),
+        bytes_written: bytes,
+        batches_written: counters.batches.load(Ordering::Relaxed),
+        batches_reencoded: counters.reencoded.load(Ordering::Relaxed),
+        aborted_records_skipped: counters.aborted_records.load(Ordering::Relaxed),
+        open_transaction_records_skipped: counters.undecided_records.load(Ordering::Relaxed),
+        window_records_skipped: counters.skipped_records.load(Ordering::Relaxed),
+        time_range: p.time_range,
+        consumer_groups,
+        problems_ignored: p.problems_ignored,
+        warnings,
+        duration_secs: secs,
+        throughput_mb_s: bytes as f64 / secs / 1e6,
+    })
+}
+
+async fn prepare(
+    config: &LoadedConfig,
+    storage: &Storage,
+    settings: &RestoreSettings,
+    force: bool,
+    dry_run: bool,
+) -> Result<Prepared, RestoreError> {
+    let backup_id = &config.backup_id;
+    let catalog = Catalog::load(storage, backup_id).await?;
+    let mut warnings = Vec::new();
+    let mut plans = Vec::new();
+    let mut parts = Vec::new();
+    for (name, topic) in &catalog.topics {
+        if !settings.topics.includes(name, false) {
+            continue;
+        }
+        let Some(lineage) = topic.latest_lineage() else {
+            continue;
+        };
+        if topic.lineages.len() > 1 {
+            warnings.push(format!(
+                "topic {name} was deleted and re-created while it was backed up ({} lineages); restoring \
+                 the latest (topic id {})",
+                topic.lineages.len(),
+                lineage.topic_id
+            ));
+        }
+        let highest = lineage.partitions.keys().max().copied().unwrap_or(-1);
+        let source_partitions = lineage
+            .snapshot
+            .as_ref()
+            .map(|s| s.partitions as i32)
+            .unwrap_or(highest + 1)
+            .max(highest + 1);
+        let target = settings
+            .topic_mapping
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.clone());
+        plans.push(TopicPlan {
+            source: name.clone(),
+            target,
+            source_partitions,
+            target_partitions: settings.repartition_to.unwrap_or(source_partitions),
+            replication_factor: settings
+                .replication_factor
+                .or(lineage.snapshot.as_ref().map(|s| s.replication_factor))
+                .filter(|rf| *rf > 0)
+                .unwrap_or(-1),
+            configs: lineage
+                .snapshot
+                .as_ref()
+                .map(|s| s.configs.clone())
+                .unwrap_or_default(),
+        });
+        for (p, part) in &lineage.partitions {
+            parts.push((
+                TopicPartition::new(name, *p),
+                lineage.topic_id.clone(),
+                part.clone(),
+            ));
+        }
+    }
+    if plans.is_empty() {
+        let available: Vec<&str> = catalog.topics.keys().map(String::as_str).collect();
+        return Err(RestoreError::Config(format!(
+            "no topic of backup {backup_id} matches restore.topics (include {:?}, exclude {:?}); the backup holds {}",
+            settings.topics.include,
+            settings.topics.exclude,
+            if available.is_empty() {
+                "no topics".to_owned()
+            } else {
+                available.join(", ")
+            }
+        )));
+    }
+    if settings.repartition_to.is_some() {
+        return Err(RestoreError::Config(
+            "restore.repartitioning is not supported by this version yet: restore into topics with the \
+             backed-up partition counts (remove restore.repartitioning)"
+                .into(),
+        ));
+    }
+
+    // Nothing is produced until every segment to restore has been read and checked.
+    let scans = stream::iter(parts)
+        .map(|(tp, lineage, part)| async move {
+            scan::scan_partition(storage, tp, &lineage, &part).await
+        })
+        .buffer_unordered(SCAN_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    let mut scanned = Vec::new();
+    let mut problems = Vec::new();
+    for s in scans {
+        let s = s?;
+        problems.extend(s.problems.iter().cloned());
+        scanned.push(s);
+    }
+    problems.extend(
+        catalog
+            .problems
+            .iter()
+            .filter(|p| p.is_error())
+            .map(|p| p.to_string()),
+    );
+    if !problems.is_empty() && !force {
+        return Err(RestoreError::Integrity { problems });
+    }
+    let problems_ignored = problems;
+    for s in &scanned {
+        if !s.open_transactions.is_empty() {
+            warnings.push(format!(
+                "{}: {} transaction(s) were still open when the backup ended; their records are left out, \
+                 as a read_committed consumer would not have seen them",
+                s.source,
+                s.open_transactions.len()
+            ));
+        }
+    }
+
+    let client = KafkaClient::connect(
+        config
+            .cluster
+            .client_config()
+            .map_err(|e| RestoreError::Config(e.to_string()))?,
+    )
+    .await?;
+    for w in client.warnings() {
+        warnings.push(w.clone());
+    }
+    let actions = target::prepare_topics(&client, &plans, settings.create_topics, dry_run).await?;
+    let targets: BTreeMap<String, String> = plans
+        .iter()
+        .map(|t| (t.source.clone(), t.target.clone()))
+        .collect();
+
+    // Fix where each target partition's restore starts, before producing anything.
+    let target_tps: Vec<TopicPartition> = scanned
+        .iter()
+        .map(|s| TopicPartition::new(&targets[&s.source.topic], s.source.partition))
+        .collect();
+    let to_create: Vec<&str> = actions
+        .iter()
+        .filter(|a| a.action == "create")
+        .map(|a| a.topic.as_str())
+        .collect();
+    let existing_tps: Vec<TopicPartition> = target_tps
+        .iter()
+        .filter(|tp| !to_create.contains(&tp.topic.as_str()))
+        .cloned()
+        .collect();
+    let ends = target::end_offsets(&client, &existing_tps).await?;
+    let target_names: Vec<String> = plans.iter().map(|t| t.target.clone()).collect();
+    let mut progress = if existing_tps.is_empty() {
+        BTreeMap::new()
+    } else {
+        target::load_progress(
+            &client,
+            &settings.progress,
+            &settings.restore_id,
+            &target_names,
+        )
+        .await?
+    };
+    let mut new_starts = false;
+    let mut jobs = Vec::new();
+    let mut time_range: Option<(i64, i64)> = None;
+    for s in scanned {
+        let target = TopicPartition::new(&targets[&s.source.topic], s.source.partition);
+        let end = ends.get(&target).copied().unwrap_or(0);
+        let (start, already) = match progress.get(&target) {
+            Some(record) => {
+                if !record.backup_id.is_empty()
+                    && (record.backup_id != *backup_id || record.source != s.source.to_string())
+                {
+                    return Err(RestoreError::Target(format!(
+                        "target partition {target} was restored by restore `{}` from {} of backup {}, not from \
+                         {} of {backup_id}: use another restore_id, or another target topic",
+                        settings.restore_id, record.source, record.backup_id, s.source
+                    )));
+                }
+                if end < record.start {
+                    return Err(RestoreError::Target(format!(
+                        "target partition {target} ends at offset {end}, before offset {} where this restore \
+                         started writing: the topic was deleted or truncated since. Use another restore_id",
+                        record.start
+                    )));
+                }
+                (record.start, (end - record.start) as u64)
+            }
+            None => {
+                if end > 0 && !settings.append {
+                    return Err(RestoreError::Target(format!(
+                        "target partition {target} already holds {end} records; a restore refuses to write after \
+                         them unless told to: set restore.append: true, or restore into a new topic with \
+                         restore.topic_mapping"
+                    )));
+                }
+                progress.insert(
+                    target.clone(),
+                    StartRecord {
+                        target_topic: target.topic.clone(),
+                        target_partition: target.partition,
+                        start: end,
+                        backup_id: backup_id.clone(),
+                        source: s.source.to_string(),
+                        lineage: s.lineage.clone(),
+                    },
+                );
+                new_starts = true;
+                (end, 0)
+            }
+        };
+        if let (Some(lo), Some(hi)) = (s.min_timestamp, s.max_timestamp) {
+            time_range = Some(match time_range {
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+                None => (lo, hi),
+            });
+        }
+        jobs.push((
+            PartitionJob {
+                source: s.source,
+                target,
+                segments: s.segments,
+                index: s.index,
+                window_start: settings.time_window_start,
+                window_end: settings.time_window_end,
+                target_start: start,
+                already,
+            },
+            s.stored_bytes,
+        ));
+    }
+    if new_starts && !dry_run {
+        target::save_progress(&client, &settings.progress, &settings.restore_id, &progress).await?;
+    }
+    Ok(Prepared {
+        client,
+        actions,
+        jobs,
+        targets,
+        problems_ignored,
+        warnings,
+        time_range,
+        catalog,
+        settings: settings.clone(),
+    })
+}
+
+async fn restore_groups(
+    client: &KafkaClient,
+    catalog: &Catalog,
+    settings: &RestoreSettings,
+    maps: &OffsetMaps,
+    targets: &BTreeMap<String, String>,
+    dry_run: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<GroupOutcome>, RestoreError> {
+    if !settings.consumer_groups.enabled {
+        return Ok(Vec::new());
+    }
+    let Some((run, snapshot)) = catalog.latest_group_snapshot() else {
+        warnings.push("the backup holds no consumer-group snapshot: no group was moved".into());
+        return Ok(Vec::new());
+    };
+    tracing::info!(run, captured_at = %snapshot.captured_at, "translating consumer-group offsets");
+    let translated = groups::translate(snapshot, &settings.consumer_groups, maps, targets);
+    groups::commit(client, translated, dry_run).await
+}
+
+/// The offset maps and translated group offsets of a restore, computed without producing:
+/// what `kafka-backup offsets show` prints. Reads the backup and the progress store; writes
+/// nothing.
+pub async fn show_offsets(
+    config: &LoadedConfig,
+    storage: Storage,
+) -> Result<(OffsetMaps, Vec<GroupOutcome>, BTreeMap<String, String>), RestoreError> {
+    let settings = config.restore.as_ref().ok_or_else(|| {
+        RestoreError::Config("offsets show needs a restore configuration (mode: restore)".into())
+    })?;
+    let p = prepare(config, &storage, settings, true, true).await?;
+    let counters = Counters::default();
+    let (_tx, rx) = watch::channel(false);
+    let mut maps = OffsetMaps::default();
+    for (job, _) in p.jobs {
+        let outcome = restore_partition(&storage, None, job, &counters, None, &rx).await?;
+        maps.partitions.insert(
+            outcome.target.clone(),
+            (outcome.source.clone(), outcome.map),
+        );
+    }
+    let groups = match p.catalog.latest_group_snapshot() {
+        Some((_, snapshot)) => {
+            groups::translate(snapshot, &settings.consumer_groups, &maps, &p.targets)
+        }
+        None => Vec::new(),
+    };
+    Ok((maps, groups, p.targets))
+}
+
+fn spawn_progress(counters: Arc<Counters>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let bytes = counters.bytes.load(Ordering::Relaxed);
+            tracing::info!(
+                records = counters.records.load(Ordering::Relaxed),
+                bytes,
+                mb_per_s = format!(
+                    "{:.1}",
+                    bytes as f64 / started.elapsed().as_secs_f64() / 1e6
+                ),
+                "restore progress"
+            );
+        }
+    })
+}

@@ -1,0 +1,151 @@
+//! The pass before a restore produces anything: every segment it will use is read, its hash,
+//! identity, batches and continuity checked, and the transaction markers of each partition
+//! indexed, so that aborted transactions can be left out while producing.
+
+use backup_format::segment::object_sha256;
+use backup_format::{ReaderLimits, SegmentReader};
+use kafka_client::TopicPartition;
+use kafka_records::txn::{BatchSummary, MarkerIndex, OpenTransaction};
+
+use super::units::limits;
+use crate::catalog::{PartitionCatalog, SegmentRef};
+use crate::storage::Storage;
+
+/// What the scan of one partition found.
+pub(crate) struct ScannedPartition {
+    pub source: TopicPartition,
+    pub lineage: String,
+    pub segments: Vec<SegmentRef>,
+    pub index: MarkerIndex,
+    pub open_transactions: Vec<OpenTransaction>,
+    pub batches: u64,
+    pub records: u64,
+    pub stored_bytes: u64,
+    pub first_offset: Option<i64>,
+    pub end_offset: Option<i64>,
+    pub min_timestamp: Option<i64>,
+    pub max_timestamp: Option<i64>,
+    /// Integrity problems, one line each, naming the object.
+    pub problems: Vec<String>,
+}
+
+/// Reads and checks every segment of one partition, in order.
+pub(crate) async fn scan_partition(
+    storage: &Storage,
+    source: TopicPartition,
+    lineage: &str,
+    catalog: &PartitionCatalog,
+) -> Result<ScannedPartition, crate::storage::StorageError> {
+    let mut out = ScannedPartition {
+        source: source.clone(),
+        lineage: lineage.to_owned(),
+        segments: catalog.segments.clone(),
+        index: MarkerIndex::new(),
+        open_transactions: Vec::new(),
+        batches: 0,
+        records: 0,
+        stored_bytes: 0,
+        first_offset: None,
+        end_offset: None,
+        min_timestamp: None,
+        max_timestamp: None,
+        problems: Vec::new(),
+    };
+    let mut expected: Option<i64> = None;
+    for seg in &catalog.segments {
+        let key = &seg.parsed;
+        if let Some(end) = expected
+            && key.start_offset != end
+        {
+            let explained = catalog
+                .gaps
+                .iter()
+                .any(|g| g.from <= end && g.to >= key.start_offset);
+            if !explained {
+                out.problems.push(format!(
+                    "{source}: offsets {end} to {} are missing between segments (before {})",
+                    key.start_offset - 1,
+                    seg.key
+                ));
+            }
+        }
+        expected = Some(key.last_offset + 1);
+        let bytes = match storage.get(&seg.key).await {
+            Ok(b) => b,
+            Err(crate::storage::StorageError::NotFound { .. }) => {
+                out.problems
+                    .push(format!("{source}: segment {} is missing", seg.key));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        out.stored_bytes += bytes.len() as u64;
+        if object_sha256(&bytes) != key.sha256 {
+            out.problems.push(format!(
+                "{source}: segment {} does not match the SHA-256 in its name (changed or replaced after it was written)",
+                seg.key
+            ));
+            continue;
+        }
+        if let Some(entry) = &seg.entry
+            && entry.sha256 != key.sha256
+        {
+            out.problems.push(format!(
+                "{source}: segment {} does not match the SHA-256 its manifest lists",
+                seg.key
+            ));
+            continue;
+        }
+        if let Err(problem) = check_batches(&mut out, &seg.key, bytes) {
+            out.problems
+                .push(format!("{source}: segment {}: {problem}", seg.key));
+        }
+    }
+    out.open_transactions = out.index.open_transactions();
+    Ok(out)
+}
+
+/// Parses a segment (chunk CRCs, batch CRC32C, trailer), checks that its header names this
+/// backup's partition and range, and indexes its transaction markers.
+fn check_batches(out: &mut ScannedPartition, key: &str, bytes: bytes::Bytes) -> Result<(), String> {
+    let parsed = backup_format::naming::parse_segment_key(key).ok_or("its name does not parse")?;
+    let mut reader =
+        SegmentReader::new(bytes, ReaderLimits::default()).map_err(|e| e.to_string())?;
+    let header = reader.header().clone();
+    if header.backup_id != parsed.backup_id
+        || header.topic != parsed.topic
+        || header.topic_id != parsed.topic_id
+        || header.partition != parsed.partition
+        || header.start_offset != parsed.start_offset
+    {
+        return Err(format!(
+            "its header describes {}/{} partition {} from offset {} of backup {}: it was put in place of \
+             another segment",
+            header.topic, header.topic_id, header.partition, header.start_offset, header.backup_id
+        ));
+    }
+    let limits = limits();
+    while let Some((batch_header, batch)) = reader.next_batch().map_err(|e| e.to_string())? {
+        let summary = BatchSummary::read(&batch, &limits).map_err(|e| e.to_string())?;
+        out.index.observe(&summary).map_err(|e| e.to_string())?;
+        out.batches += 1;
+        out.records += u64::from(batch_header.record_count.max(0) as u32);
+        out.first_offset.get_or_insert(header.start_offset);
+        out.end_offset = Some(batch_header.last_offset() + 1);
+        if !batch_header.is_control() {
+            let ts = batch_header.max_timestamp;
+            out.max_timestamp = Some(out.max_timestamp.map_or(ts, |m| m.max(ts)));
+            let first = batch_header.base_timestamp;
+            out.min_timestamp = Some(out.min_timestamp.map_or(first, |m| m.min(first)));
+        }
+    }
+    let trailer = reader.trailer().ok_or("it has no trailer (truncated)")?;
+    if trailer.end_offset != parsed.last_offset + 1 {
+        return Err(format!(
+            "its trailer ends at offset {}, its name at {}",
+            trailer.end_offset - 1,
+            parsed.last_offset
+        ));
+    }
+    Ok(())
+}

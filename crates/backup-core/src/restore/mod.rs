@@ -12,6 +12,7 @@
 mod groups;
 pub mod offsets;
 mod produce;
+mod repartition;
 mod scan;
 mod target;
 mod units;
@@ -31,7 +32,8 @@ use crate::config::{LoadedConfig, RestoreSettings};
 use crate::storage::{Storage, StorageError};
 pub use groups::{GroupOutcome, TranslatedOffset};
 pub use offsets::{OffsetMaps, OffsetRun, PartitionMap};
-use produce::{Counters, PartitionJob, RateLimit, restore_partition};
+use produce::{Counters, PartitionJob, PartitionOutcome, RateLimit, restore_partition};
+use repartition::{RepartitionJob, SourcePart, TargetSlot, restore_repartitioned};
 pub use target::TopicAction;
 use target::{StartRecord, TopicPlan};
 pub use units::{murmur2, partition_for_key};
@@ -102,7 +104,8 @@ pub struct PartitionReport {
     pub records: u64,
     /// Of which earlier runs had already written.
     pub already_restored: u64,
-    /// Stored bytes read from the backup for it.
+    /// Stored bytes read from the backup for it (0 for a repartitioned topic, whose bytes are
+    /// in [`RestoreReport::stored_bytes_read`] only).
     pub stored_bytes: u64,
 }
 
@@ -121,8 +124,10 @@ pub struct RestoreReport {
     pub topics: Vec<TopicAction>,
     /// Source -> target topic names.
     pub topic_mapping: BTreeMap<String, String>,
-    /// Per partition.
+    /// Per target partition.
     pub partitions: Vec<PartitionReport>,
+    /// Bytes of segments read from the backup for the restore (after the integrity pass).
+    pub stored_bytes_read: u64,
     /// Records written by this run.
     pub records_written: u64,
     /// Record batch bytes written by this run.
@@ -151,12 +156,43 @@ pub struct RestoreReport {
     pub throughput_mb_s: f64,
 }
 
-/// Everything `plan` works out before producing.
+/// A unit of restore work: one partition as it was, or a whole repartitioned topic.
+enum Job {
+    Partition(PartitionJob),
+    Topic(RepartitionJob),
+}
+
+impl Job {
+    async fn run(
+        self,
+        storage: &Storage,
+        producer: Option<&kafka_client::IdempotentProducer>,
+        counters: &Counters,
+        limit: Option<&Arc<RateLimit>>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<Vec<PartitionOutcome>, RestoreError> {
+        match self {
+            Job::Partition(job) => {
+                restore_partition(storage, producer, job, counters, limit, shutdown)
+                    .await
+                    .map(|o| vec![o])
+            }
+            Job::Topic(job) => {
+                restore_repartitioned(storage, producer, job, counters, limit, shutdown).await
+            }
+        }
+    }
+}
+
+/// Everything `prepare` works out before producing.
 struct Prepared {
     client: KafkaClient,
     actions: Vec<TopicAction>,
-    jobs: Vec<(PartitionJob, u64)>,
+    /// Each with the stored bytes it reads.
+    jobs: Vec<(Job, u64)>,
     targets: BTreeMap<String, String>,
+    /// Source topics restored into another partition count, with that count.
+    repartitioned: BTreeMap<String, i32>,
     problems_ignored: Vec<String>,
     warnings: Vec<String>,
     time_range: Option<(i64, i64)>,
@@ -179,7 +215,8 @@ pub async fn run_restore(
         )
     })?;
     let dry_run = options.dry_run || settings.dry_run;
-    let p = prepare(config, &storage, settings, options.force, dry_run).await?;
+    let mut p = prepare(config, &storage, settings, options.force, dry_run).await?;
+    let jobs = std::mem::take(&mut p.jobs);
     let counters = Arc::new(Counters::default());
     let producer = if dry_run {
         None
@@ -194,6 +231,7 @@ pub async fn run_restore(
         .then(|| spawn_progress(counters.clone()));
 
     let mut partitions = Vec::new();
+    let mut stored_bytes_read = 0u64;
     let mut maps = OffsetMaps::default();
     let mut interrupted = false;
     {
@@ -202,29 +240,36 @@ pub async fn run_restore(
         let counters = &*counters;
         let limit = limit.as_ref();
         let shutdown = &shutdown;
-        let mut results = stream::iter(p.jobs)
+        let mut results = stream::iter(jobs)
             .map(|(job, stored_bytes)| async move {
-                restore_partition(storage, producer, job, counters, limit, shutdown)
+                job.run(storage, producer, counters, limit, shutdown)
                     .await
                     .map(|o| (o, stored_bytes))
             })
             .buffer_unordered(settings.max_concurrent_partitions);
         while let Some(result) = results.next().await {
-            let (outcome, stored_bytes) = result?;
-            interrupted |= outcome.interrupted;
-            partitions.push(PartitionReport {
-                source: outcome.source.to_string(),
-                target: outcome.target.to_string(),
-                target_start: outcome.map.target_start,
-                target_end: outcome.map.target_end(),
-                records: outcome.map.records(),
-                already_restored: outcome.map.records() - outcome.produced,
-                stored_bytes,
-            });
-            maps.partitions.insert(
-                outcome.target.clone(),
-                (outcome.source.clone(), outcome.map),
-            );
+            let (outcomes, stored_bytes) = result?;
+            stored_bytes_read += stored_bytes;
+            let single = outcomes.len() == 1;
+            for outcome in outcomes {
+                interrupted |= outcome.interrupted;
+                partitions.push(PartitionReport {
+                    source: outcome
+                        .source
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| format!("{} (repartitioned)", outcome.target.topic)),
+                    target: outcome.target.to_string(),
+                    target_start: outcome.target_start,
+                    target_end: outcome.target_end,
+                    records: outcome.records,
+                    already_restored: outcome.records - outcome.produced,
+                    stored_bytes: if single { stored_bytes } else { 0 },
+                });
+                if let (Some(source), Some(map)) = (outcome.source, outcome.map) {
+                    maps.partitions.insert(outcome.target, (source, map));
+                }
+            }
         }
     }
     if let Some(r) = reporter {
@@ -232,20 +277,11 @@ pub async fn run_restore(
     }
     partitions.sort_by(|a, b| a.target.cmp(&b.target));
 
-    let mut warnings = p.warnings;
+    let mut warnings = std::mem::take(&mut p.warnings);
     let consumer_groups = if interrupted {
         Vec::new()
     } else {
-        restore_groups(
-            &p.client,
-            &p.catalog,
-            &p.settings,
-            &maps,
-            &p.targets,
-            dry_run,
-            &mut warnings,
-        )
-        .await?
+        restore_groups(&p, &maps, dry_run, &mut warnings).await?
     };
     let bytes = counters.bytes.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64().max(1e-6);
@@ -257,6 +293,7 @@ pub async fn run_restore(
         topics: p.actions,
         topic_mapping: p.targets,
         partitions,
+        stored_bytes_read,
         records_written: counters.records.load(Ordering::Relaxed),
         bytes_written: bytes,
         batches_written: counters.batches.load(Ordering::Relaxed),
@@ -349,14 +386,6 @@ async fn prepare(
             }
         )));
     }
-    if settings.repartition_to.is_some() {
-        return Err(RestoreError::Config(
-            "restore.repartitioning is not supported by this version yet: restore into topics with the \
-             backed-up partition counts (remove restore.repartitioning)"
-                .into(),
-        ));
-    }
-
     // Nothing is produced until every segment to restore has been read and checked.
     let scans = stream::iter(parts)
         .map(|(tp, lineage, part)| async move {
@@ -411,17 +440,55 @@ async fn prepare(
         .collect();
 
     // Fix where each target partition's restore starts, before producing anything.
-    let target_tps: Vec<TopicPartition> = scanned
+    let repartitioned: BTreeMap<String, i32> = plans
         .iter()
-        .map(|s| TopicPartition::new(&targets[&s.source.topic], s.source.partition))
+        .filter(|t| t.target_partitions != t.source_partitions)
+        .map(|t| (t.source.clone(), t.target_partitions))
         .collect();
+    for t in plans
+        .iter()
+        .filter(|t| repartitioned.contains_key(&t.source))
+    {
+        warnings.push(format!(
+            "{} is restored into {} partitions instead of {}: keyed records are placed by Kafka's murmur2 \
+             partitioner, records without a key by their source partition modulo {}; order is kept per key \
+             (per source partition), and consumer-group offsets of this topic are not moved",
+            t.source, t.target_partitions, t.source_partitions, t.target_partitions
+        ));
+    }
+    // Every target partition, with what it is restored from.
+    let mut slots: Vec<(TopicPartition, String, String)> = Vec::new();
+    for s in &scanned {
+        if !repartitioned.contains_key(&s.source.topic) {
+            let target = TopicPartition::new(&targets[&s.source.topic], s.source.partition);
+            slots.push((target, s.source.to_string(), s.lineage.clone()));
+        }
+    }
+    for t in plans
+        .iter()
+        .filter(|t| repartitioned.contains_key(&t.source))
+    {
+        let lineage = scanned
+            .iter()
+            .find(|s| s.source.topic == t.source)
+            .map(|s| s.lineage.clone())
+            .unwrap_or_default();
+        for p in 0..t.target_partitions {
+            slots.push((
+                TopicPartition::new(&t.target, p),
+                format!("{} repartitioned to {}", t.source, t.target_partitions),
+                lineage.clone(),
+            ));
+        }
+    }
     let to_create: Vec<&str> = actions
         .iter()
         .filter(|a| a.action == "create")
         .map(|a| a.topic.as_str())
         .collect();
-    let existing_tps: Vec<TopicPartition> = target_tps
+    let existing_tps: Vec<TopicPartition> = slots
         .iter()
+        .map(|(tp, _, _)| tp)
         .filter(|tp| !to_create.contains(&tp.topic.as_str()))
         .cloned()
         .collect();
@@ -439,20 +506,18 @@ async fn prepare(
         .await?
     };
     let mut new_starts = false;
-    let mut jobs = Vec::new();
-    let mut time_range: Option<(i64, i64)> = None;
-    for s in scanned {
-        let target = TopicPartition::new(&targets[&s.source.topic], s.source.partition);
+    let mut starts: BTreeMap<TopicPartition, (i64, u64)> = BTreeMap::new();
+    for (target, source, lineage) in slots {
         let end = ends.get(&target).copied().unwrap_or(0);
-        let (start, already) = match progress.get(&target) {
+        let start = match progress.get(&target) {
             Some(record) => {
                 if !record.backup_id.is_empty()
-                    && (record.backup_id != *backup_id || record.source != s.source.to_string())
+                    && (record.backup_id != *backup_id || record.source != source)
                 {
                     return Err(RestoreError::Target(format!(
                         "target partition {target} was restored by restore `{}` from {} of backup {}, not from \
-                         {} of {backup_id}: use another restore_id, or another target topic",
-                        settings.restore_id, record.source, record.backup_id, s.source
+                         {source} of {backup_id}: use another restore_id, or another target topic",
+                        settings.restore_id, record.source, record.backup_id
                     )));
                 }
                 if end < record.start {
@@ -479,22 +544,41 @@ async fn prepare(
                         target_partition: target.partition,
                         start: end,
                         backup_id: backup_id.clone(),
-                        source: s.source.to_string(),
-                        lineage: s.lineage.clone(),
+                        source,
+                        lineage,
                     },
                 );
                 new_starts = true;
                 (end, 0)
             }
         };
+        starts.insert(target, start);
+    }
+
+    let mut jobs = Vec::new();
+    let mut time_range: Option<(i64, i64)> = None;
+    let mut by_topic: BTreeMap<String, (Vec<SourcePart>, u64)> = BTreeMap::new();
+    for s in scanned {
         if let (Some(lo), Some(hi)) = (s.min_timestamp, s.max_timestamp) {
             time_range = Some(match time_range {
                 Some((a, b)) => (a.min(lo), b.max(hi)),
                 None => (lo, hi),
             });
         }
+        if repartitioned.contains_key(&s.source.topic) {
+            let entry = by_topic.entry(s.source.topic.clone()).or_default();
+            entry.1 += s.stored_bytes;
+            entry.0.push(SourcePart {
+                source: s.source,
+                segments: s.segments,
+                index: s.index,
+            });
+            continue;
+        }
+        let target = TopicPartition::new(&targets[&s.source.topic], s.source.partition);
+        let (start, already) = starts[&target];
         jobs.push((
-            PartitionJob {
+            Job::Partition(PartitionJob {
                 source: s.source,
                 target,
                 segments: s.segments,
@@ -503,8 +587,34 @@ async fn prepare(
                 window_end: settings.time_window_end,
                 target_start: start,
                 already,
-            },
+            }),
             s.stored_bytes,
+        ));
+    }
+    for (topic, (mut sources, stored_bytes)) in by_topic {
+        sources.sort_by_key(|s| s.source.partition);
+        let n = repartitioned[&topic];
+        let target_topic = &targets[&topic];
+        let slots = (0..n)
+            .map(|p| {
+                let target = TopicPartition::new(target_topic, p);
+                let (start, already) = starts[&target];
+                TargetSlot {
+                    target,
+                    start,
+                    already,
+                }
+            })
+            .collect();
+        jobs.push((
+            Job::Topic(RepartitionJob {
+                sources,
+                targets: slots,
+                window_start: settings.time_window_start,
+                window_end: settings.time_window_end,
+                batch_max_bytes: settings.batch_max_bytes,
+            }),
+            stored_bytes,
         ));
     }
     if new_starts && !dry_run {
@@ -515,6 +625,7 @@ async fn prepare(
         actions,
         jobs,
         targets,
+        repartitioned,
         problems_ignored,
         warnings,
         time_range,
@@ -524,24 +635,44 @@ async fn prepare(
 }
 
 async fn restore_groups(
-    client: &KafkaClient,
-    catalog: &Catalog,
-    settings: &RestoreSettings,
+    p: &Prepared,
     maps: &OffsetMaps,
-    targets: &BTreeMap<String, String>,
     dry_run: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<GroupOutcome>, RestoreError> {
+    let (settings, repartitioned) = (&p.settings, &p.repartitioned);
     if !settings.consumer_groups.enabled {
         return Ok(Vec::new());
     }
-    let Some((run, snapshot)) = catalog.latest_group_snapshot() else {
+    let Some((run, snapshot)) = p.catalog.latest_group_snapshot() else {
         warnings.push("the backup holds no consumer-group snapshot: no group was moved".into());
         return Ok(Vec::new());
     };
     tracing::info!(run, captured_at = %snapshot.captured_at, "translating consumer-group offsets");
-    let translated = groups::translate(snapshot, &settings.consumer_groups, maps, targets);
-    groups::commit(client, translated, dry_run).await
+    for g in snapshot
+        .groups
+        .iter()
+        .filter(|g| settings.consumer_groups.includes(&g.group_id))
+    {
+        let mut topics: Vec<&str> = g
+            .offsets
+            .iter()
+            .filter(|o| repartitioned.contains_key(&o.topic))
+            .map(|o| o.topic.as_str())
+            .collect();
+        topics.dedup();
+        if !topics.is_empty() {
+            warnings.push(format!(
+                "group {}: its offsets on {} were not moved, because the topic was repartitioned and a \
+                 source offset names no single target position; its consumers start there per their \
+                 auto.offset.reset",
+                g.group_id,
+                topics.join(", ")
+            ));
+        }
+    }
+    let translated = groups::translate(snapshot, &settings.consumer_groups, maps, &p.targets);
+    groups::commit(&p.client, translated, dry_run).await
 }
 
 /// The offset maps and translated group offsets of a restore, computed without producing:
@@ -558,12 +689,14 @@ pub async fn show_offsets(
     let counters = Counters::default();
     let (_tx, rx) = watch::channel(false);
     let mut maps = OffsetMaps::default();
+    // Repartitioned topics have no offset map to show.
     for (job, _) in p.jobs {
-        let outcome = restore_partition(&storage, None, job, &counters, None, &rx).await?;
-        maps.partitions.insert(
-            outcome.target.clone(),
-            (outcome.source.clone(), outcome.map),
-        );
+        if let Job::Partition(job) = job {
+            let outcome = restore_partition(&storage, None, job, &counters, None, &rx).await?;
+            if let (Some(source), Some(map)) = (outcome.source, outcome.map) {
+                maps.partitions.insert(outcome.target, (source, map));
+            }
+        }
     }
     let groups = match p.catalog.latest_group_snapshot() {
         Some((_, snapshot)) => {

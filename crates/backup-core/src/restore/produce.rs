@@ -73,13 +73,41 @@ pub(crate) struct PartitionJob {
     pub already: u64,
 }
 
-/// How a partition's restore ended.
+/// How one target partition's restore ended.
 pub(crate) struct PartitionOutcome {
     pub target: TopicPartition,
-    pub source: TopicPartition,
-    pub map: PartitionMap,
+    /// The one source partition (`None` when the topic was repartitioned).
+    pub source: Option<TopicPartition>,
+    pub target_start: i64,
+    pub target_end: i64,
+    /// Records of this restore in the target partition, written by this run or earlier ones.
+    pub records: u64,
+    /// Of which this run wrote.
     pub produced: u64,
     pub interrupted: bool,
+    /// Source -> target offsets (`None` when repartitioned).
+    pub map: Option<PartitionMap>,
+}
+
+impl PartitionOutcome {
+    fn of(
+        target: TopicPartition,
+        source: TopicPartition,
+        map: PartitionMap,
+        produced: u64,
+        interrupted: bool,
+    ) -> Self {
+        Self {
+            target,
+            source: Some(source),
+            target_start: map.target_start,
+            target_end: map.target_end(),
+            records: map.records(),
+            produced,
+            interrupted,
+            map: Some(map),
+        }
+    }
 }
 
 /// Restores (or, without a producer, simulates restoring) one partition.
@@ -97,13 +125,9 @@ pub(crate) async fn restore_partition(
     let mut produced = 0u64;
     for seg in &job.segments {
         if producer.is_some() && *shutdown.borrow() {
-            return Ok(PartitionOutcome {
-                target: job.target,
-                source: job.source,
-                map,
-                produced,
-                interrupted: true,
-            });
+            return Ok(PartitionOutcome::of(
+                job.target, job.source, map, produced, true,
+            ));
         }
         let bytes = storage.get(&seg.key).await?;
         // Checked again: the object could have changed since the scan.
@@ -199,11 +223,7 @@ pub(crate) async fn restore_partition(
             job.target
         )));
     }
-    Ok(PartitionOutcome {
-        target: job.target,
-        source: job.source,
-        map,
-        produced,
-        interrupted: false,
-    })
+    Ok(PartitionOutcome::of(
+        job.target, job.source, map, produced, false,
+    ))
 }

@@ -27,6 +27,8 @@ pub(crate) struct ScannedPartition {
     pub max_timestamp: Option<i64>,
     /// Integrity problems, one line each, naming the object.
     pub problems: Vec<String>,
+    /// Segments that failed a check: left out when a restore is forced.
+    pub bad_segments: Vec<String>,
 }
 
 /// Reads and checks every segment of one partition, in order.
@@ -50,6 +52,7 @@ pub(crate) async fn scan_partition(
         min_timestamp: None,
         max_timestamp: None,
         problems: Vec::new(),
+        bad_segments: Vec::new(),
     };
     let mut expected: Option<i64> = None;
     for seg in &catalog.segments {
@@ -75,6 +78,7 @@ pub(crate) async fn scan_partition(
             Err(crate::storage::StorageError::NotFound { .. }) => {
                 out.problems
                     .push(format!("{source}: segment {} is missing", seg.key));
+                out.bad_segments.push(seg.key.clone());
                 continue;
             }
             Err(e) => return Err(e),
@@ -85,6 +89,7 @@ pub(crate) async fn scan_partition(
                 "{source}: segment {} does not match the SHA-256 in its name (changed or replaced after it was written)",
                 seg.key
             ));
+            out.bad_segments.push(seg.key.clone());
             continue;
         }
         if let Some(entry) = &seg.entry
@@ -94,13 +99,19 @@ pub(crate) async fn scan_partition(
                 "{source}: segment {} does not match the SHA-256 its manifest lists",
                 seg.key
             ));
+            out.bad_segments.push(seg.key.clone());
             continue;
         }
         if let Err(problem) = check_batches(&mut out, &seg.key, bytes) {
             out.problems
                 .push(format!("{source}: segment {}: {problem}", seg.key));
+            out.bad_segments.push(seg.key.clone());
         }
     }
+    // A forced restore leaves the failed segments out (their records are lost, and said so).
+    let bad = std::mem::take(&mut out.bad_segments);
+    out.segments.retain(|s| !bad.contains(&s.key));
+    out.bad_segments = bad;
     out.open_transactions = out.index.open_transactions();
     Ok(out)
 }

@@ -58,12 +58,13 @@ pub fn binary() -> &'static str {
 
 /// Writes `yaml` into `dir` and runs `kafka-backup <command> --config <file> <args>`.
 pub fn run(dir: &Path, command: &str, yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let path = dir.join(format!("{command}.yaml"));
+    // `command` may be a subcommand path such as "offsets show".
+    let path = dir.join(format!("{}.yaml", command.replace(' ', "-")));
     std::fs::write(&path, yaml).unwrap();
     let mut cmd = Command::new(binary());
     cmd.arg("--log-format")
         .arg("json")
-        .arg(command)
+        .args(command.split(' '))
         .arg("--config")
         .arg(&path)
         .args(args);

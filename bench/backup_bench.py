@@ -41,6 +41,26 @@ def free_port():
     return port
 
 
+def start_broker(nisshi, workdir):
+    """Starts a nisshi broker on the memory engine; returns the process and its address."""
+    port = free_port()
+    broker = subprocess.Popen(
+        [nisshi, "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+         "--advertised-listener-url", f"tcp://localhost:{port}",
+         "--storage-engine", "memory://bench/", "--silent"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return broker, f"127.0.0.1:{port}"
+        except OSError:
+            if time.time() > deadline:
+                broker.terminate()
+                raise SystemExit("the benchmark broker did not start")
+            time.sleep(0.05)
+
+
 def event(rng, i):
     """A JSON event of about 1 KiB: repetitive structure and vocabulary (as real events are),
     with enough random content that it compresses about 3:1."""
@@ -156,23 +176,8 @@ def main():
     args = ap.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="kb-bench-")
-    port = free_port()
-    broker = subprocess.Popen(
-        [args.nisshi, "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
-         "--advertised-listener-url", f"tcp://localhost:{port}",
-         "--storage-engine", "memory://bench/", "--silent"],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker, bootstrap = start_broker(args.nisshi, workdir)
     try:
-        bootstrap = f"127.0.0.1:{port}"
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise SystemExit("the benchmark broker did not start")
-                time.sleep(0.05)
         topic = "bench-events"
         total = args.records + PARTITIONS
         print(f"producing {args.records:,} records over {PARTITIONS} partitions ...", flush=True)

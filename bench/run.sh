@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Backup benchmark: builds kafka-backup (release), makes sure the Python tools and the nisshi
-# broker are installed (via scripts/test-env.sh), and runs bench/backup_bench.py.
+# Benchmarks: builds kafka-backup (release), makes sure the Python tools and the nisshi broker
+# are installed (via scripts/test-env.sh), and runs bench/backup_bench.py (backup against a
+# librdkafka consumer) or, with --restore first, bench/restore_bench.py (restore against a
+# librdkafka producer).
 #
-#   bench/run.sh [--records N]
+#   bench/run.sh [--restore] [--records N] [--repeat N]
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -18,4 +20,9 @@ NISSHI=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["nisshi"]
 [ "$started_env" = 1 ] && scripts/test-env.sh stop >/dev/null
 
 cargo build --release -q -p kafka-backup
-"$PY" bench/backup_bench.py --nisshi "$NISSHI" --binary "$REPO/target/release/kafka-backup" "$@"
+SCRIPT=bench/backup_bench.py
+if [ "${1:-}" = "--restore" ]; then
+    SCRIPT=bench/restore_bench.py
+    shift
+fi
+"$PY" "$SCRIPT" --nisshi "$NISSHI" --binary "$REPO/target/release/kafka-backup" "$@"

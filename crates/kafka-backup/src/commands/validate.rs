@@ -89,17 +89,20 @@ pub fn render_text(r: &ValidationReport) -> String {
     };
     let _ = writeln!(out, "Backup       {} at {}", r.backup_id, r.location);
     let _ = writeln!(out, "Checked      {how}");
-    let verdict = if r.ok {
-        "OK: no errors"
-    } else {
-        "FAILED: the backup is damaged or incomplete (see the problems below)"
-    };
-    let _ = writeln!(
-        out,
-        "Result       {verdict} ({}, {})",
+    let counts = format!(
+        "{}, {}",
         count(r.errors as u64, "error", "errors"),
         count(r.warnings as u64, "warning", "warnings")
     );
+    if r.ok {
+        let _ = writeln!(out, "Result       OK ({counts})");
+    } else {
+        let _ = writeln!(
+            out,
+            "Result       FAILED ({counts}): the backup is damaged or incomplete; see the \
+             problems below"
+        );
+    }
     let _ = writeln!(
         out,
         "Runs         {} ({})",
@@ -209,8 +212,7 @@ mod tests {
     #[test]
     fn errors_are_listed_before_warnings_with_their_objects() {
         let text = render_text(&report());
-        assert!(text.contains("FAILED"), "{text}");
-        assert!(text.contains("1 error, 1 warning"), "{text}");
+        assert!(text.contains("FAILED (1 error, 1 warning)"), "{text}");
         assert!(
             text.contains("3 read, 4.1 kB, 1 listed by no manifest"),
             "{text}"
@@ -236,7 +238,7 @@ mod tests {
         r.ok = true;
         let text = render_text(&r);
         assert!(
-            text.contains("OK: no errors (0 errors, 0 warnings)"),
+            text.contains("Result       OK (0 errors, 0 warnings)"),
             "{text}"
         );
         assert!(!text.contains("Decoded"), "{text}");

@@ -27,8 +27,8 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// A storage-only configuration: `mode: backup` with a source that is never contacted, as an
-/// operator would reuse the backup job's file.
+/// A storage-only configuration: `mode: backup` (as an operator would reuse the backup
+/// job's file) or `mode: restore`, whose cluster is never contacted.
 fn store_yaml(backup_id: &str, store: &Path) -> String {
     format!(
         "mode: backup\nbackup_id: {backup_id}\nsource:\n  bootstrap_servers: [\"127.0.0.1:1\"]\n\
@@ -37,13 +37,25 @@ fn store_yaml(backup_id: &str, store: &Path) -> String {
     )
 }
 
-/// A restore configuration of the same store, whose target is never contacted either.
 fn restore_yaml(backup_id: &str, store: &Path) -> String {
-    format!(
-        "mode: restore\nbackup_id: {backup_id}\ntarget:\n  bootstrap_servers: [\"127.0.0.1:1\"]\n\
-         storage:\n  backend: filesystem\n  path: {}\n",
-        store.display()
-    )
+    store_yaml(backup_id, store)
+        .replace("mode: backup", "mode: restore")
+        .replace("source:", "target:")
+}
+
+/// Runs `kafka-backup validate` on `backup_id` in a filesystem store.
+fn validate(dir: &Path, store: &Path, backup_id: &str, args: &[&str]) -> Run {
+    run(dir, "validate", &store_yaml(backup_id, store), &[], args)
+}
+
+/// The problems of a JSON validation report on object `key`.
+fn problems_on<'a>(report: &'a Value, key: &str) -> Vec<&'a Value> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["object"] == key)
+        .collect()
 }
 
 /// Backs up `count` bulk records of a new topic in 2 partitions into `store` as `backup_id`;
@@ -61,7 +73,7 @@ fn bulk_backup(dir: &Path, store: &Path, backup_id: &str, count: u32) -> String 
 fn fresh_copy(dir: &Path, store: &Path, backup_id: &str, name: &str) -> PathBuf {
     let copy = dir.join(name);
     copy_tree(store, &copy);
-    run(dir, "validate", &store_yaml(backup_id, &copy), &[], &[]).assert_code(EXIT_OK);
+    validate(dir, &copy, backup_id, &[]).assert_code(EXIT_OK);
     copy
 }
 
@@ -89,8 +101,7 @@ fn assert_damage_found(
     key: &str,
     kinds: &[&str],
 ) -> Value {
-    let yaml = store_yaml(backup_id, store);
-    let text = run(dir, "validate", &yaml, &[], &[]);
+    let text = validate(dir, store, backup_id, &[]);
     text.assert_code(EXIT_INTEGRITY);
     text.assert_contains("Result       FAILED (");
     let lines: Vec<&str> = text
@@ -104,21 +115,15 @@ fn assert_damage_found(
         text.all()
     );
 
-    let json = run(dir, "validate", &yaml, &[], &["--format", "json"]);
+    let json = validate(dir, store, backup_id, &["--format", "json"]);
     json.assert_code(EXIT_INTEGRITY);
     let report = json.json();
     assert_eq!(report["ok"], false);
     assert!(report["errors"].as_u64().unwrap() >= 1);
-    let on_key: Vec<&Value> = report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["object"] == key && p["severity"] == "error")
-        .collect();
     assert!(
-        on_key
+        problems_on(&report, key)
             .iter()
-            .any(|p| kinds.contains(&p["kind"].as_str().unwrap())),
+            .any(|p| p["severity"] == "error" && kinds.contains(&p["kind"].as_str().unwrap())),
         "an error of kind {kinds:?} on {key}: {:#}",
         report["problems"]
     );
@@ -136,18 +141,12 @@ fn an_intact_backup_validates_lists_and_describes() {
     run(dir.path(), "backup", &yaml, &[], &[]).assert_code(EXIT_OK);
     let config = store_yaml("valok", &store);
 
-    let shallow = run(dir.path(), "validate", &config, &[], &[]);
+    let shallow = validate(dir.path(), &store, "valok", &[]);
     shallow.assert_code(EXIT_OK);
     shallow.assert_contains("Result       OK (0 errors, 0 warnings)");
     shallow.assert_contains("Topics       1 (2 partitions)");
 
-    let deep = run(
-        dir.path(),
-        "validate",
-        &config,
-        &[],
-        &["--deep", "--format", "json"],
-    );
+    let deep = validate(dir.path(), &store, "valok", &["--deep", "--format", "json"]);
     deep.assert_code(EXIT_OK);
     let report = deep.json();
     assert_eq!(report["ok"], true);
@@ -170,22 +169,15 @@ fn an_intact_backup_validates_lists_and_describes() {
 
     // Selecting the topic by pattern validates the same; a pattern matching nothing is refused
     // rather than reported as a clean backup.
-    let selected = run(
+    let selected = validate(
         dir.path(),
-        "validate",
-        &config,
-        &[],
+        &store,
+        "valok",
         &["--topic", "valok-*", "--format", "json"],
     );
     selected.assert_code(EXIT_OK);
     assert_eq!(selected.json()["records"], records);
-    let none = run(
-        dir.path(),
-        "validate",
-        &config,
-        &[],
-        &["--topic", "no-such-*"],
-    );
+    let none = validate(dir.path(), &store, "valok", &["--topic", "no-such-*"]);
     none.assert_code(EXIT_CONFIG);
     none.assert_contains("no topic of backup `valok` matches --topic no-such-*");
 
@@ -245,13 +237,7 @@ fn an_intact_backup_validates_lists_and_describes() {
     text.assert_contains("PARTITION  OFFSETS");
 
     // A backup id the store does not hold: named, with what the store does hold.
-    let missing = run(
-        dir.path(),
-        "validate",
-        &store_yaml("nope", &store),
-        &[],
-        &[],
-    );
+    let missing = validate(dir.path(), &store, "nope", &[]);
     missing.assert_code(EXIT_STORAGE);
     missing.assert_contains("there is no backup `nope`");
     missing.assert_contains("this location holds: valok");
@@ -278,14 +264,7 @@ fn a_flipped_bit_is_found_and_its_object_named() {
     );
     assert!(problems.iter().all(|p| p["partition"] == 1));
     // The original is untouched.
-    run(
-        dir.path(),
-        "validate",
-        &store_yaml("flip", &store),
-        &[],
-        &[],
-    )
-    .assert_code(EXIT_OK);
+    validate(dir.path(), &store, "flip", &[]).assert_code(EXIT_OK);
 }
 
 #[test]
@@ -310,11 +289,8 @@ fn a_truncated_segment_is_found_and_its_object_named() {
         &key,
         &["size-mismatch", "truncated"],
     );
-    let kinds: Vec<&str> = report["problems"]
-        .as_array()
-        .unwrap()
+    let kinds: Vec<&str> = problems_on(&report, &key)
         .iter()
-        .filter(|p| p["object"] == key.as_str())
         .map(|p| p["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.contains(&"hash-mismatch"), "{kinds:?}");
@@ -340,13 +316,7 @@ fn a_deleted_segment_is_found_and_its_object_named() {
     assert_eq!(missing[0]["partition"], 1);
     assert_eq!(missing[0]["offset"], 0);
     // One segment fewer was read than the intact copy holds.
-    let intact = run(
-        dir.path(),
-        "validate",
-        &store_yaml("del", &store),
-        &[],
-        &["--format", "json"],
-    );
+    let intact = validate(dir.path(), &store, "del", &["--format", "json"]);
     assert_eq!(
         report["segments"].as_u64().unwrap() + 1,
         intact.json()["segments"].as_u64().unwrap()
@@ -364,14 +334,7 @@ fn a_segment_of_another_backup_in_its_place_is_found() {
     let (_, foreign) = first_segment(&copy, "other", &other_topic, 0);
     std::fs::copy(&foreign, &path).unwrap();
     // The other backup in the same store is not affected.
-    run(
-        dir.path(),
-        "validate",
-        &store_yaml("other", &copy),
-        &[],
-        &[],
-    )
-    .assert_code(EXIT_OK);
+    validate(dir.path(), &copy, "other", &[]).assert_code(EXIT_OK);
 
     let report = assert_damage_found(
         dir.path(),
@@ -381,11 +344,9 @@ fn a_segment_of_another_backup_in_its_place_is_found() {
         &["identity-mismatch", "hash-mismatch"],
     );
     // The segment is whole and well-formed, so its header is what gives it away.
-    let identity = report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["kind"] == "identity-mismatch" && p["object"] == key.as_str())
+    let identity = problems_on(&report, &key)
+        .into_iter()
+        .find(|p| p["kind"] == "identity-mismatch")
         .unwrap_or_else(|| panic!("an identity mismatch on {key}: {:#}", report["problems"]));
     assert!(
         identity["message"].as_str().unwrap().contains("other"),

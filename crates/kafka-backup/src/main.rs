@@ -69,6 +69,44 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Read every object of a backup and report what is missing, damaged or inconsistent:
+    /// hashes, segment structure and CRCs, identity, offset continuity, manifests. Needs
+    /// storage read access only, never Kafka. Exits 7 when any problem is an error.
+    Validate {
+        /// A backup or restore configuration: its `storage:` and `backup_id` are used.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Also decode every record and check the transaction markers (slower: CPU-bound).
+        #[arg(long)]
+        deep: bool,
+        /// Only these topics (glob patterns, `*` and `?`); repeat for several. Problems of the
+        /// backup as a whole are always reported.
+        #[arg(long = "topic", value_name = "PATTERN")]
+        topics: Vec<String>,
+        /// Format of the report.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// List the backups in the configured storage location (the file's `backup_id` is not
+    /// used). Needs storage read access only.
+    List {
+        /// A backup or restore configuration: its `storage:` is used.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Show what a backup holds: topics, partitions with offset and time ranges, record
+    /// counts, sizes, runs and consumer-group snapshots. Needs storage read access only.
+    Describe {
+        /// A backup or restore configuration: its `storage:` and `backup_id` are used.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Consumer offsets of a restore.
     Offsets {
         #[command(subcommand)]
@@ -127,6 +165,14 @@ fn main() -> ExitCode {
                 force,
                 format,
             } => commands::restore::run(&config, format, dry_run, force).await,
+            Command::Validate {
+                config,
+                deep,
+                topics,
+                format,
+            } => commands::validate::run(&config, deep, topics, format, cli.log_format).await,
+            Command::List { config, format } => commands::list::run(&config, format).await,
+            Command::Describe { config, format } => commands::describe::run(&config, format).await,
             Command::Offsets {
                 command: OffsetsCommand::Show { config, format },
             } => commands::restore::show(&config, format).await,

@@ -1,5 +1,127 @@
-//! One module per command.
+//! One module per command, and what the storage-only commands share.
 
 pub mod backup;
 pub mod check;
+pub mod describe;
+pub mod list;
 pub mod restore;
+pub mod validate;
+
+use std::path::Path;
+
+use backup_core::catalog::CatalogError;
+use backup_core::config::{self, LoadedConfig};
+use backup_core::storage::Storage;
+use serde::Serialize;
+
+use crate::exit::{Exit, Failed};
+
+/// Loads a backup or restore configuration and opens its storage, for the commands that read
+/// a backup and never talk to Kafka (`validate`, `list`, `describe`): either mode will do, so
+/// an operator can point them at the file the backup or the restore job already uses.
+pub(crate) fn open_store(config_path: &Path) -> Result<(LoadedConfig, Storage), Failed> {
+    let loaded = config::load(config_path)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let storage_config = loaded.require_storage(&config_path.display().to_string())?;
+    let storage =
+        Storage::open(storage_config).map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
+    Ok((loaded, storage))
+}
+
+/// The exit code for a catalog failure. A backup that does not exist is a storage-class
+/// failure (5): the configuration is valid, but the store does not hold what it names, and
+/// restore reports the same case with the same code.
+pub(crate) fn catalog_failed(e: CatalogError) -> Failed {
+    let exit = match &e {
+        CatalogError::Storage(_) | CatalogError::NotFound { .. } => Exit::Storage,
+        CatalogError::Name(_) => Exit::Config,
+    };
+    Failed::new(exit, e.to_string())
+}
+
+/// Prints `value` as one pretty JSON document on stdout.
+pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), Failed> {
+    let json = serde_json::to_string_pretty(value)
+        .map_err(|e| Failed::new(Exit::Failure, format!("cannot format the report: {e}")))?;
+    println!("{json}");
+    Ok(())
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC with exactly three decimals
+/// (`2024-05-01T12:00:00.120Z`, so that ranges line up in columns), or the number itself when
+/// it is outside the calendar `time` can represent (a broker can stamp anything).
+pub(crate) fn format_ms(ms: i64) -> String {
+    let layout = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    let formatted = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&layout).ok());
+    formatted.unwrap_or_else(|| format!("{ms} ms"))
+}
+
+/// `n` and the noun in the right number: `1 topic`, `2 topics`.
+pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Lays out rows as columns separated by two spaces, each as wide as its widest cell; the
+/// last column is not padded, so lines carry no trailing blanks.
+pub(crate) fn table(indent: &str, rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = indent.to_owned();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[c] - cell.chars().count();
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns_without_trailing_blanks() {
+        let rows = vec![
+            vec!["ID".to_owned(), "SIZE".to_owned(), "NOTE".to_owned()],
+            vec!["a-long-id".to_owned(), "1 B".to_owned(), String::new()],
+        ];
+        assert_eq!(
+            table("  ", &rows),
+            "  ID         SIZE  NOTE\n  a-long-id  1 B\n"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_or_the_raw_number() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(1_700_000_000_120), "2023-11-14T22:13:20.120Z");
+        assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(format_ms(i64::MAX), format!("{} ms", i64::MAX));
+        assert_eq!(count(1u64, "topic", "topics"), "1 topic");
+        assert_eq!(count(0u64, "topic", "topics"), "0 topics");
+    }
+}

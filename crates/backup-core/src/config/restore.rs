@@ -103,7 +103,8 @@ pub struct RestoreSettings {
     pub append: bool,
     /// Consumer groups to move.
     pub consumer_groups: GroupSelection,
-    /// Produce requests in flight per partition.
+    /// Produce requests in flight per partition, as configured; this version sends one at a
+    /// time and warns when more is asked for.
     pub max_in_flight: usize,
     /// Size of record batches the restore builds itself (at time-window boundaries and when
     /// repartitioning).
@@ -252,7 +253,14 @@ impl Validator<'_> {
                 }
                 Ok(n.value)
             };
-        let max_in_flight = bounded(self, "max_in_flight", raw.max_in_flight, 5, 1, 5)? as usize;
+        let max_in_flight = bounded(self, "max_in_flight", raw.max_in_flight, 1, 1, 5)? as usize;
+        if max_in_flight > 1 {
+            self.warnings.push(format!(
+                "restore.max_in_flight: {max_in_flight} is accepted for compatibility and ignored: this version \
+                 sends one batch per partition at a time (partitions proceed in parallel, see \
+                 restore.max_concurrent_partitions)"
+            ));
+        }
         let batch_max_bytes = bounded(
             self,
             "batch_max_bytes",

@@ -25,14 +25,16 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 use kafka_client::{KafkaClient, TopicPartition};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::{LoadedConfig, RestoreSettings};
 use crate::storage::{Storage, StorageError};
 pub use groups::{GroupOutcome, TranslatedOffset};
 pub use offsets::{OffsetMaps, OffsetRun, PartitionMap};
-use produce::{Counters, PartitionJob, PartitionOutcome, RateLimit, restore_partition};
+use produce::{
+    Counters, PartitionJob, PartitionOutcome, RateLimit, SEGMENT_MEMORY_KIB, restore_partition,
+};
 use repartition::{RepartitionJob, SourcePart, TargetSlot, restore_repartitioned};
 pub use target::TopicAction;
 use target::{StartRecord, TopicPlan};
@@ -104,6 +106,8 @@ pub struct PartitionReport {
     pub records: u64,
     /// Of which earlier runs had already written.
     pub already_restored: u64,
+    /// Of which this run wrote.
+    pub written: u64,
     /// Stored bytes read from the backup for it (0 for a repartitioned topic, whose bytes are
     /// in [`RestoreReport::stored_bytes_read`] only).
     pub stored_bytes: u64,
@@ -170,15 +174,17 @@ impl Job {
         counters: &Counters,
         limit: Option<&Arc<RateLimit>>,
         shutdown: &watch::Receiver<bool>,
+        memory: &Semaphore,
     ) -> Result<Vec<PartitionOutcome>, RestoreError> {
         match self {
             Job::Partition(job) => {
-                restore_partition(storage, producer, job, counters, limit, shutdown)
+                restore_partition(storage, producer, job, counters, limit, shutdown, memory)
                     .await
                     .map(|o| vec![o])
             }
             Job::Topic(job) => {
-                restore_repartitioned(storage, producer, job, counters, limit, shutdown).await
+                restore_repartitioned(storage, producer, job, counters, limit, shutdown, memory)
+                    .await
             }
         }
     }
@@ -230,6 +236,7 @@ pub async fn run_restore(
         .log_progress
         .then(|| spawn_progress(counters.clone()));
 
+    let memory = Semaphore::new(SEGMENT_MEMORY_KIB);
     let mut partitions = Vec::new();
     let mut stored_bytes_read = 0u64;
     let mut maps = OffsetMaps::default();
@@ -240,9 +247,10 @@ pub async fn run_restore(
         let counters = &*counters;
         let limit = limit.as_ref();
         let shutdown = &shutdown;
+        let memory = &memory;
         let mut results = stream::iter(jobs)
             .map(|(job, stored_bytes)| async move {
-                job.run(storage, producer, counters, limit, shutdown)
+                job.run(storage, producer, counters, limit, shutdown, memory)
                     .await
                     .map(|o| (o, stored_bytes))
             })
@@ -263,7 +271,8 @@ pub async fn run_restore(
                     target_start: outcome.target_start,
                     target_end: outcome.target_end,
                     records: outcome.records,
-                    already_restored: outcome.records - outcome.produced,
+                    already_restored: outcome.already,
+                    written: outcome.produced,
                     stored_bytes: if single { stored_bytes } else { 0 },
                 });
                 if let (Some(source), Some(map)) = (outcome.source, outcome.map) {
@@ -688,11 +697,13 @@ pub async fn show_offsets(
     let p = prepare(config, &storage, settings, true, true).await?;
     let counters = Counters::default();
     let (_tx, rx) = watch::channel(false);
+    let memory = Semaphore::new(SEGMENT_MEMORY_KIB);
     let mut maps = OffsetMaps::default();
     // Repartitioned topics have no offset map to show.
     for (job, _) in p.jobs {
         if let Job::Partition(job) = job {
-            let outcome = restore_partition(&storage, None, job, &counters, None, &rx).await?;
+            let outcome =
+                restore_partition(&storage, None, job, &counters, None, &rx, &memory).await?;
             if let (Some(source), Some(map)) = (outcome.source, outcome.map) {
                 maps.partitions.insert(outcome.target, (source, map));
             }

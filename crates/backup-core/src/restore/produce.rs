@@ -10,7 +10,7 @@ use backup_format::segment::object_sha256;
 use backup_format::{ReaderLimits, SegmentReader};
 use kafka_client::{IdempotentProducer, TopicPartition};
 use kafka_records::txn::{Decision, MarkerIndex};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, Semaphore, SemaphorePermit, watch};
 
 use super::RestoreError;
 use super::offsets::PartitionMap;
@@ -59,6 +59,34 @@ impl RateLimit {
     }
 }
 
+/// Segment bytes (KiB) held at once by every partition of a restore together; a segment
+/// larger than the whole budget takes all of it.
+pub(crate) const SEGMENT_MEMORY_KIB: usize = 64 * 1024;
+
+/// Reads a segment for producing, within the memory budget, and checks it again against
+/// the SHA-256 in its name: the object could have changed since the integrity pass.
+pub(crate) async fn load_segment<'m>(
+    storage: &Storage,
+    memory: &'m Semaphore,
+    seg: &SegmentRef,
+) -> Result<(SemaphorePermit<'m>, bytes::Bytes), RestoreError> {
+    let kib = usize::try_from(seg.size / 1024 + 1)
+        .unwrap_or(SEGMENT_MEMORY_KIB)
+        .min(SEGMENT_MEMORY_KIB);
+    let permit = memory
+        .acquire_many(kib as u32)
+        .await
+        .map_err(|_| RestoreError::Internal("the segment memory budget was closed".into()))?;
+    let bytes = storage.get(&seg.key).await?;
+    if object_sha256(&bytes) != seg.parsed.sha256 {
+        return Err(RestoreError::Corrupt(format!(
+            "segment {} changed since it was verified (its SHA-256 no longer matches its name)",
+            seg.key
+        )));
+    }
+    Ok((permit, bytes))
+}
+
 /// One partition to restore.
 pub(crate) struct PartitionJob {
     pub source: TopicPartition,
@@ -84,6 +112,8 @@ pub(crate) struct PartitionOutcome {
     pub records: u64,
     /// Of which this run wrote.
     pub produced: u64,
+    /// Of which earlier runs wrote (found in the target at start).
+    pub already: u64,
     pub interrupted: bool,
     /// Source -> target offsets (`None` when repartitioned).
     pub map: Option<PartitionMap>,
@@ -94,10 +124,11 @@ impl PartitionOutcome {
         target: TopicPartition,
         source: TopicPartition,
         map: PartitionMap,
-        produced: u64,
+        (produced, already): (u64, u64),
         interrupted: bool,
     ) -> Self {
         Self {
+            already,
             target,
             source: Some(source),
             target_start: map.target_start,
@@ -118,6 +149,7 @@ pub(crate) async fn restore_partition(
     counters: &Counters,
     limit: Option<&Arc<RateLimit>>,
     shutdown: &watch::Receiver<bool>,
+    memory: &Semaphore,
 ) -> Result<PartitionOutcome, RestoreError> {
     let mut filter = job.index.into_filter();
     let mut map = PartitionMap::new(job.target_start);
@@ -126,17 +158,14 @@ pub(crate) async fn restore_partition(
     for seg in &job.segments {
         if producer.is_some() && *shutdown.borrow() {
             return Ok(PartitionOutcome::of(
-                job.target, job.source, map, produced, true,
+                job.target,
+                job.source,
+                map,
+                (produced, job.already),
+                true,
             ));
         }
-        let bytes = storage.get(&seg.key).await?;
-        // Checked again: the object could have changed since the scan.
-        if object_sha256(&bytes) != seg.parsed.sha256 {
-            return Err(RestoreError::Corrupt(format!(
-                "segment {} changed since it was verified (its SHA-256 no longer matches its name)",
-                seg.key
-            )));
-        }
+        let (_permit, bytes) = load_segment(storage, memory, seg).await?;
         let mut reader = SegmentReader::new(bytes, ReaderLimits::default())
             .map_err(|e| RestoreError::Corrupt(format!("segment {}: {e}", seg.key)))?;
         let rules = Rules {
@@ -224,6 +253,10 @@ pub(crate) async fn restore_partition(
         )));
     }
     Ok(PartitionOutcome::of(
-        job.target, job.source, map, produced, false,
+        job.target,
+        job.source,
+        map,
+        (produced, job.already),
+        false,
     ))
 }

@@ -11,15 +11,14 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use backup_format::segment::object_sha256;
 use backup_format::{ReaderLimits, SegmentReader};
 use kafka_client::{IdempotentProducer, TopicPartition};
 use kafka_records::txn::{Decision, MarkerIndex};
 use kafka_records::{Compression, Record};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::RestoreError;
-use super::produce::{Counters, PartitionOutcome, RateLimit};
+use super::produce::{Counters, PartitionOutcome, RateLimit, load_segment};
 use super::units::{encode, limits, partition_for_key};
 use crate::catalog::SegmentRef;
 use crate::storage::Storage;
@@ -77,6 +76,7 @@ pub(crate) async fn restore_repartitioned(
     counters: &Counters,
     limit: Option<&Arc<RateLimit>>,
     shutdown: &watch::Receiver<bool>,
+    memory: &Semaphore,
 ) -> Result<Vec<PartitionOutcome>, RestoreError> {
     let n = job.targets.len() as i32;
     let mut targets: Vec<Target> = job
@@ -105,13 +105,7 @@ pub(crate) async fn restore_repartitioned(
                 interrupted = true;
                 break 'sources;
             }
-            let bytes = storage.get(&seg.key).await?;
-            if object_sha256(&bytes) != seg.parsed.sha256 {
-                return Err(RestoreError::Corrupt(format!(
-                    "segment {} changed since it was verified (its SHA-256 no longer matches its name)",
-                    seg.key
-                )));
-            }
+            let (_permit, bytes) = load_segment(storage, memory, seg).await?;
             let corrupt = |e: &dyn std::fmt::Display| {
                 RestoreError::Corrupt(format!("segment {}: {e}", seg.key))
             };
@@ -188,6 +182,7 @@ pub(crate) async fn restore_repartitioned(
             target_end: t.slot.start + t.records as i64,
             records: t.records,
             produced: t.produced,
+            already: t.slot.already,
             interrupted,
             map: None,
         });

@@ -8,8 +8,10 @@ use kafka_client::TopicPartition;
 use kafka_records::txn::{BatchSummary, MarkerIndex, OpenTransaction};
 
 use super::units::limits;
+use crate::catalog::describe::parse_trailer;
 use crate::catalog::{PartitionCatalog, SegmentRef};
 use crate::storage::Storage;
+use backup_format::segment::{END_MAGIC, MAX_TRAILER_LEN, TRAILER_HEADER_LEN};
 
 /// What the scan of one partition found.
 pub(crate) struct ScannedPartition {
@@ -102,6 +104,16 @@ pub(crate) async fn scan_partition(
             out.bad_segments.push(seg.key.clone());
             continue;
         }
+        match check_without_transactions(&mut out, &seg.key, &bytes) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(problem) => {
+                out.problems
+                    .push(format!("{source}: segment {}: {problem}", seg.key));
+                out.bad_segments.push(seg.key.clone());
+                continue;
+            }
+        }
         if let Err(problem) = check_batches(&mut out, &seg.key, bytes) {
             out.problems
                 .push(format!("{source}: segment {}: {problem}", seg.key));
@@ -116,13 +128,59 @@ pub(crate) async fn scan_partition(
     Ok(out)
 }
 
-/// Parses a segment (chunk CRCs, batch CRC32C, trailer), checks that its header names this
-/// backup's partition and range, and indexes its transaction markers.
-fn check_batches(out: &mut ScannedPartition, key: &str, bytes: bytes::Bytes) -> Result<(), String> {
+/// The quick check of a segment whose SHA-256 matched its name (so every byte is what the
+/// backup wrote): its header must name this backup's partition and range, and its trailer
+/// must end where its name says. A segment without transactional batches needs nothing more
+/// before producing, as it holds no marker to index: `Ok(true)`, with its figures taken from
+/// the trailer. `Ok(false)`: read it whole with [`check_batches`]. Its chunks and batches are
+/// still checked (CRC32C) as they are read for producing.
+fn check_without_transactions(
+    out: &mut ScannedPartition,
+    key: &str,
+    bytes: &[u8],
+) -> Result<bool, String> {
     let parsed = backup_format::naming::parse_segment_key(key).ok_or("its name does not parse")?;
-    let mut reader =
-        SegmentReader::new(bytes, ReaderLimits::default()).map_err(|e| e.to_string())?;
-    let header = reader.header().clone();
+    let header = backup_format::segment::peek_header(bytes).map_err(|e| e.to_string())?;
+    check_identity(&header, &parsed)?;
+    let tail_len = MAX_TRAILER_LEN + TRAILER_HEADER_LEN + END_MAGIC.len();
+    let Some(trailer) = parse_trailer(&bytes[bytes.len().saturating_sub(tail_len)..]) else {
+        return Ok(false);
+    };
+    if trailer.end_offset != parsed.last_offset + 1 {
+        return Err(format!(
+            "its trailer ends at offset {}, its name at {}",
+            trailer.end_offset - 1,
+            parsed.last_offset
+        ));
+    }
+    if trailer.transactional_batches > 0 {
+        return Ok(false);
+    }
+    out.batches += trailer.batches;
+    out.records += trailer.records;
+    out.first_offset.get_or_insert(header.start_offset);
+    out.end_offset = Some(trailer.end_offset);
+    if trailer.max_timestamp >= 0 {
+        out.max_timestamp = Some(
+            out.max_timestamp
+                .map_or(trailer.max_timestamp, |m| m.max(trailer.max_timestamp)),
+        );
+    }
+    if trailer.min_timestamp >= 0 {
+        out.min_timestamp = Some(
+            out.min_timestamp
+                .map_or(trailer.min_timestamp, |m| m.min(trailer.min_timestamp)),
+        );
+    }
+    Ok(true)
+}
+
+/// A segment's header must describe the partition and range its name (and so its place in
+/// the backup) says: a segment of another backup or partition copied in its place does not.
+fn check_identity(
+    header: &backup_format::SegmentHeader,
+    parsed: &backup_format::SegmentKey,
+) -> Result<(), String> {
     if header.backup_id != parsed.backup_id
         || header.topic != parsed.topic
         || header.topic_id != parsed.topic_id
@@ -135,6 +193,17 @@ fn check_batches(out: &mut ScannedPartition, key: &str, bytes: bytes::Bytes) -> 
             header.topic, header.topic_id, header.partition, header.start_offset, header.backup_id
         ));
     }
+    Ok(())
+}
+
+/// Parses a segment (chunk CRCs, batch CRC32C, trailer), checks that its header names this
+/// backup's partition and range, and indexes its transaction markers.
+fn check_batches(out: &mut ScannedPartition, key: &str, bytes: bytes::Bytes) -> Result<(), String> {
+    let parsed = backup_format::naming::parse_segment_key(key).ok_or("its name does not parse")?;
+    let mut reader =
+        SegmentReader::new(bytes, ReaderLimits::default()).map_err(|e| e.to_string())?;
+    let header = reader.header().clone();
+    check_identity(&header, &parsed)?;
     let limits = limits();
     while let Some((batch_header, batch)) = reader.next_batch().map_err(|e| e.to_string())? {
         let summary = BatchSummary::read(&batch, &limits).map_err(|e| e.to_string())?;

@@ -185,7 +185,7 @@ fn failed(e: RestoreError) -> Failed {
 pub fn render(r: &RestoreReport) -> String {
     let mut out = String::new();
     let what = if r.dry_run {
-        "PLAN (dry run: nothing written)"
+        "plan only, dry run: nothing written"
     } else if r.interrupted {
         "INTERRUPTED: run the same command again to continue"
     } else {
@@ -215,21 +215,28 @@ pub fn render(r: &RestoreReport) -> String {
         out,
         "Records      {total} in the restore ({already} written by earlier runs)"
     );
-    let _ = writeln!(
-        out,
-        "Written      {} records, {} in {} batches ({} rebuilt)",
-        r.records_written,
-        human_bytes(r.bytes_written),
-        r.batches_written,
-        r.batches_reencoded
-    );
+    if !r.dry_run {
+        let _ = writeln!(
+            out,
+            "Written      {} records, {} in {} batches ({} rebuilt)",
+            r.records_written,
+            human_bytes(r.bytes_written),
+            r.batches_written,
+            r.batches_reencoded
+        );
+    }
     let _ = writeln!(
         out,
         "Left out     {} of aborted transactions, {} of transactions still open, {} outside the window",
         r.aborted_records_skipped, r.open_transaction_records_skipped, r.window_records_skipped
     );
     if let Some((lo, hi)) = r.time_range {
-        let _ = writeln!(out, "Time range   {lo} .. {hi} (ms since the epoch)");
+        let _ = writeln!(
+            out,
+            "Time range   {} .. {}",
+            super::format_ms(lo),
+            super::format_ms(hi)
+        );
     }
     for p in &r.partitions {
         let _ = writeln!(

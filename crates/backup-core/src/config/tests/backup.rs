@@ -190,6 +190,13 @@ fn restore_defaults_and_every_key() {
     assert!(r.consumer_groups.includes("app-1") && !r.consumer_groups.includes("app-test"));
     assert!(!r.consumer_groups.includes("other"));
     assert_eq!(r.max_in_flight, 3);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("max_in_flight: 3 is accepted for compatibility and ignored")),
+        "{:?}",
+        c.warnings
+    );
     assert_eq!(r.max_bytes_per_second, Some(10 * 1024 * 1024));
     assert_eq!(r.restore_id, "dr-drill-1");
     assert_eq!(

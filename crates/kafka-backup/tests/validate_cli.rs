@@ -356,25 +356,9 @@ fn a_segment_of_another_backup_in_its_place_is_found() {
 
 fn s3_yaml(backup_id: &str, topic: &str, prefix: &str) -> String {
     format!(
-        "mode: backup\nbackup_id: {backup_id}\nsource:\n  bootstrap_servers: [\"{}\"]\n  topics:\n    include: [\"{topic}\"]\n\
-         storage:\n  backend: s3\n  bucket: {}\n  region: {}\n  endpoint: {}\n  force_path_style: true\n  allow_http: true\n  \
-         prefix: {prefix}\n  access_key: ${{KB_ACCESS_KEY}}\n  secret_key: ${{KB_SECRET_KEY}}\n",
+        "mode: backup\nbackup_id: {backup_id}\nsource:\n  bootstrap_servers: [\"{}\"]\n  topics:\n    include: [\"{topic}\"]\n{}",
         plaintext_broker(),
-        get("/s3_iam/bucket"),
-        get("/s3_iam/region"),
-        get("/s3_iam/endpoint"),
-    )
-}
-
-fn as_user(dir: &Path, command: &str, yaml: &str, user: &str, args: &[&str]) -> Run {
-    let key = get(&format!("/s3_iam/users/{user}/access_key_id"));
-    let secret = get(&format!("/s3_iam/users/{user}/secret_access_key"));
-    run(
-        dir,
-        command,
-        yaml,
-        &[("KB_ACCESS_KEY", &key), ("KB_SECRET_KEY", &secret)],
-        args,
+        s3_iam_storage(prefix)
     )
 }
 
@@ -385,9 +369,9 @@ fn a_read_only_s3_identity_validates_and_describes() {
     let prefix = unique_topic("val");
     let dir = tempfile::tempdir().unwrap();
     let yaml = s3_yaml("vals3", &topic, &prefix);
-    as_user(dir.path(), "backup", &yaml, "writer", &[]).assert_code(EXIT_OK);
+    run_as_s3_user(dir.path(), "backup", &yaml, "writer", &[]).assert_code(EXIT_OK);
 
-    let report = as_user(
+    let report = run_as_s3_user(
         dir.path(),
         "validate",
         &yaml,
@@ -406,7 +390,7 @@ fn a_read_only_s3_identity_validates_and_describes() {
     assert_eq!(report["partitions"], 2);
     assert_eq!(report["problems"], serde_json::json!([]));
 
-    let described = as_user(
+    let described = run_as_s3_user(
         dir.path(),
         "describe",
         &yaml,
@@ -415,7 +399,7 @@ fn a_read_only_s3_identity_validates_and_describes() {
     );
     described.assert_code(EXIT_OK);
     assert_eq!(described.json()["totals"]["records"], 500);
-    let list = as_user(dir.path(), "list", &yaml, "reader", &[]);
+    let list = run_as_s3_user(dir.path(), "list", &yaml, "reader", &[]);
     list.assert_code(EXIT_OK);
     assert!(
         list.stdout.lines().any(|l| l.starts_with("vals3 ")),
@@ -424,7 +408,7 @@ fn a_read_only_s3_identity_validates_and_describes() {
     );
 
     // The writer may list but not read: a storage failure that names the missing permission.
-    let denied = as_user(dir.path(), "validate", &yaml, "writer", &[]);
+    let denied = run_as_s3_user(dir.path(), "validate", &yaml, "writer", &[]);
     denied.assert_code(EXIT_STORAGE);
     denied.assert_contains("s3:GetObject");
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use backup_format::segment::object_sha256;
 use backup_format::{ReaderLimits, SegmentReader};
 use kafka_client::{IdempotentProducer, TopicPartition};
-use kafka_records::txn::{Decision, MarkerIndex};
+use kafka_records::batch::BatchHeader;
+use kafka_records::txn::{Decision, MarkerFilter, MarkerIndex};
 use tokio::sync::{Mutex, Semaphore, SemaphorePermit, watch};
 
 use super::RestoreError;
@@ -85,6 +86,30 @@ pub(crate) async fn load_segment<'m>(
         )));
     }
     Ok((permit, bytes))
+}
+
+/// Whether a batch is restored: committed data is; aborted transactions, transactions still
+/// open when the backup ended, and markers are not (and are counted).
+pub(crate) fn keep_batch(
+    filter: &mut MarkerFilter,
+    header: &BatchHeader,
+    counters: &Counters,
+) -> Result<bool, kafka_records::RecordError> {
+    let count = u64::from(header.record_count.max(0) as u32);
+    Ok(match filter.decide(header)? {
+        Decision::Keep => true,
+        Decision::Aborted => {
+            counters.aborted_records.fetch_add(count, Ordering::Relaxed);
+            false
+        }
+        Decision::Control => false,
+        Decision::Undecided => {
+            counters
+                .undecided_records
+                .fetch_add(count, Ordering::Relaxed);
+            false
+        }
+    })
 }
 
 /// One partition to restore.
@@ -178,22 +203,10 @@ pub(crate) async fn restore_partition(
             .map_err(|e| RestoreError::Corrupt(format!("segment {}: {e}", seg.key)))?
         {
             let count = u64::from(header.record_count.max(0) as u32);
-            match filter
-                .decide(&header)
+            if !keep_batch(&mut filter, &header, counters)
                 .map_err(|e| RestoreError::Corrupt(format!("segment {}: {e}", seg.key)))?
             {
-                Decision::Keep => {}
-                Decision::Aborted => {
-                    counters.aborted_records.fetch_add(count, Ordering::Relaxed);
-                    continue;
-                }
-                Decision::Control => continue,
-                Decision::Undecided => {
-                    counters
-                        .undecided_records
-                        .fetch_add(count, Ordering::Relaxed);
-                    continue;
-                }
+                continue;
             }
             let Some(unit) = unit_for(&batch, &header, &rules)? else {
                 counters.skipped_records.fetch_add(count, Ordering::Relaxed);

@@ -13,12 +13,12 @@ use std::sync::atomic::Ordering;
 
 use backup_format::{ReaderLimits, SegmentReader};
 use kafka_client::{IdempotentProducer, TopicPartition};
-use kafka_records::txn::{Decision, MarkerIndex};
+use kafka_records::txn::MarkerIndex;
 use kafka_records::{Compression, Record};
 use tokio::sync::{Semaphore, watch};
 
 use super::RestoreError;
-use super::produce::{Counters, PartitionOutcome, RateLimit, load_segment};
+use super::produce::{Counters, PartitionOutcome, RateLimit, keep_batch, load_segment};
 use super::units::{encode, limits, partition_for_key};
 use crate::catalog::SegmentRef;
 use crate::storage::Storage;
@@ -113,20 +113,8 @@ pub(crate) async fn restore_repartitioned(
                 SegmentReader::new(bytes, ReaderLimits::default()).map_err(|e| corrupt(&e))?;
             let coverage_start = reader.header().start_offset;
             while let Some((header, batch)) = reader.next_batch().map_err(|e| corrupt(&e))? {
-                let count = u64::from(header.record_count.max(0) as u32);
-                match filter.decide(&header).map_err(|e| corrupt(&e))? {
-                    Decision::Keep => {}
-                    Decision::Aborted => {
-                        counters.aborted_records.fetch_add(count, Ordering::Relaxed);
-                        continue;
-                    }
-                    Decision::Control => continue,
-                    Decision::Undecided => {
-                        counters
-                            .undecided_records
-                            .fetch_add(count, Ordering::Relaxed);
-                        continue;
-                    }
+                if !keep_batch(&mut filter, &header, counters).map_err(|e| corrupt(&e))? {
+                    continue;
                 }
                 let decoded = kafka_records::decode_batch(&batch, &limits()).map_err(|e| {
                     RestoreError::Corrupt(format!(

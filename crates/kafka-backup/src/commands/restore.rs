@@ -4,9 +4,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use backup_core::backup::progress::human_bytes;
-use backup_core::config::{self, LoadedConfig, Mode};
+use backup_core::config::{LoadedConfig, Mode};
 use backup_core::restore::{
-    OffsetMaps, RestoreError, RestoreOptions, RestoreReport, run_restore, show_offsets,
+    GroupOutcome, OffsetMaps, RestoreError, RestoreOptions, RestoreReport, run_restore,
+    show_offsets,
 };
 use backup_core::storage::Storage;
 use serde::Serialize;
@@ -16,7 +17,7 @@ use crate::OutputFormat;
 use crate::exit::{Exit, Failed};
 
 fn load(config_path: &Path, command: &str) -> Result<(LoadedConfig, Storage), Failed> {
-    let loaded = config::load(config_path)?;
+    let (loaded, storage) = super::open_store(config_path)?;
     if loaded.mode != Mode::Restore {
         return Err(Failed::new(
             Exit::Config,
@@ -27,13 +28,23 @@ fn load(config_path: &Path, command: &str) -> Result<(LoadedConfig, Storage), Fa
             ),
         ));
     }
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
-    let storage_config = loaded.require_storage(&config_path.display().to_string())?;
-    let storage =
-        Storage::open(storage_config).map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
     Ok((loaded, storage))
+}
+
+/// One line per translated offset of a group.
+fn render_offsets(out: &mut String, g: &GroupOutcome) {
+    for o in &g.offsets {
+        let _ = writeln!(
+            out,
+            "    {}-{} @ {}  ->  {}-{} @ {}",
+            o.source_topic,
+            o.partition,
+            o.source_offset,
+            o.target_topic,
+            o.target_partition,
+            o.target_offset
+        );
+    }
 }
 
 /// Runs a restore (or its plan) and reports it.
@@ -122,18 +133,7 @@ pub async fn show(config_path: &Path, format: OutputFormat) -> Result<Exit, Fail
             }
             for g in &shown.consumer_groups {
                 let _ = writeln!(out, "  {}", g.group_id);
-                for o in &g.offsets {
-                    let _ = writeln!(
-                        out,
-                        "    {}-{} @ {}  ->  {}-{} @ {}",
-                        o.source_topic,
-                        o.partition,
-                        o.source_offset,
-                        o.target_topic,
-                        o.target_partition,
-                        o.target_offset
-                    );
-                }
+                render_offsets(&mut out, g);
             }
             print!("{out}");
         }
@@ -249,18 +249,7 @@ pub fn render(r: &RestoreReport) -> String {
         let _ = writeln!(out, "Consumer groups");
         for g in &r.consumer_groups {
             let _ = writeln!(out, "  {}: {}", g.group_id, g.status);
-            for o in &g.offsets {
-                let _ = writeln!(
-                    out,
-                    "    {}-{} @ {} -> {}-{} @ {}",
-                    o.source_topic,
-                    o.partition,
-                    o.source_offset,
-                    o.target_topic,
-                    o.target_partition,
-                    o.target_offset
-                );
-            }
+            render_offsets(&mut out, g);
         }
     }
     for p in &r.problems_ignored {

@@ -115,6 +115,41 @@ pub fn fs_backup_yaml_on(
     yaml
 }
 
+/// The `storage:` section for the IAM-enforcing S3 store under `prefix`; the credentials come
+/// from `KB_ACCESS_KEY` and `KB_SECRET_KEY`, which [`run_as_s3_user`] sets.
+pub fn s3_iam_storage(prefix: &str) -> String {
+    format!(
+        "storage:\n  backend: s3\n  bucket: {}\n  region: {}\n  endpoint: {}\n  force_path_style: true\n  \
+         allow_http: true\n  prefix: {prefix}\n  access_key: ${{KB_ACCESS_KEY}}\n  secret_key: ${{KB_SECRET_KEY}}\n",
+        get("/s3_iam/bucket"),
+        get("/s3_iam/region"),
+        get("/s3_iam/endpoint"),
+    )
+}
+
+/// [`run`] with the credentials of the IAM store's `user` (`writer`, `reader`, ...).
+pub fn run_as_s3_user(dir: &Path, command: &str, yaml: &str, user: &str, args: &[&str]) -> Run {
+    let key = get(&format!("/s3_iam/users/{user}/access_key_id"));
+    let secret = get(&format!("/s3_iam/users/{user}/secret_access_key"));
+    run(
+        dir,
+        command,
+        yaml,
+        &[("KB_ACCESS_KEY", &key), ("KB_SECRET_KEY", &secret)],
+        args,
+    )
+}
+
+/// Whether `topic` exists on `broker`, as confluent-kafka's admin client sees it.
+pub fn topic_exists(broker: &str, topic: &str) -> bool {
+    let listed = python(
+        "import sys\nfrom confluent_kafka.admin import AdminClient\n\
+         print(sys.argv[2] in AdminClient({'bootstrap.servers': sys.argv[1]}).list_topics(timeout=10).topics)\n",
+        &[broker, topic],
+    );
+    listed.trim() == "True"
+}
+
 const FIDELITY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fidelity.py");
 
 /// Runs `fidelity.py` (confluent-kafka) and parses its JSON output.

@@ -7,7 +7,8 @@ Run through bench/run.sh --restore, which supplies the tools. In one run it:
   3. times a confluent-kafka producer (idempotent, acks=all, as the restore) writing them over
      8 partitions into a new topic: the baseline, repeated,
   4. backs the first baseline topic up to a filesystem store (zstd, the default; not timed),
-  5. times `kafka-backup restore` of that backup into a new topic, repeated,
+  5. times `kafka-backup restore` of that backup into a new topic, repeated, taking turns with
+     the baseline runs (the broker slows as it fills, so neither side gets the emptier broker),
 and prints MB/s of record payload (key + value bytes), the ratio to the baseline, and the
 restore's peak memory (maximum resident set size from GNU time).
 """
@@ -70,6 +71,58 @@ def write(path, text):
         f.write(text)
 
 
+def back_up(binary, bootstrap, workdir, store):
+    """Backs the first baseline topic up with the defaults (zstd); returns the bytes stored."""
+    config = os.path.join(workdir, "backup.yaml")
+    write(config, f"""mode: backup
+backup_id: bench
+source:
+  bootstrap_servers: ["{bootstrap}"]
+  topics:
+    include: ["bench-produced-0"]
+storage:
+  backend: filesystem
+  path: {store}
+backup:
+  consumer_group_snapshot: false
+""")
+    out = subprocess.run([binary, "--log-level", "warn", "backup", "--config", config,
+                          "--format", "json"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"backup failed ({out.returncode}):\n{out.stderr}")
+    return json.loads(out.stdout)["bytes_written"]
+
+
+def restore_timed(binary, bootstrap, workdir, store, attempt, expected):
+    """Restores the backup into a new topic; returns (seconds, peak RSS in KiB)."""
+    config = os.path.join(workdir, f"restore-{attempt}.yaml")
+    write(config, f"""mode: restore
+backup_id: bench
+target:
+  bootstrap_servers: ["{bootstrap}"]
+storage:
+  backend: filesystem
+  path: {store}
+restore:
+  topic_mapping:
+    bench-produced-0: bench-restored-{attempt}
+  restore_id: bench-{attempt}
+  consumer_groups:
+    enabled: false
+""")
+    start = time.perf_counter()
+    out = subprocess.run(["/usr/bin/time", "-v", binary, "--log-level", "warn", "restore",
+                          "--config", config, "--format", "json"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if out.returncode != 0:
+        raise SystemExit(f"restore failed ({out.returncode}):\n{out.stderr}")
+    report = json.loads(out.stdout)
+    if report["records_written"] < expected:
+        raise SystemExit(f"restore wrote {report['records_written']} of {expected}")
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
+    return elapsed, rss
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nisshi", required=True)
@@ -86,63 +139,20 @@ def main():
         records, payload = generate(args.records)
         print(f"  {payload / 1e6:,.0f} MB of payload")
 
-        base_runs = []
+        # The broker's memory engine slows as it fills, so baseline and restore runs take
+        # turns (baseline, restore, baseline, ...) rather than all of one after the other.
+        store = os.path.join(workdir, "store")
+        base_runs, runs, stored = [], [], None
         for attempt in range(args.repeat):
             base_runs.append(produce_timed(bootstrap, f"bench-produced-{attempt}", records))
             print(f"  baseline producer run {attempt + 1}: {base_runs[-1]:.2f} s", flush=True)
+            if stored is None:
+                stored = back_up(args.binary, bootstrap, workdir, store)
+            runs.append(restore_timed(args.binary, bootstrap, workdir, store, attempt,
+                                      args.records))
+            print(f"  restore run {attempt + 1}: {runs[-1][0]:.2f} s, "
+                  f"peak {runs[-1][1] / 1024:.0f} MiB", flush=True)
         del records
-
-        store = os.path.join(workdir, "store")
-        backup = os.path.join(workdir, "backup.yaml")
-        write(backup, f"""mode: backup
-backup_id: bench
-source:
-  bootstrap_servers: ["{bootstrap}"]
-  topics:
-    include: ["bench-produced-0"]
-storage:
-  backend: filesystem
-  path: {store}
-backup:
-  consumer_group_snapshot: false
-""")
-        out = subprocess.run([args.binary, "--log-level", "warn", "backup", "--config", backup,
-                              "--format", "json"], capture_output=True, text=True)
-        if out.returncode != 0:
-            raise SystemExit(f"backup failed ({out.returncode}):\n{out.stderr}")
-        stored = json.loads(out.stdout)["bytes_written"]
-
-        runs = []
-        for attempt in range(args.repeat):
-            config = os.path.join(workdir, f"restore-{attempt}.yaml")
-            write(config, f"""mode: restore
-backup_id: bench
-target:
-  bootstrap_servers: ["{bootstrap}"]
-storage:
-  backend: filesystem
-  path: {store}
-restore:
-  topic_mapping:
-    bench-produced-0: bench-restored-{attempt}
-  restore_id: bench-{attempt}
-  consumer_groups:
-    enabled: false
-""")
-            start = time.perf_counter()
-            out = subprocess.run(["/usr/bin/time", "-v", args.binary, "--log-level", "warn",
-                                  "restore", "--config", config, "--format", "json"],
-                                 capture_output=True, text=True)
-            elapsed = time.perf_counter() - start
-            if out.returncode != 0:
-                raise SystemExit(f"restore failed ({out.returncode}):\n{out.stderr}")
-            report = json.loads(out.stdout)
-            if report["records_written"] < args.records:
-                raise SystemExit(f"restore wrote {report['records_written']} of {args.records}")
-            rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
-            runs.append((elapsed, rss))
-            print(f"  restore run {attempt + 1}: {elapsed:.2f} s, peak {rss / 1024:.0f} MiB",
-                  flush=True)
 
         def median(values):
             return sorted(values)[len(values) // 2]

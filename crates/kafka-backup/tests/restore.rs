@@ -762,3 +762,65 @@ fn a_group_with_active_members_in_the_target_is_reported_not_moved() {
     );
     assert_eq!(outcome["offsets"][0]["target_offset"], 40);
 }
+
+#[test]
+fn no_secret_reaches_the_output_of_backup_restore_or_validate_at_trace_level() {
+    let topic = unique_topic("rsecret");
+    let broker = plaintext_broker();
+    fidelity(&["bulk", &broker, &topic, "200", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("secret-{topic}");
+    let trace = ["--log-level", "trace", "--format", "json"];
+    let writer_secret = get("/s3_iam/users/writer/secret_access_key");
+    let reader_secret = get("/s3_iam/users/reader/secret_access_key");
+    let password = get("/scram/sha512/password");
+
+    let backup = s3_yaml(
+        &format!(
+            "mode: backup\nsource:\n  bootstrap_servers: [\"{broker}\"]\n  topics:\n    include: [\"{topic}\"]\n"
+        ),
+        "rsecret",
+        &prefix,
+        "",
+    );
+    let run = run_as_s3_user(dir.path(), "backup", &backup, "writer", &trace);
+    run.assert_code(EXIT_OK);
+    assert!(!run.all().contains(&writer_secret), "backup output");
+
+    // Into the SASL_SSL broker (SCRAM-SHA-512), from S3 with the reader's secret key.
+    let restore = s3_yaml(
+        &format!(
+            "mode: restore\ntarget:\n  bootstrap_servers: [\"{}\"]\n  security:\n    security_protocol: SASL_SSL\n    \
+             sasl_mechanism: SCRAM-SHA-512\n    sasl_username: {}\n    sasl_password: ${{KB_PASSWORD}}\n    \
+             ssl_ca_location: {}\n",
+            get("/brokers/sasl_ssl"),
+            get("/scram/sha512/username"),
+            get("/tls/ca")
+        ),
+        "rsecret",
+        &prefix,
+        "",
+    );
+    let env = [
+        ("KB_ACCESS_KEY", get("/s3_iam/users/reader/access_key_id")),
+        ("KB_SECRET_KEY", reader_secret.clone()),
+        ("KB_PASSWORD", password.clone()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for command in ["restore", "offsets show", "validate"] {
+        let run = common::run(dir.path(), command, &restore, &env, &trace);
+        run.assert_code(EXIT_OK);
+        let all = run.all();
+        assert!(
+            !all.contains(&reader_secret),
+            "{command}: storage secret in the output"
+        );
+        assert!(
+            !all.contains(&password),
+            "{command}: SASL password in the output"
+        );
+        if command == "restore" {
+            assert_eq!(run.json()["records_written"], 200);
+        }
+    }
+}

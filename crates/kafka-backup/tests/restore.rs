@@ -45,6 +45,13 @@ fn back_up(dir: &Path, backup_id: &str, topics: &[&str], store: &Path) {
     run(dir, "backup", &yaml, &[], &["--format", "json"]).assert_code(EXIT_OK);
 }
 
+/// Runs a restore that must succeed; returns its JSON report.
+fn restored_ok(dir: &Path, yaml: &str) -> Value {
+    let run = run(dir, "restore", yaml, &[], &["--format", "json"]);
+    run.assert_code(EXIT_OK);
+    run.json()
+}
+
 /// What a read_committed confluent-kafka consumer sees in `topic`, without offsets (a restore
 /// gives back the records, in order per partition; their offsets in the target differ
 /// wherever the source had transaction markers or aborted records).
@@ -155,9 +162,7 @@ fn a_restore_gives_back_every_committed_record_and_moves_consumer_groups() {
             "topic_mapping:\n  {topic}: {restored}\nconsumer_groups:\n  include: [\"{group}\"]"
         ),
     );
-    let run = run(dir.path(), "restore", &yaml, &[], &["--format", "json"]);
-    run.assert_code(EXIT_OK);
-    let report = run.json();
+    let report = restored_ok(dir.path(), &yaml);
     assert_eq!(report["topics"][0]["topic"], restored.as_str());
     assert_eq!(report["topics"][0]["action"], "created");
     assert_eq!(report["topics"][0]["partitions"], 3);
@@ -296,9 +301,7 @@ fn only_records_inside_the_time_window_are_restored() {
             "topic_mapping:\n  {topic}: {restored}\ntime_window_start: {start}\ntime_window_end: {end}"
         ),
     );
-    let run = run(dir.path(), "restore", &yaml, &[], &["--format", "json"]);
-    run.assert_code(EXIT_OK);
-    let report = run.json();
+    let report = restored_ok(dir.path(), &yaml);
     assert_eq!(report["records_written"], 37);
     assert_eq!(report["window_records_skipped"], 63);
     let got = consumed_without_offsets(&restored);
@@ -333,9 +336,7 @@ fn repartitioning_places_keyed_records_as_the_java_partitioner_does() {
         &store,
         &format!("topic_mapping:\n  {topic}: {restored}\nrepartitioning:\n  partitions: 5"),
     );
-    let run = run(dir.path(), "restore", &yaml, &[], &["--format", "json"]);
-    run.assert_code(EXIT_OK);
-    let report = run.json();
+    let report = restored_ok(dir.path(), &yaml);
     assert_eq!(report["topics"][0]["partitions"], 5);
     assert_eq!(report["topics"][0]["source_partitions"], 3);
     assert_eq!(report["records_written"], 501);

@@ -75,6 +75,18 @@ pub(crate) fn limits() -> DecodeLimits {
     DecodeLimits::default()
 }
 
+/// The batch as stored: sent as it is (the producer stamps its identity and CRC).
+fn as_stored(batch: &Bytes, header: &BatchHeader, count: u32) -> Unit {
+    Unit {
+        bytes: BytesMut::from(&batch[..]),
+        records: count,
+        source: SourceOffsets::Dense {
+            first: header.base_offset,
+        },
+        reencoded: false,
+    }
+}
+
 /// Turns one kept (committed, non-control) batch into at most one unit.
 pub(crate) fn unit_for(
     batch: &Bytes,
@@ -91,14 +103,7 @@ pub(crate) fn unit_for(
     let windowed = rules.window_start.is_some() || rules.window_end.is_some();
     let before_coverage = header.base_offset < rules.coverage_start;
     if dense && !log_append && !windowed && !before_coverage {
-        return Ok(Some(Unit {
-            bytes: BytesMut::from(&batch[..]),
-            records: count,
-            source: SourceOffsets::Dense {
-                first: header.base_offset,
-            },
-            reencoded: false,
-        }));
+        return Ok(Some(as_stored(batch, header, count)));
     }
     let decoded = kafka_records::decode_batch(batch, &limits()).map_err(|e| {
         RestoreError::Corrupt(format!("batch at offset {}: {e}", header.base_offset))
@@ -112,14 +117,7 @@ pub(crate) fn unit_for(
         return Ok(None);
     }
     if kept.len() == decoded.records.len() && dense && !log_append {
-        return Ok(Some(Unit {
-            bytes: BytesMut::from(&batch[..]),
-            records: count,
-            source: SourceOffsets::Dense {
-                first: header.base_offset,
-            },
-            reencoded: false,
-        }));
+        return Ok(Some(as_stored(batch, header, count)));
     }
     let offsets: Vec<i64> = kept.iter().map(|r| r.offset).collect();
     let bytes = encode(kept.into_iter().cloned().collect(), decoded.compression)?;

@@ -394,3 +394,48 @@ fn no_matching_topic_is_a_configuration_error_listing_the_topics() {
     run.assert_contains("no-such-topic-*");
     run.assert_contains("the cluster has");
 }
+
+#[test]
+fn segments_are_cut_at_their_size_even_inside_one_large_fetch_answer() {
+    let topic = unique_topic("segsize");
+    let broker = plaintext_broker();
+    // 3 MB of incompressible values in one partition: the broker answers one Fetch with all of
+    // it, whatever fetch_max_bytes asks for.
+    python(
+        "import sys, os\nfrom confluent_kafka import Producer\nfrom confluent_kafka.admin import AdminClient, NewTopic\n\
+         a = AdminClient({'bootstrap.servers': sys.argv[1]})\n\
+         for f in a.create_topics([NewTopic(sys.argv[2], 1, 1)]).values(): f.result()\n\
+         p = Producer({'bootstrap.servers': sys.argv[1], 'linger.ms': 20, 'batch.size': 65536})\n\
+         for i in range(3000):\n\
+         \x20   p.produce(sys.argv[2], key=str(i).encode(), value=os.urandom(1024), partition=0)\n\
+         \x20   p.poll(0)\n\
+         p.flush()\n",
+        &[&broker, &topic],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let yaml = fs_backup_yaml(
+        "segsize",
+        &[&topic],
+        &store,
+        "compression: none\nsegment_max_bytes: 1048576\nfetch_max_bytes: 1048576",
+    );
+    run(dir.path(), "backup", &yaml, &[], &[]).assert_code(EXIT_OK);
+    let segs = &segments(&store, "segsize", &topic)[&0];
+    assert!(
+        segs.len() >= 3,
+        "3 MB in 1 MiB segments: {} segments",
+        segs.len()
+    );
+    for (key, path) in segs {
+        let size = std::fs::metadata(path).unwrap().len();
+        // At most one batch (64 KiB here) past the limit.
+        assert!(
+            size < 1_048_576 + 200_000,
+            "segment {}..{} is {size} bytes",
+            key.start_offset,
+            key.last_offset
+        );
+    }
+    assert_eq!(read_back(&store, "segsize", &topic).len(), 3000);
+}

@@ -325,7 +325,19 @@ impl Engine<'_> {
             let Some(state) = self.partitions.get_mut(&tp) else {
                 continue;
             };
-            state.write(&self.run, &batches, &aborted)?;
+            // One batch at a time, so that a segment is cut where it reaches its size even
+            // inside a large Fetch answer (brokers may answer with more than fetch_max_bytes).
+            // The answer's aborted transactions go with every segment cut from it.
+            let mut attach = true;
+            for (i, batch) in batches.iter().enumerate() {
+                let aborted: &[(i64, i64)] = if attach { &aborted } else { &[] };
+                state.write(&self.run, std::slice::from_ref(batch), aborted)?;
+                attach = false;
+                if i + 1 < batches.len() && state.buffered() >= self.settings.segment_max_bytes {
+                    self.sink.close(state).await?;
+                    attach = true;
+                }
+            }
             if state.status == Status::Done || state.buffered() >= self.settings.segment_max_bytes {
                 self.sink.close(state).await?;
             }

@@ -154,16 +154,21 @@ backup:
   compression: {compression}
   consumer_group_snapshot: false
 """)
+    return run_timed(binary, "backup", config)
+
+
+def run_timed(binary, command, config):
+    """Runs `kafka-backup COMMAND --config CONFIG --format json` under GNU time; returns
+    (seconds, peak RSS in KiB, the JSON report)."""
     start = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-v", binary, "--log-level", "warn", "backup",
+    out = subprocess.run(["/usr/bin/time", "-v", binary, "--log-level", "warn", command,
                           "--config", config, "--format", "json"],
                          capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if out.returncode != 0:
-        raise SystemExit(f"kafka-backup failed ({out.returncode}):\n{out.stderr}")
+        raise SystemExit(f"kafka-backup {command} failed ({out.returncode}):\n{out.stderr}")
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
-    report = json.loads(out.stdout)
-    return elapsed, rss_kb, report
+    return elapsed, rss_kb, json.loads(out.stdout)
 
 
 def main():

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import tempfile
@@ -25,7 +24,7 @@ import time
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from backup_bench import PARTITIONS, event, start_broker
+from backup_bench import PARTITIONS, event, run_timed, start_broker
 
 
 def generate(count):
@@ -110,16 +109,9 @@ restore:
   consumer_groups:
     enabled: false
 """)
-    start = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-v", binary, "--log-level", "warn", "restore",
-                          "--config", config, "--format", "json"], capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if out.returncode != 0:
-        raise SystemExit(f"restore failed ({out.returncode}):\n{out.stderr}")
-    report = json.loads(out.stdout)
+    elapsed, rss, report = run_timed(binary, "restore", config)
     if report["records_written"] < expected:
         raise SystemExit(f"restore wrote {report['records_written']} of {expected}")
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
     return elapsed, rss
 
 

@@ -2,54 +2,27 @@
 //! connects and is reported correctly, and every way of getting it wrong ends in a clear error
 //! with the right exit code and without leaking a secret.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
+use common::{EXIT_CONFIG, EXIT_KAFKA, EXIT_OK, Run, run_binary};
 use serde_json::Value;
 use test_support::get;
-
-const EXIT_OK: i32 = 0;
-const EXIT_CONFIG: i32 = 3;
-const EXIT_KAFKA: i32 = 4;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.all()))
-    }
-}
 
 /// Runs `kafka-backup check` on `yaml`, with extra environment variables and arguments.
 fn check(yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backup.yaml");
     std::fs::write(&path, yaml).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kafka-backup"));
-    cmd.arg("check").arg("--config").arg(&path).args(args);
-    cmd.env_remove("RUST_LOG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
+    let mut all = vec![
+        OsStr::new("check"),
+        OsStr::new("--config"),
+        path.as_os_str(),
+    ];
+    all.extend(args.iter().map(OsStr::new));
+    run_binary(&all, env)
 }
 
 /// A backup configuration for broker `name` with the given `security:` lines.

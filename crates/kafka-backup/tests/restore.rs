@@ -825,3 +825,48 @@ fn no_secret_reaches_the_output_of_backup_restore_or_validate_at_trace_level() {
         }
     }
 }
+
+#[test]
+fn a_progress_file_that_is_not_this_restores_is_refused_before_anything_is_written() {
+    let topic = unique_topic("rprog");
+    let broker = plaintext_broker();
+    fidelity(&["bulk", &broker, &topic, "20", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    back_up(dir.path(), "rprog", &[&topic], &store);
+    let restored = format!("{topic}-p");
+    let progress = dir.path().join("progress.json");
+    let yaml = fs_restore_yaml(
+        "rprog",
+        &store,
+        &format!(
+            "topic_mapping:\n  {topic}: {restored}\nrestore_id: mine\nprogress_file: {}",
+            progress.display()
+        ),
+    );
+    // The target topic must exist for the progress store to be read.
+    python(
+        "import sys\nfrom confluent_kafka.admin import AdminClient, NewTopic\n\
+         a = AdminClient({'bootstrap.servers': sys.argv[1]})\n\
+         for f in a.create_topics([NewTopic(sys.argv[2], 1, 1)]).values(): f.result()\n",
+        &[&broker, &restored],
+    );
+    let cases = [
+        ("not json at all".to_owned(), "it is not a progress file"),
+        (
+            r#"{"format": 1, "restore_id": "someone-else", "partitions": []}"#.to_owned(),
+            "it belongs to restore `someone-else`",
+        ),
+    ];
+    for (content, why) in cases {
+        std::fs::write(&progress, content).unwrap();
+        let refused = run(dir.path(), "restore", &yaml, &[], &[]);
+        refused.assert_code(EXIT_CONFIG);
+        refused.assert_contains(why);
+        refused.assert_contains("Point restore.progress_file at this restore's own file");
+    }
+    assert!(
+        consumed_without_offsets(&restored).is_empty(),
+        "nothing written"
+    );
+}

@@ -26,10 +26,8 @@ use std::path::PathBuf;
 
 use kafka_client::Secret;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
-use serde_saphyr::Spanned;
 
-use super::env::{ConfigSecret, ConfigString, expand_visited};
+use super::env::{ConfigBool, ConfigSecret, ConfigString};
 use super::error::ConfigError;
 use super::model::LoadedConfig;
 use super::raw::{Keyword, KeywordSet};
@@ -158,61 +156,6 @@ impl KeywordSet for SseName {
         } else {
             None
         }
-    }
-}
-
-/// `true` or `false`, as a YAML boolean or as a string (which may use `${VAR}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ConfigBool {
-    pub value: bool,
-    pub line: Option<u32>,
-}
-
-enum BoolOrText {
-    Bool(bool),
-    Text(String),
-}
-
-impl<'de> Deserialize<'de> for BoolOrText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = BoolOrText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("true or false")
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(BoolOrText::Bool(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(BoolOrText::Text(v.to_owned()))
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for ConfigBool {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Spanned::<BoolOrText>::deserialize(deserializer)?;
-        let line = u32::try_from(raw.referenced.line()).ok().filter(|&l| l > 0);
-        let value = match raw.value {
-            BoolOrText::Bool(b) => b,
-            BoolOrText::Text(text) => {
-                let text = expand_visited::<D::Error>(&text)?;
-                match text.trim() {
-                    t if t.eq_ignore_ascii_case("true") => true,
-                    t if t.eq_ignore_ascii_case("false") => false,
-                    t => {
-                        return Err(de::Error::invalid_value(
-                            de::Unexpected::Str(t),
-                            &"true or false",
-                        ));
-                    }
-                }
-            }
-        };
-        Ok(Self { value, line })
     }
 }
 

@@ -23,6 +23,9 @@ use super::units::{encode, limits, partition_for_key};
 use crate::catalog::SegmentRef;
 use crate::storage::Storage;
 
+/// Record bytes waiting for all target partitions together, at most.
+const PENDING_BUDGET: usize = 32 << 20;
+
 /// One source partition of a repartitioned topic.
 pub(crate) struct SourcePart {
     pub source: TopicPartition,
@@ -98,6 +101,7 @@ pub(crate) async fn restore_repartitioned(
     let in_window =
         |ts: i64| job.window_start.is_none_or(|s| ts >= s) && job.window_end.is_none_or(|e| ts < e);
     let mut interrupted = false;
+    let mut pending_total = 0usize;
     'sources: for part in job.sources {
         let mut filter = part.index.into_filter();
         for seg in &part.segments {
@@ -140,10 +144,21 @@ pub(crate) async fn restore_repartitioned(
                     if t.pending.records.is_empty() {
                         t.pending.compression = decoded.compression;
                     }
-                    t.pending.bytes += record_size(&record);
+                    let size = record_size(&record);
+                    t.pending.bytes += size;
                     t.pending.records.push(record);
+                    pending_total += size;
                     if t.pending.bytes >= job.batch_max_bytes {
+                        pending_total -= t.pending.bytes;
                         flush(producer, t, counters, limit).await?;
+                    }
+                    // Many target partitions each filling towards batch_max_bytes could hold
+                    // far more than a restore should: past the budget, everything goes out.
+                    if pending_total >= PENDING_BUDGET {
+                        for t in &mut targets {
+                            flush(producer, t, counters, limit).await?;
+                        }
+                        pending_total = 0;
                     }
                 }
             }

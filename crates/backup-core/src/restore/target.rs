@@ -182,6 +182,19 @@ pub(crate) async fn load_progress(
                 .collect())
         }
         ProgressStore::File(path) => {
+            // A progress file holds a few hundred bytes per partition; anything far larger is
+            // not one, and is not read into memory.
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.len() > 16 << 20
+            {
+                return Err(progress_file_error(
+                    path,
+                    &format!(
+                        "it is {} bytes, far larger than a progress file",
+                        meta.len()
+                    ),
+                ));
+            }
             let text = match std::fs::read_to_string(path) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -61,13 +62,18 @@ pub fn run(dir: &Path, command: &str, yaml: &str, env: &[(&str, &str)], args: &[
     // `command` may be a subcommand path such as "offsets show".
     let path = dir.join(format!("{}.yaml", command.replace(' ', "-")));
     std::fs::write(&path, yaml).unwrap();
+    let mut all: Vec<&OsStr> = vec![OsStr::new("--log-format"), OsStr::new("json")];
+    all.extend(command.split(' ').map(OsStr::new));
+    all.push(OsStr::new("--config"));
+    all.push(path.as_os_str());
+    all.extend(args.iter().map(OsStr::new));
+    run_binary(&all, env)
+}
+
+/// Runs the binary with exactly `args` (RUST_LOG removed, `env` added).
+pub fn run_binary(args: &[&OsStr], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(binary());
-    cmd.arg("--log-format")
-        .arg("json")
-        .args(command.split(' '))
-        .arg("--config")
-        .arg(&path)
-        .args(args);
+    cmd.args(args);
     cmd.env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);

@@ -3,8 +3,13 @@
 
 /// Lower-case hex of a digest.
 pub(crate) fn encode32(bytes: &[u8; 32]) -> String {
+    encode(bytes)
+}
+
+/// Lower-case hex of any bytes.
+pub(crate) fn encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
+    let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         s.push(DIGITS[usize::from(b >> 4)] as char);
         s.push(DIGITS[usize::from(b & 0x0f)] as char);

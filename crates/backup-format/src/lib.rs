@@ -13,11 +13,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod crypto;
 mod error;
 mod hex;
 pub mod manifest;
 pub mod naming;
 pub mod segment;
+pub mod signing;
 
 pub use error::FormatError;
 pub use manifest::{BackupDescriptor, ManifestError, RunManifest, SegmentEntry};

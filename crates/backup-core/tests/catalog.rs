@@ -5,7 +5,7 @@
 //! backups made by the engine from a real broker.
 
 use backup_core::catalog::describe::describe;
-use backup_core::catalog::{Catalog, CatalogError, ProblemKind, Severity, list_backups};
+use backup_core::catalog::{Catalog, CatalogError, ProblemKind, Severity, Trust, list_backups};
 use backup_core::storage::{FilesystemConfig, Storage, StorageConfig};
 use backup_core::validate::{ValidateOptions, ValidationReport, validate};
 use backup_format::manifest::{
@@ -101,6 +101,8 @@ impl Fx {
             backup_id: self.id.clone(),
             run_id: RUN2.into(),
             gap: gap.clone(),
+            encryption: None,
+            sealed: None,
         };
         self.put(&gap.key(&self.id).unwrap(), record.to_json().unwrap())
             .await;
@@ -158,6 +160,11 @@ impl Fx {
                     }],
                 }],
             }),
+            previous: None,
+            end_offsets: Vec::new(),
+            signing_key_id: None,
+            encryption: None,
+            sealed: None,
         };
         let key = m.key().unwrap();
         self.put(&key, m.to_json().unwrap()).await;
@@ -315,7 +322,9 @@ async fn a_healthy_backup_validates_with_only_the_orphan_as_a_warning() {
 async fn the_catalog_and_describe_show_what_is_stored() {
     let fx = Fx::new("desc");
     healthy(&fx).await;
-    let catalog = Catalog::load(&fx.storage, "desc").await.unwrap();
+    let catalog = Catalog::load(&fx.storage, "desc", &Trust::default())
+        .await
+        .unwrap();
     assert_eq!(
         catalog.descriptor.as_ref().unwrap().created_at,
         "2026-11-23T18:30:00.000Z"
@@ -331,8 +340,10 @@ async fn the_catalog_and_describe_show_what_is_stored() {
     assert_eq!(lineage.last_seen_run.as_deref(), Some(RUN2));
     let p0 = &lineage.partitions[&0];
     let starts: Vec<i64> = p0.segments.iter().map(|s| s.parsed.start_offset).collect();
-    assert_eq!(starts, [0, 10, 30, 40]);
-    assert!(p0.segments[3].entry.is_none());
+    // The segment no manifest lists is not authenticated: kept apart, out of the tree.
+    assert_eq!(starts, [0, 10, 30]);
+    assert_eq!(catalog.unauthenticated.len(), 1);
+    assert_eq!(catalog.unauthenticated[0].parsed.start_offset, 40);
     assert_eq!(p0.gaps.len(), 1);
     let groups: Vec<&str> = catalog
         .group_snapshots()
@@ -344,17 +355,21 @@ async fn the_catalog_and_describe_show_what_is_stored() {
 
     let d = describe(&fx.storage, &catalog).await.unwrap();
     let json = serde_json::to_value(&d).unwrap();
-    assert_eq!(json["totals"]["records"], 43);
-    assert_eq!(json["totals"]["segments"], 5);
+    assert_eq!(json["totals"]["records"], 38);
+    assert_eq!(json["totals"]["segments"], 4);
     assert_eq!(json["totals"]["gaps"], 1);
+    assert_eq!(
+        json["unauthenticated_segments"][0],
+        catalog.unauthenticated[0].key.as_str()
+    );
+    assert_eq!(json["authentication"]["status"], "not-checked");
     let p0 = &json["topics"][0]["lineages"][0]["partitions"][0];
     assert_eq!(p0["first_offset"], 0);
-    assert_eq!(p0["last_offset"], 44);
-    // The orphan's records and times come from its trailer.
-    assert_eq!(p0["records"], 35);
-    assert_eq!(p0["orphan_segments"], 1);
+    assert_eq!(p0["last_offset"], 39);
+    assert_eq!(p0["records"], 30);
+    assert_eq!(p0["orphan_segments"], 0);
     assert_eq!(p0["min_timestamp"], 1_700_000_000_000i64);
-    assert_eq!(p0["max_timestamp"], 1_700_000_000_044i64);
+    assert_eq!(p0["max_timestamp"], 1_700_000_000_039i64);
     assert_eq!(p0["gaps"][0]["from"], 20);
     assert_eq!(json["topics"][0]["lineages"][0]["latest"], true);
     assert_eq!(json["topics"][0]["lineages"][0]["partition_count"], 2);
@@ -398,7 +413,9 @@ async fn structural_problems_are_found_without_reading_segments() {
     .await;
     std::fs::remove_file(fx.path(&gone.key)).unwrap();
 
-    let catalog = Catalog::load(&fx.storage, "holes").await.unwrap();
+    let catalog = Catalog::load(&fx.storage, "holes", &Trust::default())
+        .await
+        .unwrap();
     let found: Vec<(ProblemKind, Option<String>)> = catalog
         .problems
         .iter()
@@ -537,7 +554,9 @@ async fn a_recreated_topic_has_two_lineages_and_the_newest_is_latest() {
     let new = fx.segment(T1, 0, 0, &[batch(0, 3, -1, false)], &[]).await;
     fx.manifest(RUN2, 0, vec![new], vec![], T1, "2026-11-24T18:31:00.000Z")
         .await;
-    let catalog = Catalog::load(&fx.storage, "lineages").await.unwrap();
+    let catalog = Catalog::load(&fx.storage, "lineages", &Trust::default())
+        .await
+        .unwrap();
     let topic = &catalog.topics["orders"];
     assert_eq!(topic.lineages.len(), 2);
     assert_eq!(topic.latest_lineage().unwrap().topic_id, T1);
@@ -558,7 +577,9 @@ async fn missing_backups_and_listing_a_store() {
     two.segment(T1, 0, 0, &[batch(0, 1, -1, false)], &[]).await;
     fx.put("not-a-backup/file.txt", &b"x"[..]).await;
 
-    let err = Catalog::load(&fx.storage, "three").await.unwrap_err();
+    let err = Catalog::load(&fx.storage, "three", &Trust::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, CatalogError::NotFound { .. }));
     let text = err.to_string();
     assert!(text.contains("`three`"), "{text}");

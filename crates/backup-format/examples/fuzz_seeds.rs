@@ -131,6 +131,11 @@ fn main() -> std::io::Result<()> {
         segments,
         gaps: vec![gap.clone()],
         consumer_groups: None,
+        previous: None,
+        end_offsets: Vec::new(),
+        signing_key_id: None,
+        encryption: None,
+        sealed: None,
     };
     put(3, &manifest.to_json().expect("manifest"))?;
     let descriptor = BackupDescriptor {
@@ -146,6 +151,8 @@ fn main() -> std::io::Result<()> {
         backup_id: "b".into(),
         run_id: "r".into(),
         gap: gap.clone(),
+        encryption: None,
+        sealed: None,
     };
     put(3, &record.to_json().expect("gap record"))?;
     put(3, gap.key("b").expect("gap key").as_bytes())?;

@@ -50,9 +50,27 @@ pub enum FormatError {
         /// What is wrong.
         reason: String,
     },
-    /// The segment is encrypted (flag bit or header field); encryption comes later.
-    #[error("encrypted segments are not supported by this version")]
-    Encrypted,
+    /// The segment is encrypted and was opened without its data key.
+    #[error(
+        "the segment is encrypted ({provider} key {}); configure a key that can decrypt it",
+        if key_ids.is_empty() { "(no key id recorded)".to_owned() } else { key_ids.join(", ") }
+    )]
+    Encrypted {
+        /// The key provider that wrapped its data key.
+        provider: String,
+        /// The keys that can unwrap it.
+        key_ids: Vec<String>,
+    },
+    /// An encrypted block (chunk or trailer) failed authentication or could not be
+    /// encrypted.
+    #[error("{source} ({what})")]
+    Crypto {
+        /// Where (e.g. "at byte 4096", "writing chunk 3").
+        what: String,
+        /// The cipher's verdict.
+        #[source]
+        source: crate::crypto::CryptoError,
+    },
     /// A chunk declares a length over the limit.
     #[error("chunk {chunk} at byte {at}: {field} {len} is over the limit of {limit}")]
     ChunkTooLarge {

@@ -1,4 +1,5 @@
-//! Run manifests, the backup descriptor and gap records: JSON documents, `format: 1`.
+//! Run manifests, the backup descriptor and gap records: JSON documents, `format: 2` (format 1,
+//! written before encryption and signatures existed, is still read).
 //!
 //! Each run writes its own manifest (in parts, `manifest-000000.json`, … the last marked
 //! `final_part`), never touching another run's, because objects are create-only. A restore
@@ -6,9 +7,20 @@
 //! prefix, so a backup can be copied elsewhere and still be read.
 //!
 //! Parsing is bounded (documents over the size limit are refused before parsing; serde_json's
-//! recursion limit stays on), versioned (`format` ≠ 1 is a clear error, even when the rest of
-//! the document no longer matches this build's structure) and validated (keys must parse and
-//! agree with the fields next to them).
+//! recursion limit stays on), versioned (an unknown `format` is a clear error, even when the
+//! rest of the document no longer matches this build's structure) and validated (keys must
+//! parse and agree with the fields next to them).
+//!
+//! In an encrypted backup, what a manifest part or gap record must not show in the clear is
+//! *sealed* ([`crate::crypto::document`]): topic configurations and consumer-group offsets of
+//! a manifest, the details of a gap. What stays in the clear is what a restore plans with
+//! and what object names already reveal: topic names and ids, partitions, offset ranges,
+//! record and byte counts, timestamp ranges.
+//!
+//! In a signed backup, manifest parts form a chain: each names the digest of the part before
+//! it (the previous part of its run, or for part 0 the newest part of an earlier run), so a
+//! run or part deleted from the middle breaks the chain; the final part records where each
+//! partition's coverage ends, so segments deleted from the end are noticed too.
 
 use std::collections::BTreeMap;
 
@@ -16,11 +28,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::crypto::{self, CryptoError, DataKey, Encryption, RunKey};
 use crate::naming::{self, ManifestKey, NameError};
 use crate::segment::{AbortedTransaction, Compression, FinishedSegment};
+use crate::signing::{DESCRIPTOR_PAYLOAD_TYPE, Envelope, EnvelopeCheck, SigningKey, VerifyingKeys};
 
-/// The `format` this build writes and reads.
-pub const MANIFEST_FORMAT: u32 = 1;
+/// The `format` this build writes.
+pub const MANIFEST_FORMAT: u32 = 2;
+/// The oldest `format` this build reads.
+pub const MIN_MANIFEST_FORMAT: u32 = 1;
 /// Largest manifest part accepted (about a million segment entries).
 pub const MAX_MANIFEST_LEN: usize = 256 << 20;
 /// Largest backup descriptor or gap record accepted.
@@ -42,7 +58,7 @@ pub enum ManifestError {
     },
     /// Written by a newer (or unknown) version.
     #[error(
-        "{what} has format {found}, this build reads format {supported}; \
+        "{what} has format {found}, this build reads formats up to {supported}; \
          upgrade kafka-backup to read it"
     )]
     UnsupportedFormat {
@@ -138,6 +154,66 @@ pub struct RunManifest {
     pub consumer_groups: Option<GroupSnapshot>,
     /// Totals of this part.
     pub summary: RunSummary,
+    /// The part before this one in the backup's chain (signed backups): the previous part of
+    /// this run, or for part 0 the newest part of an earlier run; `None` for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<ManifestLink>,
+    /// In the final part: where the coverage of every partition of the run ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub end_offsets: Vec<PartitionEnd>,
+    /// [`crate::signing::VerifyingKey::key_id`] of the key that signed this part's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_id: Option<String>,
+    /// How [`RunManifest::sealed`] is encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+    /// Topic configurations and consumer-group offsets ([`SealedManifestFields`]), encrypted;
+    /// while sealed, `topics[].configs` are empty and `consumer_groups` is `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+}
+
+/// A link to another manifest part.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ManifestLink {
+    /// Its object key.
+    pub key: String,
+    /// SHA-256 of its content.
+    #[serde(with = "crate::hex::serde32")]
+    pub sha256: [u8; 32],
+}
+
+/// Where a partition's coverage ended when a run finished.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartitionEnd {
+    /// Topic name.
+    pub topic: String,
+    /// Topic id.
+    pub topic_id: String,
+    /// Partition.
+    pub partition: i32,
+    /// First offset not covered by the backup's segments and gaps.
+    pub end_offset: i64,
+}
+
+/// The fields of a manifest part that are sealed in an encrypted backup.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedManifestFields {
+    /// Topic configurations by topic name and id.
+    pub topic_configs: Vec<TopicConfigs>,
+    /// The consumer-group snapshot.
+    pub consumer_groups: Option<GroupSnapshot>,
+}
+
+/// One topic's configuration, sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfigs {
+    /// Topic name.
+    pub name: String,
+    /// Topic id.
+    pub topic_id: String,
+    /// Its configuration.
+    pub configs: BTreeMap<String, String>,
 }
 
 /// The cluster a run backed up.
@@ -292,8 +368,22 @@ impl Gap {
             partition: self.partition,
             from: self.from,
             to: self.to,
+            seal: None,
         }
         .to_key()
+    }
+
+    /// The parts of this gap's unsigned key.
+    pub fn gap_key(&self, backup_id: &str) -> naming::GapKey {
+        naming::GapKey {
+            backup_id: backup_id.to_owned(),
+            topic: self.topic.clone(),
+            topic_id: self.topic_id.clone(),
+            partition: self.partition,
+            from: self.from,
+            to: self.to,
+            seal: None,
+        }
     }
 }
 
@@ -306,8 +396,21 @@ pub struct GapRecord {
     pub backup_id: String,
     /// The run that found the gap.
     pub run_id: String,
-    /// The gap.
+    /// The gap (`reason` and `detected_at` empty while sealed).
     pub gap: Gap,
+    /// How [`GapRecord::sealed`] is encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+    /// The gap's `reason` and `detected_at`, encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+}
+
+/// The fields of a gap record that are sealed in an encrypted backup.
+#[derive(Serialize, Deserialize)]
+struct SealedGap {
+    reason: String,
+    detected_at: String,
 }
 
 /// Consumer group offsets captured by a run.
@@ -387,14 +490,87 @@ impl RunSummary {
 }
 
 impl RunManifest {
-    /// This part's key.
+    /// This part's unsigned key (a signed backup names it with
+    /// [`naming::ManifestKey::sign`] over its content instead).
     pub fn key(&self) -> Result<String, NameError> {
+        self.manifest_key().to_key()
+    }
+
+    /// The parts of this part's key, unsigned.
+    pub fn manifest_key(&self) -> ManifestKey {
         ManifestKey {
             backup_id: self.backup_id.clone(),
             run_id: self.run_id.clone(),
             part: self.part,
+            seal: None,
         }
-        .to_key()
+    }
+
+    /// Encrypts the topic configurations and the consumer-group snapshot under `key`.
+    pub fn seal(&mut self, key: &RunKey) -> Result<(), CryptoError> {
+        let fields = SealedManifestFields {
+            topic_configs: self
+                .topics
+                .iter_mut()
+                .map(|t| TopicConfigs {
+                    name: t.name.clone(),
+                    topic_id: t.topic_id.clone(),
+                    configs: std::mem::take(&mut t.configs),
+                })
+                .collect(),
+            consumer_groups: self.consumer_groups.take(),
+        };
+        let encryption = Encryption::new(key.wrapped.clone())?;
+        self.sealed = Some(crypto::document::seal(
+            &key.data_key,
+            &encryption,
+            "manifest fields",
+            self.binding().as_bytes(),
+            &fields,
+        )?);
+        self.encryption = Some(encryption);
+        Ok(())
+    }
+
+    /// Decrypts the sealed fields with the run's (unwrapped) data key and puts them back
+    /// in place. A part that is not sealed is left as it is.
+    pub fn open(&mut self, data_key: &DataKey) -> Result<(), CryptoError> {
+        let (Some(sealed), Some(encryption)) = (&self.sealed, &self.encryption) else {
+            return Ok(());
+        };
+        let fields: SealedManifestFields = crypto::document::open(
+            data_key,
+            encryption,
+            "manifest fields",
+            self.binding().as_bytes(),
+            sealed,
+        )?;
+        for c in fields.topic_configs {
+            if let Some(t) = self
+                .topics
+                .iter_mut()
+                .find(|t| t.name == c.name && t.topic_id == c.topic_id)
+            {
+                t.configs = c.configs;
+            }
+        }
+        self.consumer_groups = fields.consumer_groups;
+        self.sealed = None;
+        self.encryption = None;
+        Ok(())
+    }
+
+    /// Whether topic configurations and consumer groups are still encrypted.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.is_some()
+    }
+
+    /// What sealed values are bound to: this part's identity.
+    fn binding(&self) -> String {
+        format!(
+            "{}/runs/{}/manifest-{:06}",
+            self.backup_id, self.run_id, self.part
+        )
     }
 
     /// Serializes after validating, so a writer cannot produce what readers would refuse.
@@ -429,6 +605,38 @@ impl RunManifest {
         for g in &self.gaps {
             g.key(&self.backup_id)?;
         }
+        if self.sealed.is_some() {
+            let e = self
+                .encryption
+                .as_ref()
+                .ok_or_else(|| invalid("sealed fields without encryption parameters".into()))?;
+            e.validate().map_err(|e| invalid(e.to_string()))?;
+            if self.consumer_groups.is_some() || self.topics.iter().any(|t| !t.configs.is_empty()) {
+                return Err(invalid(
+                    "sealed fields are also present in the clear".to_owned(),
+                ));
+            }
+        }
+        if let Some(link) = &self.previous {
+            naming::parse_manifest_key(&link.key)
+                .filter(|k| k.backup_id == self.backup_id)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "previous {:?} is not a manifest key of this backup",
+                        link.key
+                    ))
+                })?;
+        }
+        for e in &self.end_offsets {
+            naming::validate_topic(&e.topic)?;
+            naming::validate_topic_id(&e.topic_id)?;
+            if e.partition < 0 || e.end_offset < 0 {
+                return Err(invalid(format!(
+                    "end offset {} of partition {}-{} is negative",
+                    e.end_offset, e.topic, e.partition
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -456,17 +664,71 @@ impl BackupDescriptor {
         to_json("backup descriptor", self, MAX_SMALL_DOCUMENT_LEN)
     }
 
-    /// Parses a descriptor: bounded, versioned, validated.
+    /// Serializes inside a DSSE envelope signed with `key`.
+    pub fn to_signed_json(&self, key: &SigningKey) -> Result<Vec<u8>, ManifestError> {
+        let body = self.to_json()?;
+        let envelope = Envelope::seal(DESCRIPTOR_PAYLOAD_TYPE, &body, key);
+        to_json("backup descriptor", &envelope, MAX_SMALL_DOCUMENT_LEN)
+    }
+
+    /// Parses a descriptor: bounded, versioned, validated. A signed descriptor is unwrapped
+    /// without checking its signature (see [`BackupDescriptor::from_json_verified`]).
     pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        Self::from_json_verified(bytes, &VerifyingKeys::default()).map(|(d, _)| d)
+    }
+
+    /// Parses a descriptor, plain or signed, and says whether one of `keys` signed it.
+    pub fn from_json_verified(
+        bytes: &[u8],
+        keys: &VerifyingKeys,
+    ) -> Result<(Self, DescriptorSignature), ManifestError> {
+        if bytes.len() > MAX_SMALL_DOCUMENT_LEN {
+            return Err(ManifestError::TooLarge {
+                what: "backup descriptor",
+                len: bytes.len() as u64,
+                limit: MAX_SMALL_DOCUMENT_LEN as u64,
+            });
+        }
+        let (body, signature) = match serde_json::from_slice::<Envelope>(bytes) {
+            Ok(envelope) => {
+                let (payload, check) =
+                    envelope
+                        .open(DESCRIPTOR_PAYLOAD_TYPE, keys)
+                        .ok_or_else(|| ManifestError::Invalid {
+                            what: "backup descriptor",
+                            reason:
+                                "a signed envelope of another type or with an undecodable payload"
+                                    .to_owned(),
+                        })?;
+                let signature = match check {
+                    EnvelopeCheck::Verified(id) => DescriptorSignature::Verified(id),
+                    EnvelopeCheck::NotVerified(ids) => DescriptorSignature::NotVerified(ids),
+                };
+                (payload, signature)
+            }
+            Err(_) => (bytes.to_vec(), DescriptorSignature::Unsigned),
+        };
         let d: Self = from_json(
             "backup descriptor",
-            bytes,
+            &body,
             MAX_SMALL_DOCUMENT_LEN,
             |d: &Self| d.format,
         )?;
         naming::validate_backup_id(&d.backup_id)?;
-        Ok(d)
+        Ok((d, signature))
     }
+}
+
+/// Whether a backup descriptor is signed, and by whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DescriptorSignature {
+    /// Plain JSON.
+    Unsigned,
+    /// Signed by the configured key with this id.
+    Verified(String),
+    /// Signed, but not by a configured key (or the signature does not match): the key ids
+    /// it claims.
+    NotVerified(Vec<String>),
 }
 
 impl GapRecord {
@@ -489,7 +751,67 @@ impl GapRecord {
         check_format("gap record", self.format)?;
         naming::validate_run_id(&self.run_id)?;
         self.gap.key(&self.backup_id)?;
+        if self.sealed.is_some() {
+            let invalid = |reason: String| ManifestError::Invalid {
+                what: "gap record",
+                reason,
+            };
+            self.encryption
+                .as_ref()
+                .ok_or_else(|| invalid("sealed fields without encryption parameters".into()))?
+                .validate()
+                .map_err(|e| invalid(e.to_string()))?;
+        }
         Ok(())
+    }
+
+    /// Encrypts the gap's reason and detection time under `key`.
+    pub fn seal(&mut self, key: &RunKey) -> Result<(), CryptoError> {
+        let fields = SealedGap {
+            reason: std::mem::take(&mut self.gap.reason),
+            detected_at: std::mem::take(&mut self.gap.detected_at),
+        };
+        let encryption = Encryption::new(key.wrapped.clone())?;
+        self.sealed = Some(crypto::document::seal(
+            &key.data_key,
+            &encryption,
+            "gap",
+            self.binding().as_bytes(),
+            &fields,
+        )?);
+        self.encryption = Some(encryption);
+        Ok(())
+    }
+
+    /// Decrypts what [`GapRecord::seal`] hid; a record that is not sealed is left as it is.
+    pub fn open(&mut self, data_key: &DataKey) -> Result<(), CryptoError> {
+        let (Some(sealed), Some(encryption)) = (&self.sealed, &self.encryption) else {
+            return Ok(());
+        };
+        let fields: SealedGap = crypto::document::open(
+            data_key,
+            encryption,
+            "gap",
+            self.binding().as_bytes(),
+            sealed,
+        )?;
+        self.gap.reason = fields.reason;
+        self.gap.detected_at = fields.detected_at;
+        self.sealed = None;
+        self.encryption = None;
+        Ok(())
+    }
+
+    fn binding(&self) -> String {
+        format!(
+            "{}/gap/{}/{}/{}/{}-{}",
+            self.backup_id,
+            self.gap.topic,
+            self.gap.topic_id,
+            self.gap.partition,
+            self.gap.from,
+            self.gap.to
+        )
     }
 }
 
@@ -509,7 +831,7 @@ pub fn timestamp(t: OffsetDateTime) -> String {
 }
 
 fn check_format(what: &'static str, format: u32) -> Result<(), ManifestError> {
-    if format != MANIFEST_FORMAT {
+    if !(MIN_MANIFEST_FORMAT..=MANIFEST_FORMAT).contains(&format) {
         return Err(ManifestError::UnsupportedFormat {
             what,
             found: u64::from(format),
@@ -567,7 +889,7 @@ fn from_json<T: DeserializeOwned>(
             if let Ok(Probe {
                 format: Some(found),
             }) = serde_json::from_slice::<Probe>(bytes)
-                && found != u64::from(MANIFEST_FORMAT)
+                && !(u64::from(MIN_MANIFEST_FORMAT)..=u64::from(MANIFEST_FORMAT)).contains(&found)
             {
                 return Err(ManifestError::UnsupportedFormat {
                     what,

@@ -17,10 +17,31 @@
 //! `..` and escape its directory), and parsing is strict: a key is accepted only if building
 //! it again from the parsed parts gives the same string, so temporary files, other tools'
 //! objects and non-canonical spellings are ignored rather than misread.
+//!
+//! # Signed names
+//!
+//! A backup with a signing key names its objects with an Ed25519 signature (86 characters of
+//! unpadded base64url) in front of the suffix, over the *signed message*: the name as it
+//! would be without the signature, which always carries the SHA-256 of the content:
+//!
+//! ```text
+//! …/{partition:05}/{start:020}-{last:020}-{sha256}.{signature}.kbseg
+//! …/{partition:05}/gaps/{from:020}-{to:020}-{sha256}.{signature}.json
+//! {backup_id}/runs/{run_id}/manifest-{part:06}-{sha256}.{signature}.json
+//! ```
+//!
+//! The name binds the content (by its digest) and the backup, topic, topic id, partition and
+//! offsets (or run and part), so a LIST authenticates which objects exist, with no read: the
+//! write-only backup role relies on that to resume, and restore and validate on it to tell
+//! planted objects from the backup's own. See [`crate::signing`].
 
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::hex;
+use crate::signing::{
+    SIGNATURE_LEN, SigningKey, VerifyingKey, VerifyingKeys, decode_name_signature,
+    encode_name_signature,
+};
 
 /// A name that cannot be used in an object key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -213,11 +234,33 @@ pub struct SegmentKey {
     pub last_offset: i64,
     /// SHA-256 of the whole object.
     pub sha256: [u8; 32],
+    /// Signature over [`SegmentKey::signed_message`], in a signed backup.
+    pub signature: Option<[u8; SIGNATURE_LEN]>,
 }
 
 impl SegmentKey {
-    /// The key, after validating every part.
+    /// The key, after validating every part (with its signature when it has one).
     pub fn to_key(&self) -> Result<String, NameError> {
+        let unsigned = self.signed_message()?;
+        Ok(match &self.signature {
+            Some(sig) => insert_signature(&unsigned, SEGMENT_SUFFIX, sig),
+            None => unsigned,
+        })
+    }
+
+    /// This key signed with `key`.
+    pub fn sign(mut self, key: &SigningKey) -> Result<Self, NameError> {
+        self.signature = Some(key.sign_name(&self.signed_message()?));
+        Ok(self)
+    }
+
+    /// The key of this segment that verifies under one of `keys`, if any.
+    pub fn verify<'k>(&self, keys: &'k VerifyingKeys) -> Option<&'k VerifyingKey> {
+        keys.verify_name(&self.signed_message().ok()?, self.signature.as_ref()?)
+    }
+
+    /// What the signature covers: the key without its signature.
+    pub fn signed_message(&self) -> Result<String, NameError> {
         validate_partition_dir(&self.backup_id, &self.topic, &self.topic_id, self.partition)?;
         if self.start_offset < 0 || self.last_offset < self.start_offset {
             return Err(NameError::Offsets {
@@ -267,7 +310,7 @@ pub fn segment_key(key: &SegmentKey) -> Result<String, NameError> {
 /// Parses a segment object's key; `None` for anything that is not exactly one.
 pub fn parse_segment_key(key: &str) -> Option<SegmentKey> {
     let (backup_id, topic, topic_id, partition, file) = split_partition_dir(key)?;
-    let name = file.strip_suffix(SEGMENT_SUFFIX)?;
+    let (name, signature) = split_signature(file.strip_suffix(SEGMENT_SUFFIX)?)?;
     let (start, rest) = name.split_once('-')?;
     let (last, sha) = rest.split_once('-')?;
     let parsed = SegmentKey {
@@ -278,6 +321,7 @@ pub fn parse_segment_key(key: &str) -> Option<SegmentKey> {
         start_offset: parse_offset(start)?,
         last_offset: parse_offset(last)?,
         sha256: hex::decode32(sha)?,
+        signature,
     };
     // Canonical form only: one object, one spelling.
     (parsed.to_key().ok()? == key).then_some(parsed)
@@ -299,11 +343,45 @@ pub struct GapKey {
     pub from: i64,
     /// End of the lost range, exclusive.
     pub to: i64,
+    /// Content digest and signature, in a signed backup.
+    pub seal: Option<NameSeal>,
 }
 
 impl GapKey {
     /// The key, after validating every part.
     pub fn to_key(&self) -> Result<String, NameError> {
+        let dir = self.dir()?;
+        let base = format!("{dir}{:020}-{:020}", self.from, self.to);
+        Ok(match &self.seal {
+            None => format!("{base}.json"),
+            Some(seal) => seal.name(&base, ".json"),
+        })
+    }
+
+    /// This key, for a record whose content is `content`, signed with `key`.
+    pub fn sign(mut self, content: &[u8], key: &SigningKey) -> Result<Self, NameError> {
+        self.seal = None;
+        let dir = self.dir()?;
+        let base = format!("{dir}{:020}-{:020}", self.from, self.to);
+        self.seal = Some(NameSeal::new(&base, ".json", content, key));
+        Ok(self)
+    }
+
+    /// The key that signed this name, if any of `keys` did.
+    pub fn verify<'k>(&self, keys: &'k VerifyingKeys) -> Option<&'k VerifyingKey> {
+        let base = format!("{}{:020}-{:020}", self.dir().ok()?, self.from, self.to);
+        self.seal.as_ref()?.verify(&base, ".json", keys)
+    }
+
+    /// The same gap without the seal: identifies the range whatever record holds it.
+    pub fn range_key(&self) -> Self {
+        Self {
+            seal: None,
+            ..self.clone()
+        }
+    }
+
+    fn dir(&self) -> Result<String, NameError> {
         validate_partition_dir(&self.backup_id, &self.topic, &self.topic_id, self.partition)?;
         if self.from < 0 || self.to <= self.from {
             return Err(NameError::Offsets {
@@ -313,8 +391,61 @@ impl GapKey {
             });
         }
         Ok(format!(
-            "{}/topics/{}/{}/{:05}/gaps/{:020}-{:020}.json",
-            self.backup_id, self.topic, self.topic_id, self.partition, self.from, self.to
+            "{}/topics/{}/{}/{:05}/gaps/",
+            self.backup_id, self.topic, self.topic_id, self.partition
+        ))
+    }
+}
+
+/// The content digest and name signature of a signed gap record or manifest part.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NameSeal {
+    /// SHA-256 of the object's content.
+    pub sha256: [u8; 32],
+    /// Signature over the name with the digest and without the signature.
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+impl NameSeal {
+    fn new(base: &str, suffix: &str, content: &[u8], key: &SigningKey) -> Self {
+        let sha256 = crate::segment::object_sha256(content);
+        let message = format!("{base}-{}{suffix}", hex::encode32(&sha256));
+        Self {
+            sha256,
+            signature: key.sign_name(&message),
+        }
+    }
+
+    fn name(&self, base: &str, suffix: &str) -> String {
+        insert_signature(
+            &format!("{base}-{}{suffix}", hex::encode32(&self.sha256)),
+            suffix,
+            &self.signature,
+        )
+    }
+
+    fn verify<'k>(
+        &self,
+        base: &str,
+        suffix: &str,
+        keys: &'k VerifyingKeys,
+    ) -> Option<&'k VerifyingKey> {
+        let message = format!("{base}-{}{suffix}", hex::encode32(&self.sha256));
+        keys.verify_name(&message, &self.signature)
+    }
+
+    /// Parses `{name}-{sha256}.{signature}` (the suffix already removed) into the name and
+    /// the seal; `None` when it has no seal.
+    fn split(text: &str) -> Option<(&str, NameSeal)> {
+        let (rest, sig) = text.rsplit_once('.')?;
+        let signature = decode_name_signature(sig)?;
+        let (name, sha) = rest.rsplit_once('-')?;
+        Some((
+            name,
+            NameSeal {
+                sha256: hex::decode32(sha)?,
+                signature,
+            },
         ))
     }
 }
@@ -331,7 +462,12 @@ pub fn parse_gap_key(key: &str) -> Option<GapKey> {
     if gaps != "gaps" {
         return None;
     }
-    let (from, to) = file.strip_suffix(".json")?.split_once('-')?;
+    let stem = file.strip_suffix(".json")?;
+    let (range, seal) = match NameSeal::split(stem) {
+        Some((range, seal)) => (range, Some(seal)),
+        None => (stem, None),
+    };
+    let (from, to) = range.split_once('-')?;
     let parsed = GapKey {
         backup_id: backup_id.to_owned(),
         topic: topic.to_owned(),
@@ -339,6 +475,7 @@ pub fn parse_gap_key(key: &str) -> Option<GapKey> {
         partition,
         from: parse_offset(from)?,
         to: parse_offset(to)?,
+        seal,
     };
     (parsed.to_key().ok()? == key).then_some(parsed)
 }
@@ -352,15 +489,39 @@ pub struct ManifestKey {
     pub run_id: String,
     /// Part number: a run writes parts 0, 1, … as it goes, the last one marked final.
     pub part: u32,
+    /// Content digest and signature, in a signed backup.
+    pub seal: Option<NameSeal>,
 }
 
 impl ManifestKey {
     /// The key, after validating every part.
     pub fn to_key(&self) -> Result<String, NameError> {
+        let base = self.base()?;
+        Ok(match &self.seal {
+            None => format!("{base}.json"),
+            Some(seal) => seal.name(&base, ".json"),
+        })
+    }
+
+    /// This key, for a manifest whose content is `content`, signed with `key`.
+    pub fn sign(mut self, content: &[u8], key: &SigningKey) -> Result<Self, NameError> {
+        let base = self.base()?;
+        self.seal = Some(NameSeal::new(&base, ".json", content, key));
+        Ok(self)
+    }
+
+    /// The key that signed this name, if any of `keys` did.
+    pub fn verify<'k>(&self, keys: &'k VerifyingKeys) -> Option<&'k VerifyingKey> {
+        self.seal
+            .as_ref()?
+            .verify(&self.base().ok()?, ".json", keys)
+    }
+
+    fn base(&self) -> Result<String, NameError> {
         validate_backup_id(&self.backup_id)?;
         validate_run_id(&self.run_id)?;
         Ok(format!(
-            "{}/runs/{}/manifest-{:06}.json",
+            "{}/runs/{}/manifest-{:06}",
             self.backup_id, self.run_id, self.part
         ))
     }
@@ -379,11 +540,16 @@ pub fn parse_manifest_key(key: &str) -> Option<ManifestKey> {
     if parts.next().is_some() || runs != "runs" {
         return None;
     }
-    let digits = file.strip_prefix("manifest-")?.strip_suffix(".json")?;
+    let stem = file.strip_prefix("manifest-")?.strip_suffix(".json")?;
+    let (digits, seal) = match NameSeal::split(stem) {
+        Some((digits, seal)) => (digits, Some(seal)),
+        None => (stem, None),
+    };
     let parsed = ManifestKey {
         backup_id: backup_id.to_owned(),
         run_id: run_id.to_owned(),
         part: parse_digits(digits)?.try_into().ok()?,
+        seal,
     };
     (parsed.to_key().ok()? == key).then_some(parsed)
 }
@@ -406,6 +572,20 @@ pub fn run_id_with_suffix(now: OffsetDateTime, suffix: u32) -> String {
         t.minute(),
         t.second()
     )
+}
+
+/// `{stem}{suffix}` with `.{signature}` inserted before the suffix.
+fn insert_signature(unsigned: &str, suffix: &str, sig: &[u8; SIGNATURE_LEN]) -> String {
+    let stem = unsigned.strip_suffix(suffix).unwrap_or(unsigned);
+    format!("{stem}.{}{suffix}", encode_name_signature(sig))
+}
+
+/// Splits an optional `.{signature}` off the end of a file name's stem.
+fn split_signature(stem: &str) -> Option<(&str, Option<[u8; SIGNATURE_LEN]>)> {
+    match stem.rsplit_once('.') {
+        None => Some((stem, None)),
+        Some((rest, sig)) => Some((rest, Some(decode_name_signature(sig)?))),
+    }
 }
 
 /// Splits `{backup_id}/topics/{topic}/{topic_id}/{partition}/{rest}` (rest without `/`),
@@ -452,6 +632,7 @@ mod tests {
             start_offset: 1000,
             last_offset: 1999,
             sha256: [0xab; 32],
+            signature: None,
         }
     }
 
@@ -547,6 +728,7 @@ mod tests {
             partition: 123_456,
             from: 0,
             to: 42,
+            seal: None,
         };
         let k = g.to_key().unwrap();
         assert_eq!(
@@ -562,6 +744,7 @@ mod tests {
             backup_id: "b".into(),
             run_id: "20261123T183000Z-1a2b3c4d".into(),
             part: 3,
+            seal: None,
         };
         let k = m.to_key().unwrap();
         assert_eq!(k, "b/runs/20261123T183000Z-1a2b3c4d/manifest-000003.json");
@@ -578,6 +761,117 @@ mod tests {
             partition_prefix("b", "t", TID, 2).unwrap(),
             format!("b/topics/t/{TID}/00002/")
         );
+    }
+
+    #[test]
+    fn signed_names_round_trip_and_verify_only_what_was_signed() {
+        let (key, _) = SigningKey::generate().unwrap();
+        let keys = VerifyingKeys::new(vec![key.verifying_key().clone()]);
+        let (other, _) = SigningKey::generate().unwrap();
+        let others = VerifyingKeys::new(vec![other.verifying_key().clone()]);
+
+        let signed = seg().sign(&key).unwrap();
+        let k = signed.to_key().unwrap();
+        let unsigned = seg().to_key().unwrap();
+        assert!(
+            k.starts_with(unsigned.strip_suffix(".kbseg").unwrap()),
+            "{k}"
+        );
+        assert!(k.ends_with(".kbseg"));
+        assert_eq!(
+            k.len(),
+            unsigned.len() + 1 + crate::signing::NAME_SIGNATURE_CHARS
+        );
+        let parsed = parse_segment_key(&k).unwrap();
+        assert_eq!(parsed, signed);
+        assert!(parsed.verify(&keys).is_some());
+        assert!(parsed.verify(&others).is_none());
+        assert!(
+            seg().verify(&keys).is_none(),
+            "an unsigned name verifies nothing"
+        );
+        // The signature does not carry over to another range, partition or digest.
+        for forged in [
+            SegmentKey {
+                last_offset: 2999,
+                ..signed.clone()
+            },
+            SegmentKey {
+                partition: 8,
+                ..signed.clone()
+            },
+            SegmentKey {
+                sha256: [0xac; 32],
+                ..signed.clone()
+            },
+            SegmentKey {
+                backup_id: "other".into(),
+                ..signed.clone()
+            },
+        ] {
+            assert!(forged.verify(&keys).is_none(), "{forged:?}");
+        }
+        // Non-canonical signature text is not a key at all.
+        let sig = &k[k.len() - 6 - 86..k.len() - 6];
+        assert_eq!(parse_segment_key(&k.replace(sig, &sig[..85])), None);
+        assert_eq!(parse_segment_key(&k.replace(".kbseg", ".x.kbseg")), None);
+
+        let g = GapKey {
+            backup_id: "b".into(),
+            topic: "t".into(),
+            topic_id: TID.into(),
+            partition: 1,
+            from: 10,
+            to: 20,
+            seal: None,
+        };
+        let sg = g.clone().sign(b"{\"gap\":1}", &key).unwrap();
+        let gk = sg.to_key().unwrap();
+        assert!(
+            gk.contains("/gaps/00000000000000000010-00000000000000000020-"),
+            "{gk}"
+        );
+        assert_eq!(parse_gap_key(&gk), Some(sg.clone()));
+        assert!(sg.verify(&keys).is_some());
+        assert_eq!(
+            sg.seal.as_ref().unwrap().sha256,
+            crate::segment::object_sha256(b"{\"gap\":1}")
+        );
+        assert!(
+            GapKey {
+                to: 21,
+                ..sg.clone()
+            }
+            .verify(&keys)
+            .is_none()
+        );
+        assert_eq!(sg.range_key(), g);
+
+        let m = ManifestKey {
+            backup_id: "b".into(),
+            run_id: "20261123T183000Z-1a2b3c4d".into(),
+            part: 0,
+            seal: None,
+        };
+        let sm = m.clone().sign(b"manifest", &key).unwrap();
+        let mk = sm.to_key().unwrap();
+        assert!(
+            mk.starts_with("b/runs/20261123T183000Z-1a2b3c4d/manifest-000000-"),
+            "{mk}"
+        );
+        assert_eq!(parse_manifest_key(&mk), Some(sm.clone()));
+        assert!(sm.verify(&keys).is_some());
+        assert!(
+            ManifestKey {
+                part: 1,
+                ..sm.clone()
+            }
+            .verify(&keys)
+            .is_none()
+        );
+        assert!(sm.verify(&others).is_none());
+        assert_eq!(parse_segment_key(&mk), None);
+        assert_eq!(parse_gap_key(&mk), None);
     }
 
     #[test]

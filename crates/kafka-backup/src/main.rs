@@ -62,9 +62,16 @@ enum Command {
         /// Print the plan (topics, partitions, records, target names, group changes) and stop.
         #[arg(long)]
         dry_run: bool,
-        /// Restore even if the backup fails its integrity check.
+        /// Restore even if the backup fails its integrity check (what failed is left out).
         #[arg(long)]
         force: bool,
+        /// Also restore segments that are not authenticated: no configured key signed their
+        /// name and no authentic manifest lists them (without verify keys: no manifest lists
+        /// them, e.g. those of a backup run killed before its manifest).
+        #[arg(long)]
+        accept_unauthenticated: bool,
+        #[command(flatten)]
+        trust: commands::TrustArgs,
         /// Format of the report.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
@@ -83,6 +90,8 @@ enum Command {
         /// backup as a whole are always reported.
         #[arg(long = "topic", value_name = "PATTERN")]
         topics: Vec<String>,
+        #[command(flatten)]
+        trust: commands::TrustArgs,
         /// Format of the report.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
@@ -103,6 +112,8 @@ enum Command {
         /// A backup or restore configuration: its `storage:` and `backup_id` are used.
         #[arg(long, short)]
         config: PathBuf,
+        #[command(flatten)]
+        trust: commands::TrustArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
@@ -163,16 +174,35 @@ fn main() -> ExitCode {
                 config,
                 dry_run,
                 force,
+                accept_unauthenticated,
+                trust,
                 format,
-            } => commands::restore::run(&config, format, dry_run, force).await,
+            } => {
+                commands::restore::run(
+                    &config,
+                    format,
+                    dry_run,
+                    force,
+                    accept_unauthenticated,
+                    &trust,
+                )
+                .await
+            }
             Command::Validate {
                 config,
                 deep,
                 topics,
+                trust,
                 format,
-            } => commands::validate::run(&config, deep, topics, format, cli.log_format).await,
+            } => {
+                commands::validate::run(&config, deep, topics, &trust, format, cli.log_format).await
+            }
             Command::List { config, format } => commands::list::run(&config, format).await,
-            Command::Describe { config, format } => commands::describe::run(&config, format).await,
+            Command::Describe {
+                config,
+                trust,
+                format,
+            } => commands::describe::run(&config, &trust, format).await,
             Command::Offsets {
                 command: OffsetsCommand::Show { config, format },
             } => commands::restore::show(&config, format).await,

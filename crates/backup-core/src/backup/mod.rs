@@ -15,14 +15,17 @@ pub mod progress;
 mod sink;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backup_format::crypto::RunKey;
 use backup_format::manifest::{
-    BackupDescriptor, GroupSnapshot, MANIFEST_FORMAT, RunManifest, RunMode, RunStatus, RunSummary,
-    SourceCluster, TopicSnapshot,
+    BackupDescriptor, GroupSnapshot, MANIFEST_FORMAT, ManifestLink, PartitionEnd, RunManifest,
+    RunMode, RunStatus, RunSummary, SourceCluster, TopicSnapshot,
 };
 use backup_format::naming::{self, NameError};
 use backup_format::segment::{Compression as SegmentCompression, WriterOptions};
+use backup_format::signing::SigningKey;
 use bytes::Bytes;
 use kafka_client::{KafkaClient, TopicPartition};
 use serde::Serialize;
@@ -70,6 +73,16 @@ pub enum BackupError {
     /// A bug: something that should not happen.
     #[error("internal error: {0}; please report it")]
     Internal(String),
+}
+
+/// How a run protects what it writes: the run's data key (client-side encryption) and the
+/// signing key (signed names, chained manifests, signed descriptor). Both optional.
+#[derive(Debug, Clone, Default)]
+pub struct RunProtection {
+    /// Encrypts segments, gap records and manifests' sensitive fields.
+    pub run_key: Option<Arc<RunKey>>,
+    /// Signs object names and the descriptor.
+    pub signing_key: Option<SigningKey>,
 }
 
 /// How a run ended.
@@ -136,6 +149,22 @@ pub struct BackupReport {
     pub warnings: Vec<String>,
     /// The manifest objects written.
     pub manifests: Vec<String>,
+    /// Client-side encryption of this run: provider and key ids (never key material), or
+    /// `None` when the run stored its data in the clear.
+    pub encryption: Option<EncryptionReport>,
+    /// Key id of the key that signed this run's objects, when signed.
+    pub signing_key_id: Option<String>,
+}
+
+/// How a run's objects were encrypted.
+#[derive(Debug, Clone, Serialize)]
+pub struct EncryptionReport {
+    /// Algorithm of the objects.
+    pub algorithm: &'static str,
+    /// Key provider that wrapped the run's data key.
+    pub provider: String,
+    /// Keys that can unwrap it.
+    pub key_ids: Vec<String>,
 }
 
 /// Runs a backup as configured. `shutdown` turning true asks the run to stop: it finishes the
@@ -171,12 +200,14 @@ pub async fn run_backup(
 
     let backup_id = config.backup_id.clone();
     let run_id = naming::run_id_new(time::OffsetDateTime::now_utc());
+    let protection = protection(config, &backup_id, &run_id).await?;
     let cluster_id = client.metadata().cluster_id.clone();
-    write_descriptor(&storage, &backup_id, cluster_id.clone()).await?;
+    write_descriptor(&storage, &backup_id, cluster_id.clone(), &protection).await?;
+    let mut previous = chain_predecessor(&storage, &backup_id, &protection).await?;
 
     let topic_names = select_with_retry(&client, &plan.topics).await?;
     let mut topics = plan::describe_topics(&client, &topic_names).await?;
-    let stored = plan::stored_progress(&storage, &backup_id, &topics).await?;
+    let stored = plan::stored_progress(&storage, &backup_id, &topics, &protection).await?;
     let plans = plan::plan_partitions(&client, &topics, &stored, !settings.continuous).await?;
     tracing::info!(
         backup_id = %backup_id,
@@ -193,7 +224,7 @@ pub async fn run_backup(
         backup_id: backup_id.clone(),
         run_id: run_id.clone(),
         cluster_id: cluster_id.clone(),
-        writer: writer_options(settings),
+        writer: writer_options(settings, &protection),
         buffers: buffers.clone(),
     };
     let initial_max_bytes = partition_max_bytes(settings.fetch_max_bytes, plans.len());
@@ -202,7 +233,13 @@ pub async fn run_backup(
         settings,
         run,
         partitions: BTreeMap::new(),
-        sink: sink::SegmentSink::new(storage.clone(), &backup_id, &run_id, buffers),
+        sink: sink::SegmentSink::new(
+            storage.clone(),
+            &backup_id,
+            &run_id,
+            buffers,
+            protection.clone(),
+        ),
         progress: progress::Progress::new(progress, !settings.continuous),
         warnings: Vec::new(),
     };
@@ -237,6 +274,7 @@ pub async fn run_backup(
             &storage,
             &mut topics,
             &mut retired,
+            &protection,
         )
         .await?;
         let due = last_part_at.elapsed() >= settings.segment_max_interval;
@@ -244,22 +282,28 @@ pub async fn run_backup(
             let groups = snapshot_groups(&client, &topics, settings.consumer_group_snapshot).await;
             groups_captured = groups.as_ref().map_or(groups_captured, |g| g.groups.len());
             let status = RunStatus::Running;
-            let key = write_part(
+            let link = write_part(
                 &mut engine,
                 &storage,
                 &topics,
                 groups,
-                part,
-                false,
-                status,
+                PartInfo {
+                    part,
+                    final_part: false,
+                    status,
+                    previous: previous.take(),
+                    end_offsets: Vec::new(),
+                },
                 &started_at,
                 &bootstrap_servers,
                 cluster_id.clone(),
                 settings.continuous,
                 started,
+                &protection,
             )
             .await?;
-            manifests.push(key);
+            manifests.push(link.key.clone());
+            previous = Some(link);
             part += 1;
             last_part_at = Instant::now();
         }
@@ -295,22 +339,38 @@ pub async fn run_backup(
         Outcome::Interrupted => RunStatus::Interrupted,
         Outcome::Partial => RunStatus::Partial,
     };
-    let key = write_part(
+    let end_offsets = engine
+        .partitions
+        .values()
+        .chain(retired.iter())
+        .map(|p| PartitionEnd {
+            topic: p.tp().topic.clone(),
+            topic_id: p.plan.topic_id.clone(),
+            partition: p.tp().partition,
+            end_offset: p.written_to,
+        })
+        .collect();
+    let link = write_part(
         &mut engine,
         &storage,
         &topics,
         groups,
-        part,
-        true,
-        status,
+        PartInfo {
+            part,
+            final_part: true,
+            status,
+            previous: previous.take(),
+            end_offsets,
+        },
         &started_at,
         &bootstrap_servers,
         cluster_id.clone(),
         settings.continuous,
         started,
+        &protection,
     )
     .await?;
-    manifests.push(key);
+    manifests.push(link.key);
 
     let mut report = build_report(
         &engine,
@@ -325,10 +385,81 @@ pub async fn run_backup(
     );
     report.consumer_groups = groups_captured;
     report.warnings.extend(engine.warnings.iter().cloned());
+    report.encryption = protection.run_key.as_ref().map(|k| EncryptionReport {
+        algorithm: backup_format::crypto::ALGORITHM,
+        provider: k.wrapped.provider.to_string(),
+        key_ids: k.wrapped.key_ids.clone(),
+    });
+    report.signing_key_id = protection
+        .signing_key
+        .as_ref()
+        .map(|k| k.verifying_key().key_id());
     Ok(report)
 }
 
-fn writer_options(settings: &crate::config::BackupSettings) -> WriterOptions {
+/// The run's data key and signing key, as configured.
+async fn protection(
+    _config: &LoadedConfig,
+    _backup_id: &str,
+    _run_id: &str,
+) -> Result<RunProtection, BackupError> {
+    Ok(RunProtection::default())
+}
+
+/// The newest manifest part of the backup whose name this run's own key signed: the link
+/// the run's first part chains to. Found by LIST (the name carries the content's digest), so
+/// the write-only backup role needs no read; names not signed by our key are never linked to
+/// (someone who may write to the bucket cannot insert themselves into the chain).
+async fn chain_predecessor(
+    storage: &Storage,
+    backup_id: &str,
+    protection: &RunProtection,
+) -> Result<Option<ManifestLink>, BackupError> {
+    let Some(signing) = &protection.signing_key else {
+        return Ok(None);
+    };
+    let own = backup_format::signing::VerifyingKeys::new(vec![signing.verifying_key().clone()]);
+    let mut newest: Option<(naming::ManifestKey, String)> = None;
+    let mut ignored = 0usize;
+    for object in storage.list(&naming::runs_prefix(backup_id)?).await? {
+        let Some(key) = naming::parse_manifest_key(&object.key) else {
+            continue;
+        };
+        if key.backup_id != backup_id {
+            continue;
+        }
+        if key.verify(&own).is_none() {
+            ignored += 1;
+            continue;
+        }
+        let later = newest
+            .as_ref()
+            .is_none_or(|(n, _)| (&key.run_id, key.part) > (&n.run_id, n.part));
+        if later {
+            newest = Some((key, object.key));
+        }
+    }
+    if ignored > 0 {
+        tracing::warn!(
+            ignored,
+            "manifest parts not signed by this backup's signing key were found and left out of the \
+             chain (written before signing was enabled, by another signing key, or by someone else \
+             with write access to the bucket); `kafka-backup validate` reports them"
+        );
+    }
+    Ok(newest.map(|(k, key)| ManifestLink {
+        key,
+        sha256: k
+            .seal
+            .expect("a verified manifest name carries a seal")
+            .sha256,
+    }))
+}
+
+fn writer_options(
+    settings: &crate::config::BackupSettings,
+    protection: &RunProtection,
+) -> WriterOptions {
     WriterOptions {
         compression: match settings.compression {
             Compression::None => SegmentCompression::None,
@@ -342,6 +473,7 @@ fn writer_options(settings: &crate::config::BackupSettings) -> WriterOptions {
         expected_segment_bytes: usize::try_from(settings.segment_max_bytes)
             .unwrap_or(0)
             .min(8 * 1024 * 1024),
+        encryption: protection.run_key.clone(),
         ..WriterOptions::default()
     }
 }
@@ -389,11 +521,13 @@ async fn select_with_retry(
     }
 }
 
-/// Writes the backup's descriptor on its first run; later runs find it there.
+/// Writes the backup's descriptor on its first run (signed when the backup is); later runs
+/// find it there.
 async fn write_descriptor(
     storage: &Storage,
     backup_id: &str,
     cluster_id: Option<String>,
+    protection: &RunProtection,
 ) -> Result<(), BackupError> {
     let descriptor = BackupDescriptor {
         format: MANIFEST_FORMAT,
@@ -402,9 +536,11 @@ async fn write_descriptor(
         source_cluster_id: cluster_id,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let body = descriptor
-        .to_json()
-        .map_err(|e| BackupError::Internal(format!("cannot encode the backup descriptor: {e}")))?;
+    let body = match &protection.signing_key {
+        Some(key) => descriptor.to_signed_json(key),
+        None => descriptor.to_json(),
+    }
+    .map_err(|e| BackupError::Internal(format!("cannot encode the backup descriptor: {e}")))?;
     match storage
         .put_new(
             &naming::backup_descriptor_key(backup_id)?,
@@ -446,6 +582,7 @@ async fn discover(
     storage: &Storage,
     topics: &mut Vec<TopicInfo>,
     retired: &mut Vec<PartitionState>,
+    protection: &RunProtection,
 ) -> Result<(), BackupError> {
     let client = engine.client;
     if let Err(e) = client.refresh_metadata().await {
@@ -474,7 +611,7 @@ async fn discover(
         return Ok(());
     }
     let infos = plan::describe_topics(client, &changed).await?;
-    let stored = plan::stored_progress(storage, &engine.run.backup_id, &infos).await?;
+    let stored = plan::stored_progress(storage, &engine.run.backup_id, &infos, protection).await?;
     let plans = plan::plan_partitions(client, &infos, &stored, false).await?;
     let max_bytes = partition_max_bytes(
         engine.settings.fetch_max_bytes,
@@ -509,21 +646,38 @@ async fn discover(
     Ok(())
 }
 
+/// Where a manifest part stands in its run and in the backup's chain.
+struct PartInfo {
+    part: u32,
+    final_part: bool,
+    status: RunStatus,
+    previous: Option<ManifestLink>,
+    end_offsets: Vec<PartitionEnd>,
+}
+
+/// Writes one manifest part (sealed and signed as the run is) and returns the link the next
+/// part chains to.
 #[allow(clippy::too_many_arguments)]
 async fn write_part(
     engine: &mut Engine<'_>,
     storage: &Storage,
     topics: &[TopicInfo],
     consumer_groups: Option<GroupSnapshot>,
-    part: u32,
-    final_part: bool,
-    status: RunStatus,
+    info: PartInfo,
     started_at: &str,
     bootstrap_servers: &[String],
     cluster_id: Option<String>,
     continuous: bool,
     started: Instant,
-) -> Result<String, BackupError> {
+    protection: &RunProtection,
+) -> Result<ManifestLink, BackupError> {
+    let PartInfo {
+        part,
+        final_part,
+        status,
+        previous,
+        end_offsets,
+    } = info;
     let segments = std::mem::take(&mut engine.sink.stored);
     let gaps = std::mem::take(&mut engine.sink.gaps);
     let summary = RunSummary {
@@ -536,7 +690,7 @@ async fn write_part(
         stored_bytes: segments.iter().map(|s| s.stored_bytes).sum(),
         duration_ms: started.elapsed().as_millis() as u64,
     };
-    let manifest = RunManifest {
+    let mut manifest = RunManifest {
         format: MANIFEST_FORMAT,
         backup_id: engine.run.backup_id.clone(),
         run_id: engine.run.run_id.clone(),
@@ -571,14 +725,31 @@ async fn write_part(
         gaps,
         consumer_groups,
         summary,
+        previous,
+        end_offsets,
+        signing_key_id: protection
+            .signing_key
+            .as_ref()
+            .map(|k| k.verifying_key().key_id()),
+        encryption: None,
+        sealed: None,
     };
-    let key = manifest.key()?;
+    if let Some(key) = &protection.run_key {
+        manifest
+            .seal(key)
+            .map_err(|e| BackupError::Internal(format!("cannot encrypt the manifest: {e}")))?;
+    }
     let body = manifest
         .to_json()
         .map_err(|e| BackupError::Internal(format!("cannot encode the manifest: {e}")))?;
+    let sha256 = backup_format::segment::object_sha256(&body);
+    let key = match &protection.signing_key {
+        Some(signing) => manifest.manifest_key().sign(&body, signing)?.to_key()?,
+        None => manifest.key()?,
+    };
     storage.put_new(&key, Bytes::from(body)).await?;
     tracing::info!(key, final_part, "manifest written");
-    Ok(key)
+    Ok(ManifestLink { key, sha256 })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -627,5 +798,7 @@ fn build_report(
         per_topic,
         warnings: Vec::new(),
         manifests,
+        encryption: None,
+        signing_key_id: None,
     }
 }

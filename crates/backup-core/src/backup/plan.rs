@@ -8,7 +8,7 @@ use kafka_client::{
     ClusterMetadata, IsolationLevel, KafkaClient, OffsetSpec, TopicPartition, non_default,
 };
 
-use super::BackupError;
+use super::{BackupError, RunProtection};
 use crate::config::TopicSelection;
 use crate::storage::Storage;
 
@@ -131,18 +131,39 @@ pub(crate) struct StoredProgress {
 /// Lists what earlier runs stored under each selected topic: segments and gap records per
 /// partition of the current lineage, and the other lineages found (topics deleted and
 /// re-created under the same name).
+///
+/// In a signed backup only objects whose names this backup's signing key signed count: an
+/// object planted by someone else with write access (a segment "past the end" of a
+/// partition, say) must not make the run skip real data. The others are left out with a
+/// warning; `validate` reports them.
 pub(crate) async fn stored_progress(
     storage: &Storage,
     backup_id: &str,
     topics: &[TopicInfo],
+    protection: &RunProtection,
 ) -> Result<BTreeMap<TopicPartition, StoredProgress>, BackupError> {
+    let own = protection
+        .signing_key
+        .as_ref()
+        .map(|k| backup_format::signing::VerifyingKeys::new(vec![k.verifying_key().clone()]));
     let mut out: BTreeMap<TopicPartition, StoredProgress> = BTreeMap::new();
+    let mut ignored: Vec<String> = Vec::new();
     for topic in topics {
         naming::validate_topic(&topic.name)?;
         let prefix = format!("{}{}/", naming::topics_prefix(backup_id)?, topic.name);
         let mut other_lineages = BTreeSet::new();
         for object in storage.list(&prefix).await? {
-            if let Some(seg) = naming::parse_segment_key(&object.key) {
+            let seg = naming::parse_segment_key(&object.key);
+            let gap = naming::parse_gap_key(&object.key);
+            if let Some(own) = &own {
+                let signed = seg.as_ref().is_some_and(|s| s.verify(own).is_some())
+                    || gap.as_ref().is_some_and(|g| g.verify(own).is_some());
+                if (seg.is_some() || gap.is_some()) && !signed {
+                    ignored.push(object.key);
+                    continue;
+                }
+            }
+            if let Some(seg) = seg {
                 if seg.topic_id != topic.topic_id {
                     other_lineages.insert(seg.topic_id.clone());
                     continue;
@@ -157,7 +178,7 @@ pub(crate) async fn stored_progress(
                 partition,
                 to,
                 ..
-            }) = naming::parse_gap_key(&object.key)
+            }) = gap
             {
                 if topic_id != topic.topic_id {
                     other_lineages.insert(topic_id);
@@ -178,6 +199,15 @@ pub(crate) async fn stored_progress(
                  lineages stay as they are and this run backs up the current one separately"
             );
         }
+    }
+    if !ignored.is_empty() {
+        tracing::warn!(
+            count = ignored.len(),
+            first = %ignored[0],
+            "objects whose names this backup's signing key did not sign were left out when \
+             deciding where to resume (written before signing was enabled, with another key, or \
+             planted by someone with write access to the bucket); run `kafka-backup validate`"
+        );
     }
     Ok(out)
 }

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::BackupError;
 use super::partition::{BufferPool, OpenSegment, PartitionState};
+use super::{BackupError, RunProtection};
 use crate::storage::Storage;
 
 /// Uploads in flight at once; more rarely helps a single bucket and costs memory.
@@ -22,6 +22,7 @@ pub(crate) struct SegmentSink {
     backup_id: String,
     run_id: String,
     buffers: BufferPool,
+    protection: RunProtection,
     uploads: JoinSet<Result<SegmentEntry, BackupError>>,
     slots: Arc<Semaphore>,
     /// Bytes of segments handed to uploads that have not finished.
@@ -44,12 +45,14 @@ impl SegmentSink {
         backup_id: &str,
         run_id: &str,
         buffers: BufferPool,
+        protection: RunProtection,
     ) -> Self {
         Self {
             storage,
             backup_id: backup_id.to_owned(),
             run_id: run_id.to_owned(),
             buffers,
+            protection,
             uploads: JoinSet::new(),
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_UPLOADS)),
             pending_bytes: 0,
@@ -71,7 +74,10 @@ impl SegmentSink {
             return Ok(());
         };
         let finished = writer.finish()?;
-        let key = finished.key();
+        let key = match &self.protection.signing_key {
+            Some(signing) => finished.segment_key().sign(signing)?.to_key()?,
+            None => finished.key(),
+        };
         let entry = SegmentEntry::from_finished(&finished, key.clone());
         let size = finished.bytes.len() as u64;
         while self.slots.available_permits() == 0 {
@@ -101,16 +107,29 @@ impl SegmentSink {
     /// Records a gap: offsets deleted by retention before they could be copied. The record is
     /// its own object, written at once, so it survives even if this run is killed.
     pub(crate) async fn record_gap(&mut self, gap: Gap) -> Result<(), BackupError> {
-        let key = gap.key(&self.backup_id)?;
-        let record = GapRecord {
+        let mut record = GapRecord {
             format: MANIFEST_FORMAT,
             backup_id: self.backup_id.clone(),
             run_id: self.run_id.clone(),
             gap: gap.clone(),
+            encryption: None,
+            sealed: None,
         };
+        if let Some(key) = &self.protection.run_key {
+            record
+                .seal(key)
+                .map_err(|e| BackupError::Internal(format!("cannot encrypt a gap record: {e}")))?;
+        }
         let body = record
             .to_json()
             .map_err(|e| BackupError::Internal(format!("cannot encode a gap record: {e}")))?;
+        let key = match &self.protection.signing_key {
+            Some(signing) => gap
+                .gap_key(&self.backup_id)
+                .sign(&body, signing)?
+                .to_key()?,
+            None => gap.key(&self.backup_id)?,
+        };
         match self.storage.put_new(&key, Bytes::from(body)).await {
             // An earlier, interrupted run may have recorded the same gap.
             Ok(()) | Err(crate::storage::StorageError::AlreadyExists { .. }) => {}

@@ -36,6 +36,11 @@ pub struct BackupDescription {
     pub topics: Vec<TopicDescription>,
     /// Consumer-group snapshots, in capture order.
     pub group_snapshots: Vec<GroupSnapshotDescription>,
+    /// How far the backup could be authenticated.
+    pub authentication: super::Authentication,
+    /// Segments left out of everything above: not authentic (see
+    /// [`super::Catalog::unauthenticated`]); a restore leaves them out.
+    pub unauthenticated_segments: Vec<String>,
     /// What loading the catalog (and reading trailers) found wrong; `validate` checks more.
     pub problems: Vec<Problem>,
 }
@@ -84,6 +89,21 @@ pub struct RunDescription {
     pub records: u64,
     /// Their stored bytes.
     pub stored_bytes: u64,
+    /// How the run's objects are encrypted: what a restore needs to decrypt them.
+    pub encryption: Option<RunEncryption>,
+    /// Id of the configured verify key that signed the run's manifest names.
+    pub signed_by: Option<String>,
+}
+
+/// The keys a run's objects need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunEncryption {
+    /// Algorithm.
+    pub algorithm: String,
+    /// Key provider of the run's wrapped data key.
+    pub provider: String,
+    /// Any one of these keys unwraps it.
+    pub key_ids: Vec<String>,
 }
 
 /// One topic name.
@@ -207,8 +227,8 @@ pub async fn describe(
             None => problems.push(
                 Problem::new(
                     ProblemKind::CorruptSegment,
-                    "no manifest lists this segment and its trailer is unreadable, so its \
-                     records are not counted; run validate",
+                    "no manifest lists this segment and its trailer cannot be read from its tail \
+                     (encrypted, or damaged), so its records are not counted; run validate",
                 )
                 .at(&s.parsed.topic, s.parsed.partition)
                 .offset(s.parsed.start_offset)
@@ -342,6 +362,12 @@ pub async fn describe(
                     .collect(),
             })
             .collect(),
+        authentication: catalog.authentication.clone(),
+        unauthenticated_segments: catalog
+            .unauthenticated
+            .iter()
+            .map(|s| s.key.clone())
+            .collect(),
         problems,
     })
 }
@@ -359,7 +385,11 @@ fn add(to: &mut Totals, t: &Totals) {
 /// Runs from their manifest parts (sorted by run, then part).
 fn runs(catalog: &Catalog) -> Vec<RunDescription> {
     let mut out: Vec<RunDescription> = Vec::new();
-    for m in catalog.manifests.iter().map(|r| &r.manifest) {
+    for (m, signed_by) in catalog
+        .manifests
+        .iter()
+        .map(|r| (&r.manifest, &r.signed_by))
+    {
         if out.last().is_none_or(|r| r.run_id != m.run_id) {
             out.push(RunDescription {
                 run_id: m.run_id.clone(),
@@ -372,10 +402,20 @@ fn runs(catalog: &Catalog) -> Vec<RunDescription> {
                 segments: 0,
                 records: 0,
                 stored_bytes: 0,
+                encryption: None,
+                signed_by: None,
             });
         }
         let Some(r) = out.last_mut() else { continue };
+        if let Some(e) = &m.encryption {
+            r.encryption = Some(RunEncryption {
+                algorithm: e.algorithm.clone(),
+                provider: e.key.provider.to_string(),
+                key_ids: e.key.key_ids.clone(),
+            });
+        }
         // The latest part says how the run stands.
+        r.signed_by = signed_by.clone();
         r.mode = json_name(&m.mode);
         r.status = json_name(&m.status);
         r.finished = m.final_part;

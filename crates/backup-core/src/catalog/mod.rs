@@ -13,17 +13,26 @@
 //! segment that is not there, segments that do not tile their partition's offsets, and the
 //! like are collected as [`Problem`]s. Only storage failures and a backup that does not exist
 //! at all are errors. Checking object contents is [`crate::validate`]'s job.
+//!
+//! What may be believed is decided by [`Trust`] (see [`trust`]): with verify keys, only
+//! authentic objects enter the catalog's tree and its group snapshots; segments that are not
+//! authentic (or, without keys, that no manifest lists) are kept apart in
+//! [`Catalog::unauthenticated`], so restore leaves them out unless told otherwise.
+//!
+//! Every object is read with a bound (see [`read_limits`]): a listing that claims more, or a
+//! body that grows past it, is refused before it can exhaust memory.
 
 mod coverage;
 pub mod describe;
 mod list;
 pub mod problem;
+pub mod trust;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use backup_format::manifest::{
-    BackupDescriptor, GroupSnapshot, RunManifest, SegmentEntry, TopicSnapshot,
+    BackupDescriptor, DescriptorSignature, GroupSnapshot, RunManifest, SegmentEntry, TopicSnapshot,
 };
 use backup_format::naming::{self, GapKey, ManifestKey, NameError, SegmentKey};
 use futures::{StreamExt, TryStreamExt};
@@ -31,6 +40,18 @@ use futures::{StreamExt, TryStreamExt};
 use crate::storage::{Storage, StorageError};
 pub use list::{BackupSummary, list_backups};
 pub use problem::{Problem, ProblemKind, Severity};
+pub use trust::{Authentication, Trust};
+
+/// Largest objects of each kind a reader accepts, before any GET.
+pub mod read_limits {
+    /// A manifest part.
+    pub const MANIFEST: u64 = backup_format::manifest::MAX_MANIFEST_LEN as u64;
+    /// A descriptor or gap record.
+    pub const SMALL_DOCUMENT: u64 = backup_format::manifest::MAX_SMALL_DOCUMENT_LEN as u64;
+    /// A segment: well above the largest a backup writes (`segment_max_bytes` is at most
+    /// 1 GiB), below what would exhaust a restore host.
+    pub const SEGMENT: u64 = 2 << 30;
+}
 
 /// Manifests read at once while loading.
 const MANIFEST_READS: usize = 4;
@@ -73,10 +94,16 @@ pub struct Catalog {
     pub location: String,
     /// `backup.json`, when present and valid.
     pub descriptor: Option<BackupDescriptor>,
-    /// Every manifest part that parsed, sorted by `(run_id, part)`.
+    /// Every authentic manifest part (without verify keys: every one that parsed), sorted by
+    /// `(run_id, part)`.
     pub manifests: Vec<ManifestRef>,
-    /// By topic name.
+    /// By topic name: authentic segments and gaps only.
     pub topics: BTreeMap<String, TopicCatalog>,
+    /// Segments left out of [`Catalog::topics`]: with verify keys, those neither signed nor
+    /// listed by an authentic manifest; without, those no manifest lists.
+    pub unauthenticated: Vec<SegmentRef>,
+    /// How far the backup could be authenticated.
+    pub authentication: Authentication,
     /// What loading found wrong (manifests, missing objects, holes, orphans, ...).
     pub problems: Vec<Problem>,
 }
@@ -88,6 +115,8 @@ pub struct ManifestRef {
     pub key: String,
     /// Its content.
     pub manifest: RunManifest,
+    /// Id of the configured key that signed its name.
+    pub signed_by: Option<String>,
 }
 
 /// One topic name's data, per lineage (a topic deleted and re-created under the same name has
@@ -134,8 +163,10 @@ pub struct SegmentRef {
     pub size: u64,
     /// When storage says it was written.
     pub last_modified: SystemTime,
-    /// Its manifest entry, when a manifest lists it (`None`: an orphan).
+    /// Its manifest entry, when an authentic manifest lists it.
     pub entry: Option<SegmentEntry>,
+    /// Id of the configured key that signed its name.
+    pub signed_by: Option<String>,
 }
 
 impl TopicCatalog {
@@ -177,10 +208,15 @@ impl PartitionCatalog {
 }
 
 impl Catalog {
-    /// Lists `{backup_id}/` and reads the descriptor and every manifest. A manifest or
-    /// descriptor that does not parse, and every inconsistency between listing and manifests,
-    /// is a [`Problem`] in [`Catalog::problems`], not an error.
-    pub async fn load(storage: &Storage, backup_id: &str) -> Result<Catalog, CatalogError> {
+    /// Lists `{backup_id}/` and reads the descriptor and every manifest, believing what
+    /// `trust` allows. A manifest or descriptor that does not parse or is not authentic, and
+    /// every inconsistency between listing and manifests, is a [`Problem`] in
+    /// [`Catalog::problems`], not an error.
+    pub async fn load(
+        storage: &Storage,
+        backup_id: &str,
+        trust: &Trust,
+    ) -> Result<Catalog, CatalogError> {
         naming::validate_backup_id(backup_id)?;
         let listing = Listing::read(storage, backup_id).await?;
         if listing.is_empty() {
@@ -191,34 +227,128 @@ impl Catalog {
             });
         }
         let mut problems = Vec::new();
-        let descriptor = read_descriptor(storage, backup_id, &listing, &mut problems).await?;
-        let manifests = read_manifests(storage, backup_id, &listing, &mut problems).await?;
+        let descriptor =
+            read_descriptor(storage, backup_id, &listing, trust, &mut problems).await?;
+        let manifests = read_manifests(storage, backup_id, &listing, trust, &mut problems).await?;
+        let authentication = if trust.verifies() {
+            Authentication::Verified {
+                key_ids: trust.keys.keys().iter().map(|k| k.key_id()).collect(),
+            }
+        } else {
+            let signed = listing.is_signed();
+            if signed {
+                problems.push(Problem::new(
+                    ProblemKind::Unverified,
+                    "the backup's object names are signed, but no verify key is configured, so                      no signature was checked and anyone with write access to the bucket could                      have added or replaced objects; configure the backup's public key                      (restore.verify_key, or --verify-key)",
+                ));
+            }
+            Authentication::NotChecked { signed }
+        };
         let mut catalog = Catalog {
             backup_id: backup_id.to_owned(),
             location: storage.location(backup_id),
             descriptor,
             manifests,
             topics: BTreeMap::new(),
+            unauthenticated: Vec::new(),
+            authentication,
             problems,
         };
-        catalog.assemble(listing);
+        catalog.assemble(listing, trust);
         Ok(catalog)
     }
 
-    /// Every consumer-group snapshot, with the run that captured it, in capture order.
+    /// Every consumer-group snapshot of an authentic manifest, with the run that captured it,
+    /// oldest first by the parsed capture time. Snapshots whose time does not parse are left
+    /// out (a text sort would let a forged `"9999-…"` win).
     pub fn group_snapshots(&self) -> Vec<(&str, &GroupSnapshot)> {
-        let mut out: Vec<(&str, &GroupSnapshot)> = self
+        let mut out: Vec<(time::OffsetDateTime, &str, &GroupSnapshot)> = self
             .manifests
             .iter()
             .filter_map(|m| {
                 let g = m.manifest.consumer_groups.as_ref()?;
-                Some((m.manifest.run_id.as_str(), g))
+                let at = time::OffsetDateTime::parse(
+                    &g.captured_at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .ok()?;
+                Some((at, m.manifest.run_id.as_str(), g))
             })
             .collect();
-        // RFC 3339 in UTC with a fixed precision (as runs write them) sorts as text; the
-        // stable sort keeps run order for equal times.
-        out.sort_by(|a, b| a.1.captured_at.cmp(&b.1.captured_at));
-        out
+        // Stable: equal times keep run order.
+        out.sort_by_key(|(at, _, _)| *at);
+        out.into_iter().map(|(_, run, g)| (run, g)).collect()
+    }
+
+    /// Decrypts the sealed fields (topic configurations, consumer groups) of every manifest
+    /// part with `keys`, and refreshes the topic snapshots that use them. Returns one line per
+    /// part that could not be opened; those stay sealed.
+    pub async fn unseal(&mut self, keys: &dyn crate::decrypt::DataKeys) -> Vec<String> {
+        let mut failures = Vec::new();
+        for m in &mut self.manifests {
+            let Some(e) = &m.manifest.encryption else {
+                continue;
+            };
+            let opened = match keys
+                .data_key(&e.key, &m.manifest.backup_id, &m.manifest.run_id)
+                .await
+            {
+                Ok(k) => m.manifest.open(&k).map_err(|e| e.to_string()),
+                Err(why) => Err(why.to_string()),
+            };
+            if let Err(why) = opened {
+                failures.push(format!(
+                    "manifest {}: cannot decrypt its topic configurations and consumer groups: {why}",
+                    m.key
+                ));
+            }
+        }
+        let snapshots: Vec<TopicSnapshot> = self
+            .manifests
+            .iter()
+            .flat_map(|m| m.manifest.topics.iter().cloned())
+            .collect();
+        for t in snapshots {
+            if let Some(lineage) = self
+                .topics
+                .get_mut(&t.name)
+                .and_then(|topic| topic.lineages.get_mut(&t.topic_id))
+            {
+                lineage.snapshot = Some(t);
+            }
+        }
+        failures
+    }
+
+    /// Manifest parts whose topic configurations and groups are still encrypted.
+    pub fn sealed_manifests(&self) -> impl Iterator<Item = &ManifestRef> {
+        self.manifests.iter().filter(|m| m.manifest.is_sealed())
+    }
+
+    /// Puts the segments set apart as unauthenticated into the tree, for a restore told to
+    /// accept them.
+    pub fn admit_unauthenticated(&mut self) {
+        for s in std::mem::take(&mut self.unauthenticated) {
+            let (topic, topic_id, partition) = (
+                s.parsed.topic.clone(),
+                s.parsed.topic_id.clone(),
+                s.parsed.partition,
+            );
+            let segments = &mut self
+                .lineage(&topic, &topic_id)
+                .partitions
+                .entry(partition)
+                .or_default()
+                .segments;
+            segments.push(s);
+            segments.sort_by(|a, b| {
+                (a.parsed.start_offset, a.parsed.last_offset, &a.key).cmp(&(
+                    b.parsed.start_offset,
+                    b.parsed.last_offset,
+                    &b.key,
+                ))
+            });
+        }
     }
 
     /// The most recently captured consumer-group snapshot.
@@ -254,25 +384,43 @@ impl Catalog {
 
     /// Builds the topic tree from the listing and the manifests, and checks them against
     /// each other.
-    fn assemble(&mut self, listing: Listing) {
+    fn assemble(&mut self, listing: Listing, trust: &Trust) {
+        let mut problems = Vec::new();
         let mut segments: HashMap<String, SegmentRef> = listing
             .segments
             .into_iter()
             .map(|(parsed, info)| {
+                let signed_by = parsed.verify(&trust.keys).map(|k| k.key_id());
                 let r = SegmentRef {
                     key: info.key,
                     parsed,
                     size: info.size,
                     last_modified: info.last_modified,
                     entry: None,
+                    signed_by,
                 };
                 (r.key.clone(), r)
             })
             .collect();
-        let listed_gaps: BTreeSet<String> = listing.gaps.iter().map(|(k, _)| k.clone()).collect();
-        let mut gaps: Vec<GapKey> = listing.gaps.into_iter().map(|(_, g)| g).collect();
+        let mut listed_gaps: BTreeSet<String> = BTreeSet::new();
+        let mut gaps: Vec<GapKey> = Vec::new();
+        for (key, g) in listing.gaps {
+            if trust.verifies() && g.verify(&trust.keys).is_none() {
+                problems.push(
+                    Problem::new(
+                        ProblemKind::Unauthenticated,
+                        "this gap record's name is not signed by a configured verify key: it was                          planted (a forged gap could hide deleted data) or written before signing                          was enabled; it is ignored",
+                    )
+                    .at(&g.topic, g.partition)
+                    .offset(g.from)
+                    .object(&key),
+                );
+                continue;
+            }
+            listed_gaps.insert(g.range_key().to_key().unwrap_or_default());
+            gaps.push(g);
+        }
         let mut missing = BTreeSet::new();
-        let mut problems = Vec::new();
 
         // Manifests are sorted by (run, part): later ones overwrite snapshots and runs.
         let manifests = std::mem::take(&mut self.manifests);
@@ -326,6 +474,7 @@ impl Catalog {
                 let Ok(key) = g.key(&self.backup_id) else {
                     continue;
                 };
+                // Signed gap records carry a digest in their name: compare by range.
                 if listed_gaps.contains(&key) || !missing.insert(key.clone()) {
                     continue;
                 }
@@ -352,24 +501,48 @@ impl Catalog {
                     partition: g.partition,
                     from: g.from,
                     to: g.to,
+                    seal: None,
                 });
             }
         }
         self.manifests = manifests;
 
+        let mut all_spans: BTreeMap<PartitionId, Vec<(i64, i64, String)>> = BTreeMap::new();
         for s in segments.into_values() {
-            if s.entry.is_none() {
-                problems.push(
+            all_spans
+                .entry((
+                    s.parsed.topic.clone(),
+                    s.parsed.topic_id.clone(),
+                    s.parsed.partition,
+                ))
+                .or_default()
+                .push((s.parsed.start_offset, s.parsed.end_offset(), s.key.clone()));
+            if s.entry.is_none() && s.signed_by.is_none() {
+                let problem = if trust.verifies() {
+                    Problem::new(
+                        ProblemKind::Unauthenticated,
+                        "this segment's name is not signed by a configured verify key and no \
+                         authentic manifest lists it: it was planted by someone with write \
+                         access, or written before signing was enabled; restore leaves it out \
+                         unless --accept-unauthenticated is given",
+                    )
+                } else {
                     Problem::new(
                         ProblemKind::OrphanSegment,
-                        "no manifest lists this segment: a run wrote it and was stopped before \
-                         its manifest; it is part of the backup (the next run resumed after it) \
-                         and is checked against the SHA-256 in its name",
+                        "no manifest lists this segment: a backup run wrote it and was stopped \
+                         before its manifest, or someone with write access to the bucket added \
+                         it; nothing can tell which (sign backups with backup.signing_key), so \
+                         restore leaves it out unless --accept-unauthenticated is given",
                     )
-                    .at(&s.parsed.topic, s.parsed.partition)
-                    .offset(s.parsed.start_offset)
-                    .object(&s.key),
+                };
+                problems.push(
+                    problem
+                        .at(&s.parsed.topic, s.parsed.partition)
+                        .offset(s.parsed.start_offset)
+                        .object(&s.key),
                 );
+                self.unauthenticated.push(s);
+                continue;
             }
             let (topic, topic_id, partition) = (
                 s.parsed.topic.clone(),
@@ -413,23 +586,91 @@ impl Catalog {
                     });
                     p.gaps.sort_by_key(|g| (g.from, g.to));
                     p.gaps.dedup();
-                    let spans: Vec<coverage::Span<'_>> = p
-                        .segments
-                        .iter()
-                        .map(|s| coverage::Span {
-                            start: s.parsed.start_offset,
-                            end: s.parsed.end_offset(),
-                            key: &s.key,
+                    // Unauthenticated segments count here: they have their own problems, and
+                    // the offsets they hold are not reported a second time as a hole.
+                    let mut spans: Vec<coverage::Span<'_>> = all_spans
+                        .get(&(topic.name.clone(), lineage.topic_id.clone(), partition))
+                        .map(|v| {
+                            v.iter()
+                                .map(|(start, end, key)| coverage::Span {
+                                    start: *start,
+                                    end: *end,
+                                    key,
+                                })
+                                .collect()
                         })
-                        .collect();
+                        .unwrap_or_default();
+                    spans.sort_by(|a, b| (a.start, a.end, a.key).cmp(&(b.start, b.end, b.key)));
                     let gaps: Vec<(i64, i64)> = p.gaps.iter().map(|g| (g.from, g.to)).collect();
                     problems.extend(coverage::check(&topic.name, partition, &spans, &gaps));
                 }
             }
         }
+        problems.extend(self.check_end_offsets());
         self.problems.extend(problems);
         sort_problems(&mut self.problems);
     }
+
+    /// Each final manifest part records where each partition's coverage ended; authentic
+    /// segments and gaps must reach that far, or objects at the end were deleted.
+    fn check_end_offsets(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for m in &self.manifests {
+            for e in &m.manifest.end_offsets {
+                if e.end_offset == 0 {
+                    continue;
+                }
+                let reached = self
+                    .topics
+                    .get(&e.topic)
+                    .and_then(|t| t.lineages.get(&e.topic_id))
+                    .and_then(|l| l.partitions.get(&e.partition))
+                    .map(|p| {
+                        let segments = p.segments.iter().map(|s| s.parsed.end_offset());
+                        let gaps = p.gaps.iter().map(|g| g.to);
+                        segments.chain(gaps).max().unwrap_or(0)
+                    })
+                    .unwrap_or(0);
+                if reached < e.end_offset {
+                    problems.push(
+                        Problem::new(
+                            ProblemKind::CoverageShort,
+                            format!(
+                                "run {} backed this partition up to offset {}, but its authentic \
+                                 segments and gaps end at {reached}: objects were deleted",
+                                m.manifest.run_id,
+                                e.end_offset - 1
+                            ),
+                        )
+                        .at(&e.topic, e.partition)
+                        .offset(reached)
+                        .object(&m.key),
+                    );
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// Topic, topic id and partition.
+type PartitionId = (String, String, i32);
+
+/// Reads an object of at most `limit` bytes; `Ok(Err(why))` when it is larger.
+pub(crate) async fn get_bounded(
+    storage: &Storage,
+    key: &str,
+    limit: u64,
+) -> Result<Result<bytes::Bytes, String>, StorageError> {
+    let bytes = storage.get(key).await?;
+    if bytes.len() as u64 > limit {
+        return Ok(Err(format!(
+            "{} bytes, more than the {limit} any object of its kind kafka-backup writes has: it \
+             was not written by kafka-backup, or was replaced",
+            bytes.len()
+        )));
+    }
+    Ok(Ok(bytes))
 }
 
 /// Problems in a stable order: backup-wide first, then by topic, partition and offset.
@@ -450,6 +691,9 @@ pub(crate) fn sort_problems(problems: &mut [Problem]) {
 struct Listing {
     descriptor: bool,
     manifests: Vec<(ManifestKey, String)>,
+    /// Listed sizes of manifests, by object key.
+    manifest_sizes: HashMap<String, u64>,
+    descriptor_size: u64,
     segments: Vec<(SegmentKey, crate::storage::ObjectInfo)>,
     gaps: Vec<(String, GapKey)>,
     unexpected: Vec<String>,
@@ -463,6 +707,7 @@ impl Listing {
         while let Some(info) = stream.try_next().await? {
             if info.key == descriptor_key {
                 out.descriptor = true;
+                out.descriptor_size = info.size;
             } else if let Some(k) = naming::parse_segment_key(&info.key)
                 && k.backup_id == backup_id
             {
@@ -474,6 +719,7 @@ impl Listing {
             } else if let Some(m) = naming::parse_manifest_key(&info.key)
                 && m.backup_id == backup_id
             {
+                out.manifest_sizes.insert(info.key.clone(), info.size);
                 out.manifests.push((m, info.key));
             } else {
                 out.unexpected.push(info.key);
@@ -482,6 +728,13 @@ impl Listing {
         out.manifests
             .sort_by(|a, b| (&a.0.run_id, a.0.part).cmp(&(&b.0.run_id, b.0.part)));
         Ok(out)
+    }
+
+    /// Whether any object name carries a signature.
+    fn is_signed(&self) -> bool {
+        self.segments.iter().any(|(k, _)| k.signature.is_some())
+            || self.gaps.iter().any(|(_, g)| g.seal.is_some())
+            || self.manifests.iter().any(|(m, _)| m.seal.is_some())
     }
 
     fn is_empty(&self) -> bool {
@@ -497,6 +750,7 @@ async fn read_descriptor(
     storage: &Storage,
     backup_id: &str,
     listing: &Listing,
+    trust: &Trust,
     problems: &mut Vec<Problem>,
 ) -> Result<Option<BackupDescriptor>, CatalogError> {
     let key = naming::backup_descriptor_key(backup_id)?;
@@ -512,15 +766,56 @@ async fn read_descriptor(
         problems.push(missing());
         return Ok(None);
     }
-    let bytes = match storage.get(&key).await {
-        Ok(b) => b,
+    if listing.descriptor_size > read_limits::SMALL_DOCUMENT {
+        problems.push(
+            Problem::new(
+                ProblemKind::CorruptDescriptor,
+                format!(
+                    "the descriptor is {} bytes, far more than any descriptor kafka-backup \
+                     writes; it was not read",
+                    listing.descriptor_size
+                ),
+            )
+            .object(&key),
+        );
+        return Ok(None);
+    }
+    let bytes = match get_bounded(storage, &key, read_limits::SMALL_DOCUMENT).await {
+        Ok(Ok(b)) => b,
         Err(StorageError::NotFound { .. }) => {
             problems.push(missing());
             return Ok(None);
         }
+        Ok(Err(too_large)) => {
+            problems.push(Problem::new(ProblemKind::CorruptDescriptor, too_large).object(&key));
+            return Ok(None);
+        }
         Err(e) => return Err(e.into()),
     };
-    match BackupDescriptor::from_json(&bytes) {
+    let verified = BackupDescriptor::from_json_verified(&bytes, &trust.keys);
+    if trust.verifies()
+        && let Ok((_, signature)) = &verified
+        && !matches!(signature, DescriptorSignature::Verified(_))
+    {
+        problems.push(
+            Problem::new(
+                ProblemKind::Unauthenticated,
+                match signature {
+                    DescriptorSignature::NotVerified(ids) => format!(
+                        "the descriptor is signed by key {}, which is not a configured verify key \
+                         (or its signature does not match); it is ignored",
+                        ids.join(", ")
+                    ),
+                    _ => "the descriptor is not signed: written before signing was enabled, or \
+                          replaced by someone with write access; it is ignored"
+                        .to_owned(),
+                },
+            )
+            .object(&key),
+        );
+        return Ok(None);
+    }
+    match verified.map(|(d, _)| d) {
         Ok(d) if d.backup_id == backup_id => Ok(Some(d)),
         Ok(d) => {
             problems.push(
@@ -550,26 +845,83 @@ async fn read_manifests(
     storage: &Storage,
     backup_id: &str,
     listing: &Listing,
+    trust: &Trust,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<ManifestRef>, CatalogError> {
     let mut out = Vec::new();
-    let mut reads = futures::stream::iter(listing.manifests.iter().map(|(mkey, key)| async move {
-        let result = storage.get(key).await;
-        (mkey, key, result)
-    }))
+    let mut to_read = Vec::new();
+    for (mkey, key) in &listing.manifests {
+        let signed_by = mkey.verify(&trust.keys).map(|k| k.key_id());
+        if trust.verifies() && signed_by.is_none() {
+            // Not read at all: nothing in it could be believed.
+            problems.push(
+                Problem::new(
+                    ProblemKind::Unauthenticated,
+                    if mkey.seal.is_some() {
+                        "this manifest part's name is signed, but not by a configured verify key \
+                         (forged, or signed with another key): it is ignored"
+                    } else {
+                        "this manifest part is not signed: forged by someone with write access, \
+                         or written before signing was enabled; it is ignored"
+                    },
+                )
+                .object(key),
+            );
+            continue;
+        }
+        let size = listing.manifest_sizes.get(key).copied().unwrap_or(0);
+        if size > read_limits::MANIFEST {
+            problems.push(
+                Problem::new(
+                    ProblemKind::CorruptManifest,
+                    format!(
+                        "{size} bytes, more than the largest manifest part kafka-backup writes; it \
+                         was not read"
+                    ),
+                )
+                .object(key),
+            );
+            continue;
+        }
+        to_read.push((mkey, key, signed_by));
+    }
+    let mut reads = futures::stream::iter(to_read.into_iter().map(
+        |(mkey, key, signed_by)| async move {
+            let result = get_bounded(storage, key, read_limits::MANIFEST).await;
+            (mkey, key, signed_by, result)
+        },
+    ))
     .buffered(MANIFEST_READS);
-    while let Some((mkey, key, result)) = reads.next().await {
+    while let Some((mkey, key, signed_by, result)) = reads.next().await {
         let bytes = match result {
-            Ok(b) => b,
+            Ok(Ok(b)) => b,
             // Listed a moment ago: report it like any other missing part below.
             Err(StorageError::NotFound { .. }) => continue,
+            Ok(Err(too_large)) => {
+                problems.push(Problem::new(ProblemKind::CorruptManifest, too_large).object(key));
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
+        if let Some(seal) = &mkey.seal
+            && backup_format::segment::object_sha256(&bytes) != seal.sha256
+        {
+            problems.push(
+                Problem::new(
+                    ProblemKind::HashMismatch,
+                    "the manifest part's content does not match the SHA-256 in its name: it was \
+                     altered after it was written; it is ignored",
+                )
+                .object(key),
+            );
+            continue;
+        }
         match RunManifest::from_json(&bytes) {
             Ok(m) if m.backup_id == backup_id && m.run_id == mkey.run_id && m.part == mkey.part => {
                 out.push(ManifestRef {
                     key: key.clone(),
                     manifest: m,
+                    signed_by,
                 });
             }
             Ok(m) => problems.push(
@@ -606,6 +958,7 @@ async fn read_manifests(
                 backup_id: backup_id.to_owned(),
                 run_id: run.to_owned(),
                 part,
+                seal: None,
             }
             .to_key()?;
             problems.push(
@@ -615,6 +968,42 @@ async fn read_manifests(
                 )
                 .object(&key),
             );
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.manifest.run_id, a.manifest.part).cmp(&(&b.manifest.run_id, b.manifest.part))
+    });
+    if trust.verifies() {
+        let keys: HashMap<&str, &ManifestKey> = listing
+            .manifests
+            .iter()
+            .map(|(k, o)| (o.as_str(), k))
+            .collect();
+        let parts: Vec<trust::ChainPart<'_>> = out
+            .iter()
+            .filter_map(|m| {
+                Some(trust::ChainPart {
+                    object: &m.key,
+                    key: keys.get(m.key.as_str())?,
+                    manifest: &m.manifest,
+                })
+            })
+            .collect();
+        problems.extend(trust::check_chain(
+            &listing.manifests,
+            &parts,
+            &trust.expected_runs,
+        ));
+    } else if !trust.expected_runs.is_empty() {
+        for run in &trust.expected_runs {
+            if !out.iter().any(|m| &m.manifest.run_id == run) {
+                problems.push(Problem::new(
+                    ProblemKind::MissingRun,
+                    format!(
+                        "run {run} was expected (--expect-run) but no manifest of it is in storage"
+                    ),
+                ));
+            }
         }
     }
     Ok(out)

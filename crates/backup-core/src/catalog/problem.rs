@@ -41,8 +41,9 @@ pub enum ProblemKind {
     CorruptGapRecord,
     /// An object under the backup that is not one of the names this tool writes.
     UnexpectedObject,
-    /// A segment no manifest lists: written by a run that was interrupted before its
-    /// manifest. Part of the backup (a resumed run continues after it, and restore uses it).
+    /// A segment no manifest lists and whose name is not signed by a configured key: written
+    /// by a run interrupted before its manifest, or by someone else with write access. Restore
+    /// leaves it out unless told to accept unauthenticated segments.
     OrphanSegment,
     /// The object's size differs from its manifest entry's.
     SizeMismatch,
@@ -71,6 +72,27 @@ pub enum ProblemKind {
     TransactionInconsistent,
     /// The object could not be read (a storage error other than "not found").
     Unreadable,
+    /// With verify keys configured: an object whose name no configured key signed (and, for a
+    /// segment, that no authentic manifest lists), or a descriptor that is not signed by one.
+    /// Planted or forged, or written before signing was enabled: left out of restores.
+    Unauthenticated,
+    /// The backup is signed but no verify key is configured, so nothing was authenticated.
+    Unverified,
+    /// A manifest part's link to the part before it points at a missing, unauthentic or
+    /// different object: a part or a run was deleted or replaced.
+    ChainBroken,
+    /// Two parts continue the same one, or two runs start the chain: runs overlapped.
+    ChainFork,
+    /// The newest part of a run is not final and nothing follows it.
+    RunUnfinished,
+    /// A run that must be there (`--expect-run`) is not.
+    MissingRun,
+    /// An encrypted object whose data key none of the configured keys unwraps (or whose
+    /// ciphertext fails authentication).
+    Undecryptable,
+    /// A run recorded that a partition was backed up further than the backup's authentic
+    /// segments and gaps reach: objects at its end were deleted.
+    CoverageShort,
 }
 
 impl ProblemKind {
@@ -81,7 +103,10 @@ impl ProblemKind {
             | Self::MissingGapRecord
             | Self::UnexpectedObject
             | Self::OrphanSegment
-            | Self::GapOverlap => Severity::Warning,
+            | Self::GapOverlap
+            | Self::Unverified
+            | Self::ChainFork
+            | Self::RunUnfinished => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -112,6 +137,14 @@ impl ProblemKind {
             Self::UndecodableRecords => "undecodable-records",
             Self::TransactionInconsistent => "transaction-inconsistent",
             Self::Unreadable => "unreadable",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Unverified => "unverified",
+            Self::ChainBroken => "chain-broken",
+            Self::ChainFork => "chain-fork",
+            Self::RunUnfinished => "run-unfinished",
+            Self::MissingRun => "missing-run",
+            Self::CoverageShort => "coverage-short",
+            Self::Undecryptable => "undecryptable",
         }
     }
 }

@@ -41,17 +41,38 @@ pub struct GroupOutcome {
 }
 
 /// Translates every selected group of `snapshot` through `maps`. `targets` maps source topic
-/// names to target names; partitions of topics that were not restored are left out.
+/// names to target names; partitions of topics that were not restored are left out. Groups
+/// that a backup may not set (see [`super::policy::group_problem`]) come back skipped, with
+/// the reason.
 pub fn translate(
     snapshot: &GroupSnapshot,
     selection: &GroupSelection,
     maps: &OffsetMaps,
     targets: &BTreeMap<String, String>,
 ) -> Vec<GroupOutcome> {
-    snapshot
+    let refused = snapshot
         .groups
         .iter()
         .filter(|g| selection.includes(&g.group_id))
+        .filter_map(|g| {
+            let why = super::policy::group_problem(&g.group_id)?;
+            Some(GroupOutcome {
+                group_id: g
+                    .group_id
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(255)
+                    .collect(),
+                status: format!("skipped: {why}"),
+                offsets: Vec::new(),
+            })
+        });
+    let translated = snapshot
+        .groups
+        .iter()
+        .filter(|g| {
+            selection.includes(&g.group_id) && super::policy::group_problem(&g.group_id).is_none()
+        })
         .map(|g| GroupOutcome {
             group_id: g.group_id.clone(),
             status: String::new(),
@@ -73,8 +94,8 @@ pub fn translate(
                 })
                 .collect(),
         })
-        .filter(|g| !g.offsets.is_empty())
-        .collect()
+        .filter(|g| !g.offsets.is_empty());
+    translated.chain(refused).collect()
 }
 
 /// Commits translated offsets, group by group, leaving groups with active members alone.
@@ -83,13 +104,17 @@ pub(crate) async fn commit(
     mut groups: Vec<GroupOutcome>,
     dry_run: bool,
 ) -> Result<Vec<GroupOutcome>, RestoreError> {
-    let ids: Vec<String> = groups.iter().map(|g| g.group_id.clone()).collect();
+    let ids: Vec<String> = groups
+        .iter()
+        .filter(|g| g.status.is_empty())
+        .map(|g| g.group_id.clone())
+        .collect();
     let described = if ids.is_empty() {
         Vec::new()
     } else {
         client.describe_groups(&ids).await?
     };
-    for g in &mut groups {
+    for g in groups.iter_mut().filter(|g| g.status.is_empty()) {
         let members = described
             .iter()
             .find(|d| d.group_id == g.group_id)

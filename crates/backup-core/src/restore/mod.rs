@@ -11,6 +11,7 @@
 
 mod groups;
 pub mod offsets;
+pub mod policy;
 mod produce;
 mod repartition;
 mod scan;
@@ -27,8 +28,9 @@ use kafka_client::{KafkaClient, TopicPartition};
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, Trust};
 use crate::config::{LoadedConfig, RestoreSettings};
+use crate::decrypt::{DataKeys, ReadKeys};
 use crate::storage::{Storage, StorageError};
 pub use groups::{GroupOutcome, TranslatedOffset};
 pub use offsets::{OffsetMaps, OffsetRun, PartitionMap};
@@ -56,8 +58,11 @@ pub enum RestoreError {
     #[error(
         "the backup failed its integrity check, so nothing was restored ({} problem{}):\n  {}\nRun \
          `kafka-backup validate` for a full report; restore anyway with --force only if you accept losing \
-         or altering the data of these objects",
-        problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  ")
+         or altering the data of these objects{}",
+        problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "),
+        if problems.iter().any(|p| p.contains("--accept-unauthenticated")) {
+            " (--force leaves unauthenticated segments out; --accept-unauthenticated restores them)"
+        } else { "" }
     )]
     Integrity {
         /// One line per problem, naming the object.
@@ -81,7 +86,7 @@ pub enum RestoreError {
 }
 
 /// Options from the command line.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
     /// Restore even if the integrity check finds problems.
     pub force: bool,
@@ -89,6 +94,14 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// Log progress every few seconds.
     pub log_progress: bool,
+    /// Restore segments that are not authenticated (no configured key signed their name and
+    /// no authentic manifest lists them; without verify keys: no manifest lists them).
+    pub accept_unauthenticated: bool,
+    /// Runs that must be in the backup (`--expect-run`), against the deletion of the newest
+    /// runs.
+    pub expected_runs: Vec<String>,
+    /// Extra verify keys (`--verify-key`), added to `restore.verify_key`.
+    pub verify_keys: Vec<backup_format::signing::VerifyingKey>,
 }
 
 /// One partition in the report.
@@ -152,6 +165,10 @@ pub struct RestoreReport {
     pub consumer_groups: Vec<GroupOutcome>,
     /// Integrity problems ignored with --force.
     pub problems_ignored: Vec<String>,
+    /// How far the backup was authenticated.
+    pub authentication: crate::catalog::Authentication,
+    /// Encrypted segments restored (decrypted on the way).
+    pub encrypted: bool,
     /// Things to know.
     pub warnings: Vec<String>,
     /// Wall time.
@@ -166,26 +183,23 @@ enum Job {
     Topic(RepartitionJob),
 }
 
+/// What every job shares.
+#[derive(Clone, Copy)]
+pub(crate) struct JobContext<'a> {
+    pub storage: &'a Storage,
+    pub producer: Option<&'a kafka_client::IdempotentProducer>,
+    pub counters: &'a Counters,
+    pub limit: Option<&'a Arc<RateLimit>>,
+    pub shutdown: &'a watch::Receiver<bool>,
+    pub memory: &'a Semaphore,
+    pub keys: Option<&'a dyn DataKeys>,
+}
+
 impl Job {
-    async fn run(
-        self,
-        storage: &Storage,
-        producer: Option<&kafka_client::IdempotentProducer>,
-        counters: &Counters,
-        limit: Option<&Arc<RateLimit>>,
-        shutdown: &watch::Receiver<bool>,
-        memory: &Semaphore,
-    ) -> Result<Vec<PartitionOutcome>, RestoreError> {
+    async fn run(self, cx: &JobContext<'_>) -> Result<Vec<PartitionOutcome>, RestoreError> {
         match self {
-            Job::Partition(job) => {
-                restore_partition(storage, producer, job, counters, limit, shutdown, memory)
-                    .await
-                    .map(|o| vec![o])
-            }
-            Job::Topic(job) => {
-                restore_repartitioned(storage, producer, job, counters, limit, shutdown, memory)
-                    .await
-            }
+            Job::Partition(job) => restore_partition(cx, job).await.map(|o| vec![o]),
+            Job::Topic(job) => restore_repartitioned(cx, job).await,
         }
     }
 }
@@ -204,6 +218,8 @@ struct Prepared {
     time_range: Option<(i64, i64)>,
     catalog: Catalog,
     settings: RestoreSettings,
+    read: ReadKeys,
+    encrypted: bool,
 }
 
 /// Restores as configured. `shutdown` turning true stops between batches; the next run
@@ -221,7 +237,7 @@ pub async fn run_restore(
         )
     })?;
     let dry_run = options.dry_run || settings.dry_run;
-    let mut p = prepare(config, &storage, settings, options.force, dry_run).await?;
+    let mut p = prepare(config, &storage, settings, &options, dry_run).await?;
     let jobs = std::mem::take(&mut p.jobs);
     let counters = Arc::new(Counters::default());
     let producer = if dry_run {
@@ -242,18 +258,18 @@ pub async fn run_restore(
     let mut maps = OffsetMaps::default();
     let mut interrupted = false;
     {
-        let storage = &storage;
-        let producer = producer.as_ref();
-        let counters = &*counters;
-        let limit = limit.as_ref();
-        let shutdown = &shutdown;
-        let memory = &memory;
+        let cx = JobContext {
+            storage: &storage,
+            producer: producer.as_ref(),
+            counters: &counters,
+            limit: limit.as_ref(),
+            shutdown: &shutdown,
+            memory: &memory,
+            keys: p.read.data.as_deref(),
+        };
+        let cx = &cx;
         let mut results = stream::iter(jobs)
-            .map(|(job, stored_bytes)| async move {
-                job.run(storage, producer, counters, limit, shutdown, memory)
-                    .await
-                    .map(|o| (o, stored_bytes))
-            })
+            .map(|(job, stored_bytes)| async move { job.run(cx).await.map(|o| (o, stored_bytes)) })
             .buffer_unordered(settings.max_concurrent_partitions);
         while let Some(result) = results.next().await {
             let (outcomes, stored_bytes) = result?;
@@ -313,22 +329,88 @@ pub async fn run_restore(
         time_range: p.time_range,
         consumer_groups,
         problems_ignored: p.problems_ignored,
+        authentication: p.catalog.authentication.clone(),
+        encrypted: p.encrypted,
         warnings,
         duration_secs: secs,
         throughput_mb_s: bytes as f64 / secs / 1e6,
     })
 }
 
+/// The verify keys and decryption keys of a restore: the configuration's, and the command
+/// line's.
+fn read_keys(config: &LoadedConfig, options: &RestoreOptions) -> ReadKeys {
+    let _ = config;
+    let keys: Vec<backup_format::signing::VerifyingKey> = options.verify_keys.clone();
+    ReadKeys {
+        trust: Trust {
+            keys: backup_format::signing::VerifyingKeys::new(keys),
+            expected_runs: options.expected_runs.clone(),
+        },
+        data: None,
+    }
+}
+
 async fn prepare(
     config: &LoadedConfig,
     storage: &Storage,
     settings: &RestoreSettings,
-    force: bool,
+    options: &RestoreOptions,
     dry_run: bool,
 ) -> Result<Prepared, RestoreError> {
+    let force = options.force;
     let backup_id = &config.backup_id;
-    let catalog = Catalog::load(storage, backup_id).await?;
+    let read = read_keys(config, options);
+    let mut catalog = Catalog::load(storage, backup_id, &read.trust).await?;
     let mut warnings = Vec::new();
+    let mut integrity = Vec::new();
+    // Segments that are not authenticated never enter a restore unless accepted.
+    let unauthenticated: std::collections::BTreeSet<String> = catalog
+        .unauthenticated
+        .iter()
+        .map(|s| s.key.clone())
+        .collect();
+    if options.accept_unauthenticated && !unauthenticated.is_empty() {
+        warnings.push(format!(
+            "{} unauthenticated segment(s) are restored as told (--accept-unauthenticated): nothing \
+             shows who wrote them",
+            unauthenticated.len()
+        ));
+        catalog.admit_unauthenticated();
+    }
+    for p in &catalog.problems {
+        let about_unauthenticated_segment = p
+            .object
+            .as_ref()
+            .is_some_and(|o| unauthenticated.contains(o));
+        if about_unauthenticated_segment {
+            if !options.accept_unauthenticated
+                && p.topic
+                    .as_deref()
+                    .is_some_and(|t| settings.topics.includes(t, false))
+            {
+                integrity.push(p.to_string());
+            }
+        } else if p.is_error() {
+            integrity.push(p.to_string());
+        }
+    }
+    match &read.data {
+        Some(keys) => integrity.extend(catalog.unseal(keys.as_ref()).await),
+        None => {
+            if let Some(m) = catalog.sealed_manifests().next() {
+                integrity.push(format!(
+                    "manifest {} is encrypted (its topic configurations and consumer groups): \
+                     configure a key that can decrypt it (restore.encryption)",
+                    m.key
+                ));
+            }
+        }
+    }
+    let encrypted = catalog
+        .manifests
+        .iter()
+        .any(|m| m.manifest.encryption.is_some() || m.manifest.sealed.is_some());
     let mut plans = Vec::new();
     let mut parts = Vec::new();
     for (name, topic) in &catalog.topics {
@@ -358,11 +440,17 @@ async fn prepare(
             .get(name)
             .cloned()
             .unwrap_or_else(|| name.clone());
+        let target_partitions = settings.repartition_to.unwrap_or(source_partitions);
+        if let Some(problem) =
+            policy::partition_problem(name, target_partitions, policy::DEFAULT_MAX_PARTITIONS)
+        {
+            integrity.push(problem);
+        }
         plans.push(TopicPlan {
             source: name.clone(),
             target,
             source_partitions,
-            target_partitions: settings.repartition_to.unwrap_or(source_partitions),
+            target_partitions,
             replication_factor: settings
                 .replication_factor
                 .or(lineage.snapshot.as_ref().map(|s| s.replication_factor))
@@ -371,7 +459,7 @@ async fn prepare(
             configs: lineage
                 .snapshot
                 .as_ref()
-                .map(|s| s.configs.clone())
+                .map(|s| policy::restored_configs(name, &s.configs, &mut warnings))
                 .unwrap_or_default(),
         });
         for (p, part) in &lineage.partitions {
@@ -396,9 +484,10 @@ async fn prepare(
         )));
     }
     // Nothing is produced until every segment to restore has been read and checked.
+    let keys = read.data.as_deref();
     let scans = stream::iter(parts)
         .map(|(tp, lineage, part)| async move {
-            scan::scan_partition(storage, tp, &lineage, &part).await
+            scan::scan_partition(storage, tp, &lineage, &part, keys).await
         })
         .buffer_unordered(SCAN_CONCURRENCY)
         .collect::<Vec<_>>()
@@ -410,13 +499,7 @@ async fn prepare(
         problems.extend(s.problems.iter().cloned());
         scanned.push(s);
     }
-    problems.extend(
-        catalog
-            .problems
-            .iter()
-            .filter(|p| p.is_error())
-            .map(|p| p.to_string()),
-    );
+    problems.extend(integrity);
     if !problems.is_empty() && !force {
         return Err(RestoreError::Integrity { problems });
     }
@@ -640,6 +723,8 @@ async fn prepare(
         time_range,
         catalog,
         settings: settings.clone(),
+        read,
+        encrypted,
     })
 }
 
@@ -694,16 +779,29 @@ pub async fn show_offsets(
     let settings = config.restore.as_ref().ok_or_else(|| {
         RestoreError::Config("offsets show needs a restore configuration (mode: restore)".into())
     })?;
-    let p = prepare(config, &storage, settings, true, true).await?;
+    let options = RestoreOptions {
+        force: true,
+        dry_run: true,
+        ..RestoreOptions::default()
+    };
+    let p = prepare(config, &storage, settings, &options, true).await?;
     let counters = Counters::default();
     let (_tx, rx) = watch::channel(false);
     let memory = Semaphore::new(SEGMENT_MEMORY_KIB);
     let mut maps = OffsetMaps::default();
+    let cx = JobContext {
+        storage: &storage,
+        producer: None,
+        counters: &counters,
+        limit: None,
+        shutdown: &rx,
+        memory: &memory,
+        keys: p.read.data.as_deref(),
+    };
     // Repartitioned topics have no offset map to show.
     for (job, _) in p.jobs {
         if let Job::Partition(job) = job {
-            let outcome =
-                restore_partition(&storage, None, job, &counters, None, &rx, &memory).await?;
+            let outcome = restore_partition(&cx, job).await?;
             if let (Some(source), Some(map)) = (outcome.source, outcome.map) {
                 maps.partitions.insert(outcome.target, (source, map));
             }

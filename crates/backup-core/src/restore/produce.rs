@@ -2,21 +2,22 @@
 //! possible, skipping what an earlier, interrupted run already wrote, checking that every
 //! batch lands at the offset the map expects, and recording where each record went.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backup_format::segment::object_sha256;
+use backup_format::segment::peek_header;
 use backup_format::{ReaderLimits, SegmentReader};
-use kafka_client::{IdempotentProducer, TopicPartition};
+use kafka_client::TopicPartition;
 use kafka_records::batch::BatchHeader;
 use kafka_records::txn::{Decision, MarkerFilter, MarkerIndex};
-use tokio::sync::{Mutex, Semaphore, SemaphorePermit, watch};
+use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 
-use super::RestoreError;
 use super::offsets::PartitionMap;
 use super::units::{Rules, unit_for};
+use super::{JobContext, RestoreError};
 use crate::catalog::SegmentRef;
+use crate::decrypt::{DataKeys, segment_data_key};
 use crate::storage::Storage;
 
 /// Counters shared by every partition of a restore, for progress and the report.
@@ -86,6 +87,21 @@ pub(crate) async fn load_segment<'m>(
         )));
     }
     Ok((permit, bytes))
+}
+
+/// A reader over a loaded segment, decrypting it when it is encrypted.
+pub(crate) async fn open_segment(
+    seg: &SegmentRef,
+    bytes: bytes::Bytes,
+    keys: Option<&dyn DataKeys>,
+) -> Result<SegmentReader, RestoreError> {
+    let corrupt = |e: String| RestoreError::Corrupt(format!("segment {}: {e}", seg.key));
+    let header = peek_header(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    match segment_data_key(keys, &header).await.map_err(corrupt)? {
+        Some(key) => SegmentReader::with_key(bytes, ReaderLimits::default(), &key),
+        None => SegmentReader::new(bytes, ReaderLimits::default()),
+    }
+    .map_err(|e| corrupt(e.to_string()))
 }
 
 /// Whether a batch is restored: committed data is; aborted transactions, transactions still
@@ -168,14 +184,18 @@ impl PartitionOutcome {
 
 /// Restores (or, without a producer, simulates restoring) one partition.
 pub(crate) async fn restore_partition(
-    storage: &Storage,
-    producer: Option<&IdempotentProducer>,
+    cx: &JobContext<'_>,
     job: PartitionJob,
-    counters: &Counters,
-    limit: Option<&Arc<RateLimit>>,
-    shutdown: &watch::Receiver<bool>,
-    memory: &Semaphore,
 ) -> Result<PartitionOutcome, RestoreError> {
+    let JobContext {
+        storage,
+        producer,
+        counters,
+        limit,
+        shutdown,
+        memory,
+        keys,
+    } = *cx;
     let mut filter = job.index.into_filter();
     let mut map = PartitionMap::new(job.target_start);
     let mut skip = job.already;
@@ -191,8 +211,7 @@ pub(crate) async fn restore_partition(
             ));
         }
         let (_permit, bytes) = load_segment(storage, memory, seg).await?;
-        let mut reader = SegmentReader::new(bytes, ReaderLimits::default())
-            .map_err(|e| RestoreError::Corrupt(format!("segment {}: {e}", seg.key)))?;
+        let mut reader = open_segment(seg, bytes, keys).await?;
         let rules = Rules {
             coverage_start: reader.header().start_offset,
             window_start: job.window_start,

@@ -11,17 +11,14 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use backup_format::{ReaderLimits, SegmentReader};
 use kafka_client::{IdempotentProducer, TopicPartition};
 use kafka_records::txn::MarkerIndex;
 use kafka_records::{Compression, Record};
-use tokio::sync::{Semaphore, watch};
 
-use super::RestoreError;
 use super::produce::{Counters, PartitionOutcome, RateLimit, keep_batch, load_segment};
 use super::units::{encode, limits, partition_for_key};
+use super::{JobContext, RestoreError};
 use crate::catalog::SegmentRef;
-use crate::storage::Storage;
 
 /// Record bytes waiting for all target partitions together, at most.
 const PENDING_BUDGET: usize = 32 << 20;
@@ -73,14 +70,18 @@ struct Target {
 
 /// Restores (or, without a producer, counts) a repartitioned topic.
 pub(crate) async fn restore_repartitioned(
-    storage: &Storage,
-    producer: Option<&IdempotentProducer>,
+    cx: &JobContext<'_>,
     job: RepartitionJob,
-    counters: &Counters,
-    limit: Option<&Arc<RateLimit>>,
-    shutdown: &watch::Receiver<bool>,
-    memory: &Semaphore,
 ) -> Result<Vec<PartitionOutcome>, RestoreError> {
+    let JobContext {
+        storage,
+        producer,
+        counters,
+        limit,
+        shutdown,
+        memory,
+        keys,
+    } = *cx;
     let n = job.targets.len() as i32;
     let mut targets: Vec<Target> = job
         .targets
@@ -113,8 +114,7 @@ pub(crate) async fn restore_repartitioned(
             let corrupt = |e: &dyn std::fmt::Display| {
                 RestoreError::Corrupt(format!("segment {}: {e}", seg.key))
             };
-            let mut reader =
-                SegmentReader::new(bytes, ReaderLimits::default()).map_err(|e| corrupt(&e))?;
+            let mut reader = super::produce::open_segment(seg, bytes, keys).await?;
             let coverage_start = reader.header().start_offset;
             while let Some((header, batch)) = reader.next_batch().map_err(|e| corrupt(&e))? {
                 if !keep_batch(&mut filter, &header, counters).map_err(|e| corrupt(&e))? {

@@ -2,16 +2,16 @@
 //! identity, batches and continuity checked, and the transaction markers of each partition
 //! indexed, so that aborted transactions can be left out while producing.
 
+use backup_format::crypto::DataKey;
 use backup_format::segment::object_sha256;
 use backup_format::{ReaderLimits, SegmentReader};
 use kafka_client::TopicPartition;
 use kafka_records::txn::{BatchSummary, MarkerIndex, OpenTransaction};
 
 use super::units::limits;
-use crate::catalog::describe::parse_trailer;
-use crate::catalog::{PartitionCatalog, SegmentRef};
+use crate::catalog::{PartitionCatalog, SegmentRef, read_limits};
+use crate::decrypt::{DataKeys, segment_data_key};
 use crate::storage::Storage;
-use backup_format::segment::{END_MAGIC, MAX_TRAILER_LEN, TRAILER_HEADER_LEN};
 
 /// What the scan of one partition found.
 pub(crate) struct ScannedPartition {
@@ -39,6 +39,7 @@ pub(crate) async fn scan_partition(
     source: TopicPartition,
     lineage: &str,
     catalog: &PartitionCatalog,
+    keys: Option<&dyn DataKeys>,
 ) -> Result<ScannedPartition, crate::storage::StorageError> {
     let mut out = ScannedPartition {
         source: source.clone(),
@@ -75,8 +76,23 @@ pub(crate) async fn scan_partition(
             }
         }
         expected = Some(key.last_offset + 1);
-        let bytes = match storage.get(&seg.key).await {
-            Ok(b) => b,
+        if seg.size > read_limits::SEGMENT {
+            out.problems.push(format!(
+                "{source}: segment {} is {} bytes, more than any segment kafka-backup writes",
+                seg.key, seg.size
+            ));
+            out.bad_segments.push(seg.key.clone());
+            continue;
+        }
+        let bytes = match crate::catalog::get_bounded(storage, &seg.key, read_limits::SEGMENT).await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(too_large)) => {
+                out.problems
+                    .push(format!("{source}: segment {}: {too_large}", seg.key));
+                out.bad_segments.push(seg.key.clone());
+                continue;
+            }
             Err(crate::storage::StorageError::NotFound { .. }) => {
                 out.problems
                     .push(format!("{source}: segment {} is missing", seg.key));
@@ -104,7 +120,24 @@ pub(crate) async fn scan_partition(
             out.bad_segments.push(seg.key.clone());
             continue;
         }
-        match check_without_transactions(&mut out, &seg.key, &bytes) {
+        let data_key = match backup_format::segment::peek_header(&bytes) {
+            Ok(header) => match segment_data_key(keys, &header).await {
+                Ok(k) => k,
+                Err(why) => {
+                    out.problems
+                        .push(format!("{source}: segment {}: {why}", seg.key));
+                    out.bad_segments.push(seg.key.clone());
+                    continue;
+                }
+            },
+            Err(e) => {
+                out.problems
+                    .push(format!("{source}: segment {}: {e}", seg.key));
+                out.bad_segments.push(seg.key.clone());
+                continue;
+            }
+        };
+        match check_without_transactions(&mut out, &seg.key, &bytes, data_key.as_ref()) {
             Ok(true) => continue,
             Ok(false) => {}
             Err(problem) => {
@@ -114,7 +147,7 @@ pub(crate) async fn scan_partition(
                 continue;
             }
         }
-        if let Err(problem) = check_batches(&mut out, &seg.key, bytes) {
+        if let Err(problem) = check_batches(&mut out, &seg.key, bytes, data_key.as_ref()) {
             out.problems
                 .push(format!("{source}: segment {}: {problem}", seg.key));
             out.bad_segments.push(seg.key.clone());
@@ -138,14 +171,12 @@ fn check_without_transactions(
     out: &mut ScannedPartition,
     key: &str,
     bytes: &[u8],
+    data_key: Option<&DataKey>,
 ) -> Result<bool, String> {
     let parsed = backup_format::naming::parse_segment_key(key).ok_or("its name does not parse")?;
-    let header = backup_format::segment::peek_header(bytes).map_err(|e| e.to_string())?;
+    let (header, trailer) =
+        backup_format::segment::read_trailer(bytes, bytes, data_key).map_err(|e| e.to_string())?;
     check_identity(&header, &parsed)?;
-    let tail_len = MAX_TRAILER_LEN + TRAILER_HEADER_LEN + END_MAGIC.len();
-    let Some(trailer) = parse_trailer(&bytes[bytes.len().saturating_sub(tail_len)..]) else {
-        return Ok(false);
-    };
     if trailer.end_offset != parsed.last_offset + 1 {
         return Err(format!(
             "its trailer ends at offset {}, its name at {}",
@@ -198,10 +229,18 @@ fn check_identity(
 
 /// Parses a segment (chunk CRCs, batch CRC32C, trailer), checks that its header names this
 /// backup's partition and range, and indexes its transaction markers.
-fn check_batches(out: &mut ScannedPartition, key: &str, bytes: bytes::Bytes) -> Result<(), String> {
+fn check_batches(
+    out: &mut ScannedPartition,
+    key: &str,
+    bytes: bytes::Bytes,
+    data_key: Option<&DataKey>,
+) -> Result<(), String> {
     let parsed = backup_format::naming::parse_segment_key(key).ok_or("its name does not parse")?;
-    let mut reader =
-        SegmentReader::new(bytes, ReaderLimits::default()).map_err(|e| e.to_string())?;
+    let mut reader = match data_key {
+        Some(k) => SegmentReader::with_key(bytes, ReaderLimits::default(), k),
+        None => SegmentReader::new(bytes, ReaderLimits::default()),
+    }
+    .map_err(|e| e.to_string())?;
     let header = reader.header().clone();
     check_identity(&header, &parsed)?;
     let limits = limits();

@@ -15,13 +15,20 @@
 //! - with `deep`, every record of every batch is decoded (kafka-records, default bounded
 //!   limits) and the transaction markers are checked per partition (see `txn`).
 //!
-//! Severity: segments no manifest lists (written by a run that was stopped before its
-//! manifest) are warnings, not errors. The backup engine adopts them when it resumes and a
-//! restore uses them; their content is verified here exactly like any other segment's,
-//! against the SHA-256 in their name, and only the manifest's duplicate of their trailer
-//! totals is missing. Likewise warnings: a missing descriptor, a gap listed by a manifest
-//! whose own record is missing, objects this tool does not write, gap records over stored
-//! data. Everything else is an error.
+//! Authentication ([`Trust`]): with verify keys, every object whose name no configured key
+//! signed (and, for a segment, that no authentic manifest lists) is an error and is not read;
+//! the chain of manifest parts and the end offsets of each run's final part are checked.
+//! Without keys nothing is authenticated, which the report says; segments no manifest lists
+//! are then warnings (a run stopped before its manifest, or someone else wrote them: nothing
+//! can tell), and are verified against the SHA-256 in their name like the others.
+//!
+//! Encryption: an encrypted segment is decrypted with the configured keys
+//! ([`ValidateOptions::keys`]) and checked in full; without a key only its hash, name and
+//! clear header are checked, and the report counts it as not decrypted.
+//!
+//! Other warnings: a missing descriptor, a gap listed by a manifest whose own record is
+//! missing, objects this tool does not write, gap records over stored data, chain forks and
+//! unfinished runs. Everything else is an error.
 //!
 //! Memory: segments are checked a few at a time ([`SEGMENT_CHECKS`]), each held whole while
 //! it is checked plus one decompressed chunk; the catalog holds a few hundred bytes per
@@ -30,6 +37,7 @@
 mod segment;
 mod txn;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backup_format::manifest::GapRecord;
@@ -39,8 +47,11 @@ use serde::Serialize;
 pub use segment::{SegmentCheck, check_segment_bytes, verify_segment};
 
 use crate::backup::ProgressMode;
-use crate::catalog::{Catalog, CatalogError, Problem, ProblemKind, SegmentRef, sort_problems};
+use crate::catalog::{
+    Authentication, Catalog, CatalogError, Problem, ProblemKind, SegmentRef, Trust, sort_problems,
+};
 use crate::config::TopicSelection;
+use crate::decrypt::DataKeys;
 use crate::storage::{Storage, StorageError};
 
 /// Segments read and checked at once.
@@ -57,6 +68,10 @@ pub struct ValidateOptions {
     pub topics: Option<TopicSelection>,
     /// How progress is shown.
     pub progress: ProgressMode,
+    /// What is authenticated, and how.
+    pub trust: Trust,
+    /// Unwraps data keys to check encrypted segments in full; `None`: by hash only.
+    pub keys: Option<Arc<dyn DataKeys>>,
 }
 
 impl Default for ValidateOptions {
@@ -65,6 +80,8 @@ impl Default for ValidateOptions {
             deep: false,
             topics: None,
             progress: ProgressMode::Off,
+            trust: Trust::default(),
+            keys: None,
         }
     }
 }
@@ -96,6 +113,12 @@ pub struct ValidationReport {
     pub segments: u64,
     /// Of those, segments no manifest lists.
     pub orphan_segments: u64,
+    /// Of those, encrypted segments.
+    pub encrypted_segments: u64,
+    /// Of those, encrypted segments checked by hash only (no key could decrypt them).
+    pub not_decrypted_segments: u64,
+    /// How far the backup was authenticated.
+    pub authentication: Authentication,
     /// Gap records read.
     pub gap_records: u64,
     /// Bytes read from storage for segments.
@@ -128,7 +151,7 @@ pub async fn validate(
     options: ValidateOptions,
 ) -> Result<ValidationReport, CatalogError> {
     let started = Instant::now();
-    let catalog = Catalog::load(storage, backup_id).await?;
+    let catalog = Catalog::load(storage, backup_id, &options.trust).await?;
     let selected = |topic: &str| {
         options.topics.as_ref().is_none_or(|s| {
             let internal = catalog.topics.get(topic).is_some_and(|t| {
@@ -167,6 +190,9 @@ pub async fn validate(
             .sum(),
         segments: 0,
         orphan_segments: 0,
+        encrypted_segments: 0,
+        not_decrypted_segments: 0,
+        authentication: catalog.authentication.clone(),
         gap_records: 0,
         bytes_read: 0,
         batches: 0,
@@ -218,26 +244,53 @@ pub async fn validate(
     }
 
     // Segments, in offset order per partition (`buffered` keeps the order), a few at a time.
-    let segments: Vec<&SegmentRef> = topics
+    // Without verify keys, segments no manifest lists are checked too (their hash binds their
+    // content to their name); with keys, what is not authentic is not read at all.
+    let mut segments: Vec<&SegmentRef> = topics
         .iter()
         .flat_map(|t| t.lineages.values())
         .flat_map(|l| l.partitions.values())
         .flat_map(|p| p.segments.iter())
         .collect();
+    if !options.trust.verifies() {
+        segments.extend(
+            catalog
+                .unauthenticated
+                .iter()
+                .filter(|s| selected(&s.parsed.topic)),
+        );
+        segments.sort_by(|a, b| {
+            (
+                &a.parsed.topic,
+                &a.parsed.topic_id,
+                a.parsed.partition,
+                a.parsed.start_offset,
+            )
+                .cmp(&(
+                    &b.parsed.topic,
+                    &b.parsed.topic_id,
+                    b.parsed.partition,
+                    b.parsed.start_offset,
+                ))
+        });
+    }
     let total = segments.len();
     let mut progress = Progress::new(options.progress, total);
     let deep = options.deep;
+    let keys = options.keys.as_deref();
     let mut checks = futures::stream::iter(
         segments
             .into_iter()
-            .map(|s| async move { (s, segment::fetch_and_check(storage, s, deep).await) }),
+            .map(|s| async move { (s, segment::fetch_and_check(storage, s, deep, keys).await) }),
     )
     .buffered(SEGMENT_CHECKS);
     let mut txn: Option<((String, String, i32), txn::TxnCheck)> = None;
     while let Some((s, check)) = checks.next().await {
         let check = check?;
         report.segments += 1;
-        report.orphan_segments += u64::from(s.entry.is_none());
+        report.orphan_segments += u64::from(s.entry.is_none() && s.signed_by.is_none());
+        report.encrypted_segments += u64::from(check.encrypted);
+        report.not_decrypted_segments += u64::from(check.not_decrypted);
         report.bytes_read += check.bytes;
         report.batches += check.batches;
         report.records += check.records;
@@ -270,6 +323,16 @@ pub async fn validate(
         finish_txn(&mut report, &done);
     }
     progress.update(report.segments, report.bytes_read, true);
+    if deep && report.not_decrypted_segments > 0 {
+        problems.push(Problem::new(
+            ProblemKind::Undecryptable,
+            format!(
+                "{} encrypted segments could not be decrypted, so their records were not \
+                 decoded: configure a key that can decrypt them (restore.encryption)",
+                report.not_decrypted_segments
+            ),
+        ));
+    }
 
     sort_problems(&mut problems);
     report.errors = problems.iter().filter(|p| p.is_error()).count();

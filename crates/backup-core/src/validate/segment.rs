@@ -5,12 +5,14 @@
 
 use std::collections::HashSet;
 
-use backup_format::segment::{AbortedTransaction, object_sha256};
+use backup_format::crypto::DataKey;
+use backup_format::segment::{AbortedTransaction, object_sha256, peek_header};
 use backup_format::{FormatError, ReaderLimits, SegmentReader};
 use bytes::Bytes;
 use kafka_records::{BatchSummary, DecodeLimits, decode_batch};
 
-use crate::catalog::{Problem, ProblemKind, SegmentRef};
+use crate::catalog::{Problem, ProblemKind, SegmentRef, read_limits};
+use crate::decrypt::DataKeys;
 use crate::storage::{Storage, StorageError};
 
 /// Problems of one kind reported per segment before the rest are summarized: a damaged
@@ -41,13 +43,23 @@ pub struct SegmentCheck {
     pub txn_events: Vec<BatchSummary>,
     /// The aborted transactions the header lists.
     pub aborted_transactions: Vec<AbortedTransaction>,
+    /// The segment is encrypted.
+    pub encrypted: bool,
+    /// Encrypted, and no key was available: only its hash, name and clear header were
+    /// checked.
+    pub not_decrypted: bool,
 }
 
 /// Reads and checks one segment; see the module documentation. A storage failure is a
 /// [`ProblemKind::Unreadable`] problem here, so callers that only need a verdict get one;
 /// `validate` itself fails with the storage error instead.
-pub async fn verify_segment(storage: &Storage, segment: &SegmentRef, deep: bool) -> Vec<Problem> {
-    match fetch_and_check(storage, segment, deep).await {
+pub async fn verify_segment(
+    storage: &Storage,
+    segment: &SegmentRef,
+    deep: bool,
+    keys: Option<&dyn DataKeys>,
+) -> Vec<Problem> {
+    match fetch_and_check(storage, segment, deep, keys).await {
         Ok(check) => check.problems,
         Err(e) => vec![located(
             Problem::new(ProblemKind::Unreadable, e.to_string()),
@@ -62,9 +74,36 @@ pub(crate) async fn fetch_and_check(
     storage: &Storage,
     segment: &SegmentRef,
     deep: bool,
+    keys: Option<&dyn DataKeys>,
 ) -> Result<SegmentCheck, StorageError> {
-    let bytes = match storage.get(&segment.key).await {
-        Ok(b) => b,
+    if segment.size > read_limits::SEGMENT {
+        return Ok(SegmentCheck {
+            problems: vec![located(
+                Problem::new(
+                    ProblemKind::CorruptSegment,
+                    format!(
+                        "the object is {} bytes, more than any segment kafka-backup writes; it \
+                         was not read",
+                        segment.size
+                    ),
+                ),
+                segment,
+            )],
+            ..SegmentCheck::default()
+        });
+    }
+    let bytes = match crate::catalog::get_bounded(storage, &segment.key, read_limits::SEGMENT).await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(too_large)) => {
+            return Ok(SegmentCheck {
+                problems: vec![located(
+                    Problem::new(ProblemKind::CorruptSegment, too_large),
+                    segment,
+                )],
+                ..SegmentCheck::default()
+            });
+        }
         Err(StorageError::NotFound { .. }) => {
             return Ok(SegmentCheck {
                 problems: vec![located(
@@ -79,25 +118,62 @@ pub(crate) async fn fetch_and_check(
         }
         Err(e) => return Err(e),
     };
+    // An encrypted segment's data key is unwrapped first (a KMS call is async); a failure is
+    // a problem of this segment, named with the reason.
+    let mut data_key = None;
+    if let (Some(keys), Ok(header)) = (keys, peek_header(&bytes))
+        && let Some(e) = &header.encryption
+    {
+        match keys
+            .data_key(&e.key, &header.backup_id, &header.run_id)
+            .await
+        {
+            Ok(k) => data_key = Some(k),
+            Err(why) => {
+                return Ok(SegmentCheck {
+                    bytes: bytes.len() as u64,
+                    encrypted: true,
+                    not_decrypted: true,
+                    problems: vec![located(
+                        Problem::new(
+                            ProblemKind::Undecryptable,
+                            format!("cannot decrypt it: {why}"),
+                        ),
+                        segment,
+                    )],
+                    ..SegmentCheck::default()
+                });
+            }
+        }
+    }
     let owned = segment.clone();
-    let check = tokio::task::spawn_blocking(move || check_segment_bytes(&owned, bytes, deep))
-        .await
-        .unwrap_or_else(|e| SegmentCheck {
-            problems: vec![located(
-                Problem::new(
-                    ProblemKind::CorruptSegment,
-                    format!("checking this segment failed unexpectedly ({e}); please report it"),
-                ),
-                segment,
-            )],
-            ..SegmentCheck::default()
-        });
+    let check = tokio::task::spawn_blocking(move || {
+        check_segment_bytes(&owned, bytes, deep, data_key.as_ref())
+    })
+    .await
+    .unwrap_or_else(|e| SegmentCheck {
+        problems: vec![located(
+            Problem::new(
+                ProblemKind::CorruptSegment,
+                format!("checking this segment failed unexpectedly ({e}); please report it"),
+            ),
+            segment,
+        )],
+        ..SegmentCheck::default()
+    });
     Ok(check)
 }
 
 /// Checks a segment's bytes, already read (a restore that has fetched them verifies before
-/// producing, without a second GET). Never panics, whatever the bytes.
-pub fn check_segment_bytes(segment: &SegmentRef, bytes: Bytes, deep: bool) -> SegmentCheck {
+/// producing, without a second GET), decrypting with `data_key` when it is encrypted. Without
+/// the key an encrypted segment is checked by hash and clear header only. Never panics,
+/// whatever the bytes.
+pub fn check_segment_bytes(
+    segment: &SegmentRef,
+    bytes: Bytes,
+    deep: bool,
+    data_key: Option<&DataKey>,
+) -> SegmentCheck {
     let mut out = SegmentCheck {
         bytes: bytes.len() as u64,
         ..SegmentCheck::default()
@@ -130,8 +206,25 @@ pub fn check_segment_bytes(segment: &SegmentRef, bytes: Bytes, deep: bool) -> Se
         ));
     }
 
-    let mut reader = match SegmentReader::new(bytes, ReaderLimits::default()) {
-        Ok(r) => r,
+    let opened = match data_key {
+        Some(k) => SegmentReader::with_key(bytes.clone(), ReaderLimits::default(), k),
+        None => SegmentReader::new(bytes.clone(), ReaderLimits::default()),
+    };
+    let mut reader = match opened {
+        Ok(r) => {
+            out.encrypted = r.header().encryption.is_some();
+            r
+        }
+        Err(FormatError::Encrypted { .. }) => {
+            out.encrypted = true;
+            out.not_decrypted = true;
+            if let Ok(header) = peek_header(&bytes)
+                && let Some(p) = identity_problem(segment, &header)
+            {
+                out.problems.push(p);
+            }
+            return out;
+        }
         Err(e) => {
             out.problems.push(format_problem(
                 segment,
@@ -246,7 +339,7 @@ fn format_problem(
             )
         }
         FormatError::UnsupportedVersion { .. }
-        | FormatError::Encrypted
+        | FormatError::Encrypted { .. }
         | FormatError::UnknownFlags { .. } => (ProblemKind::UnsupportedSegment, e.to_string()),
         _ => (
             ProblemKind::CorruptSegment,

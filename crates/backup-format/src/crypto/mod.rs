@@ -96,6 +96,23 @@ impl fmt::Debug for DataKey {
     }
 }
 
+/// A run's data key and its wrapped form: what a writer needs to encrypt objects of the run.
+pub struct RunKey {
+    /// The data key.
+    pub data_key: DataKey,
+    /// The same key, wrapped by the provider; stored with every object.
+    pub wrapped: WrappedKey,
+}
+
+impl fmt::Debug for RunKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunKey")
+            .field("data_key", &self.data_key)
+            .field("wrapped", &self.wrapped)
+            .finish()
+    }
+}
+
 /// Which kind of key provider wrapped a data key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -6,10 +6,13 @@
 //! - **Segment context**: SHA-256 of the segment's identity (backup id, topic, topic id,
 //!   partition, start offset, chunk codec), each field length-prefixed. It is both in the key
 //!   derivation and in every block's associated data.
-//! - **Nonce** of block `i`: 7 zero bytes ‖ `i` (u32, big-endian) ‖ final flag (1 for the
-//!   last block, 0 otherwise). Chunks are blocks 0..n-1; the trailer is block n, the only one
-//!   with the final flag. Dropping, repeating or reordering chunks, or cutting the object
-//!   before its trailer, therefore fails authentication.
+//! - **Nonce** of block `i`: 7 zero bytes ‖ `i` (u32, big-endian) ‖ final flag. Chunks are
+//!   blocks 0, 1, … with the flag 0; the trailer is the final block, with counter
+//!   `u32::MAX` and the flag 1 (a fixed position, so that it can be decrypted from the
+//!   object's tail alone, e.g. by a ranged GET). Reordering or repeating chunks, moving one
+//!   into another segment, or presenting a chunk as the trailer fails authentication; the
+//!   trailer records how many chunks there are, so dropping chunks is caught when the reader
+//!   compares its count, and cutting the object loses the trailer.
 //! - **Associated data**: the context ‖ block index (u64) ‖ for a chunk, its raw (decoded)
 //!   length; for the trailer, the SHA-256 of the header as finally written (the header is
 //!   stored in the clear and may be rewritten at the end with aborted transactions, so it is
@@ -24,6 +27,8 @@ use super::{CryptoError, DataKey, KEY_LEN, TAG_LEN, aead_key, derive, length_pre
 
 /// Most blocks (chunks + trailer) a segment can have under one key.
 pub const MAX_BLOCKS: u64 = u32::MAX as u64;
+/// The trailer's block counter.
+const TRAILER_INDEX: u64 = u32::MAX as u64;
 
 /// Who a segment is: the fields bound into its key and every block.
 #[derive(Debug, Clone, Copy)]
@@ -108,26 +113,24 @@ impl SegmentCipher {
         self.open(index, false, &aad, data, || format!("chunk {index}"))
     }
 
-    /// Encrypts the trailer (block `index`, the final one), binding the header as written.
+    /// Encrypts the trailer (the final block), binding the header as written.
     pub fn seal_trailer(
         &self,
-        index: u64,
         header_sha256: &[u8; 32],
         data: &mut [u8],
     ) -> Result<[u8; TAG_LEN], CryptoError> {
-        let aad = self.trailer_aad(index, header_sha256);
-        self.seal(index, true, &aad, data)
+        let aad = self.trailer_aad(TRAILER_INDEX, header_sha256);
+        self.seal(TRAILER_INDEX, true, &aad, data)
     }
 
     /// Decrypts the trailer in place; returns the plaintext part.
     pub fn open_trailer<'a>(
         &self,
-        index: u64,
         header_sha256: &[u8; 32],
         data: &'a mut [u8],
     ) -> Result<&'a mut [u8], CryptoError> {
-        let aad = self.trailer_aad(index, header_sha256);
-        self.open(index, true, &aad, data, || "trailer".to_owned())
+        let aad = self.trailer_aad(TRAILER_INDEX, header_sha256);
+        self.open(TRAILER_INDEX, true, &aad, data, || "trailer".to_owned())
     }
 
     fn chunk_aad(&self, index: u64, raw_len: u32) -> [u8; 44] {
@@ -233,7 +236,7 @@ mod tests {
         assert!(resalted.open_chunk(0, 11, &mut block.clone()).is_err());
         let rekeyed = SegmentCipher::new(&DataKey::generate().unwrap(), &salt, &id(100));
         assert!(rekeyed.open_chunk(0, 11, &mut block.clone()).is_err());
-        assert!(c.open_trailer(0, &[0; 32], &mut block.clone()).is_err());
+        assert!(c.open_trailer(&[0; 32], &mut block.clone()).is_err());
         block[3] ^= 0x10;
         let err = c.open_chunk(0, 11, &mut block.clone()).unwrap_err();
         assert!(
@@ -248,15 +251,19 @@ mod tests {
         let key = DataKey::generate().unwrap();
         let c = SegmentCipher::new(&key, &[1; 32], &id(0));
         let mut t = b"{\"chunks\":1}".to_vec();
-        let tag = c.seal_trailer(1, &[5; 32], &mut t).unwrap();
+        let tag = c.seal_trailer(&[5; 32], &mut t).unwrap();
         t.extend_from_slice(&tag);
-        assert!(c.open_trailer(1, &[6; 32], &mut t.clone()).is_err());
-        assert!(c.open_trailer(2, &[5; 32], &mut t.clone()).is_err());
-        assert!(c.open_chunk(1, 12, &mut t.clone()).is_err());
-        assert_eq!(
-            c.open_trailer(1, &[5; 32], &mut t).unwrap(),
-            b"{\"chunks\":1}"
+        assert!(c.open_trailer(&[6; 32], &mut t.clone()).is_err());
+        assert!(
+            c.open_chunk(u64::from(u32::MAX), 12, &mut t.clone())
+                .is_err()
         );
+        // A chunk is never accepted as the trailer.
+        let mut chunk = b"{\"chunks\":1}".to_vec();
+        let tag = c.seal_chunk(0, 12, &mut chunk).unwrap();
+        chunk.extend_from_slice(&tag);
+        assert!(c.open_trailer(&[5; 32], &mut chunk).is_err());
+        assert_eq!(c.open_trailer(&[5; 32], &mut t).unwrap(), b"{\"chunks\":1}");
         assert!(nonce(MAX_BLOCKS + 1, false).is_err());
         assert_eq!(format!("{c:?}"), "SegmentCipher(***)");
     }

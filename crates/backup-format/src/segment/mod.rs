@@ -8,7 +8,7 @@
 //! Preamble  (16 bytes)
 //!   magic       8   0x89 'K' 'B' 'S' 'E' 'G' '\r' '\n'
 //!   version     u16 1
-//!   flags       u16 bit 0: body encrypted (reserved: rejected by this version);
+//!   flags       u16 bit 0: encrypted (the header's `encryption` says how);
 //!                   any other bit: rejected (unknown)
 //!   header_len  u32 ≤ 1 MiB
 //! Header    header_len bytes: SegmentHeader as compact JSON
@@ -16,13 +16,16 @@
 //!   kind        u8  0x01
 //!   raw_len     u32 1 ..= 64 MiB: size of the raw content (complete record batches)
 //!   stored_len  u32 = raw_len for "none";
-//!                   ≤ raw_len + raw_len/128 + 1024 for "zstd" and "lz4"
+//!                   ≤ raw_len + raw_len/128 + 1024 for "zstd" and "lz4";
+//!                   + 16 (the authentication tag) when encrypted
 //!   crc32c      u32 CRC32C (Castagnoli) of the stored bytes
 //!   stored      stored_len bytes: the raw content, compressed with the header's codec
+//!               (then encrypted, tag appended, when the segment is encrypted)
 //! Trailer
 //!   kind        u8  0xFF
-//!   trailer_len u32 ≤ 64 KiB
-//!   trailer     trailer_len bytes: SegmentTrailer as compact JSON
+//!   trailer_len u32 ≤ 64 KiB (+ 16 when encrypted)
+//!   trailer     trailer_len bytes: SegmentTrailer as compact JSON (encrypted, tag appended,
+//!               when the segment is encrypted)
 //!   end magic   8   "KBSEGEND"
 //! ```
 //!
@@ -38,9 +41,17 @@
 //! libraries, so a library upgrade can never make old objects unreadable. It is above the
 //! worst case of both zstd (`n + n/256 + 64 KiB/2048`) and LZ4 (`n + n/255 + 16`).
 //!
-//! Room for encryption (a later version): flag bit 0 and the header's `encryption` field are
-//! reserved; today both are rejected with [`FormatError::Encrypted`], so an old reader can
-//! never mistake ciphertext for batches.
+//! # Encryption
+//!
+//! An encrypted segment sets flag bit 0 and the header's `encryption` (algorithm, the
+//! segment's HKDF salt, and the run's wrapped data key); both must agree. Preamble and header
+//! stay in the clear (a restore needs the wrapped key and the identity before it can decrypt
+//! anything). Each chunk's stored bytes are encrypted after compression and the trailer is
+//! encrypted as the final block, as [`crate::crypto::stream`] describes: the chunk CRC covers
+//! the ciphertext, so damage in storage is still told apart from tampering (a CRC that
+//! matches on bytes that fail authentication was altered deliberately, or the key is wrong).
+//! Readers before encryption existed reject such segments on the flag, so they never mistake
+//! ciphertext for batches.
 
 mod codec;
 mod reader;
@@ -53,7 +64,10 @@ use sha2::{Digest, Sha256};
 use crate::FormatError;
 use crate::naming;
 
-pub use reader::{ReaderLimits, Segment, SegmentReader, peek_header, read_all, read_all_with};
+pub use reader::{
+    ReaderLimits, Segment, SegmentReader, peek_header, read_all, read_all_with, read_all_with_key,
+    read_trailer,
+};
 pub use writer::{FinishedSegment, SegmentWriter, WriterOptions};
 
 /// First 8 bytes of every segment. The non-ASCII first byte and the CR LF catch text-mode
@@ -65,7 +79,7 @@ pub const END_MAGIC: [u8; 8] = *b"KBSEGEND";
 pub const VERSION: u16 = 1;
 /// The `format` value of [`SegmentHeader`] this build writes and reads.
 pub const HEADER_FORMAT: u32 = 1;
-/// Preamble flag: the body is encrypted (reserved for a later version).
+/// Preamble flag: chunks and trailer are encrypted.
 pub const FLAG_ENCRYPTED: u16 = 0x0001;
 /// Size of the preamble: magic, version, flags, header_len.
 pub const PREAMBLE_LEN: usize = 16;
@@ -166,9 +180,10 @@ pub struct SegmentHeader {
     pub compression_level: Option<i32>,
     /// When the segment was started, RFC 3339.
     pub created_at: String,
-    /// Reserved for encryption parameters; must be null in this version.
-    #[serde(default)]
-    pub encryption: Option<serde_json::Value>,
+    /// How the segment is encrypted; `None` for a segment in the clear. Set by the writer
+    /// from [`WriterOptions::encryption`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::crypto::Encryption>,
     /// Aborted transactions overlapping this range, as read_committed Fetches reported them,
     /// de-duplicated and sorted by first offset. Needed to restore committed data only.
     #[serde(default)]
@@ -176,8 +191,20 @@ pub struct SegmentHeader {
 }
 
 impl SegmentHeader {
-    /// Checks what both the writer and the reader require: known format, no encryption, and
-    /// names that are safe to put in object keys.
+    /// The identity bound into an encrypted segment's key and blocks.
+    pub fn identity(&self) -> crate::crypto::stream::SegmentIdentity<'_> {
+        crate::crypto::stream::SegmentIdentity {
+            backup_id: &self.backup_id,
+            topic: &self.topic,
+            topic_id: &self.topic_id,
+            partition: self.partition,
+            start_offset: self.start_offset,
+            compression: self.compression.as_str(),
+        }
+    }
+
+    /// Checks what both the writer and the reader require: known format, known encryption
+    /// parameters, and names that are safe to put in object keys.
     pub fn validate(&self) -> Result<(), FormatError> {
         if self.format != HEADER_FORMAT {
             return Err(FormatError::UnsupportedVersion {
@@ -186,8 +213,9 @@ impl SegmentHeader {
                 supported: u64::from(HEADER_FORMAT),
             });
         }
-        if self.encryption.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(FormatError::Encrypted);
+        let invalid = |reason: String| FormatError::InvalidHeader { reason };
+        if let Some(e) = &self.encryption {
+            e.validate().map_err(|e| invalid(e.to_string()))?;
         }
         let invalid = |reason: String| FormatError::InvalidHeader { reason };
         naming::validate_backup_id(&self.backup_id).map_err(|e| invalid(e.to_string()))?;

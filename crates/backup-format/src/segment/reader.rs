@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 use kafka_records::{BatchHeader, batch};
+use sha2::{Digest, Sha256};
 
 use super::codec::Decoder;
 use super::tally::{self, Tally};
@@ -17,6 +18,8 @@ use super::{
     SegmentTrailer, TRAILER_HEADER_LEN, VERSION,
 };
 use crate::FormatError;
+use crate::crypto::stream::SegmentCipher;
+use crate::crypto::{DataKey, TAG_LEN};
 
 /// Limits a reader applies on top of the format's own. Values above the format's limits are
 /// clamped to them; lower values make a reader (a fuzzer, a memory-tight restore) stricter.
@@ -60,8 +63,24 @@ pub fn read_all(bytes: Bytes) -> Result<Segment, FormatError> {
 /// Reads and verifies a whole segment. Nothing is returned unless all of it (every chunk
 /// CRC, every batch CRC, offsets, trailer, end magic) checked out.
 pub fn read_all_with(bytes: Bytes, limits: ReaderLimits) -> Result<Segment, FormatError> {
+    read_all_from(SegmentReader::new(bytes, limits.clone())?, limits)
+}
+
+/// [`read_all_with`] for a segment that may be encrypted under `data_key` (one in the clear
+/// is read as it is).
+pub fn read_all_with_key(
+    bytes: Bytes,
+    limits: ReaderLimits,
+    data_key: &DataKey,
+) -> Result<Segment, FormatError> {
+    read_all_from(
+        SegmentReader::with_key(bytes, limits.clone(), data_key)?,
+        limits,
+    )
+}
+
+fn read_all_from(mut reader: SegmentReader, limits: ReaderLimits) -> Result<Segment, FormatError> {
     let max_total = limits.max_total_raw_bytes;
-    let mut reader = SegmentReader::new(bytes, limits)?;
     let mut batches = Vec::new();
     let mut total = 0u64;
     while let Some((_, batch)) = reader.next_batch()? {
@@ -109,18 +128,55 @@ pub struct SegmentReader {
     trailer: Option<SegmentTrailer>,
     /// An error was returned or the end was reached: iteration is over.
     done: bool,
+    /// The cipher, for an encrypted segment.
+    cipher: Option<SegmentCipher>,
+    /// SHA-256 of preamble and header, which the encrypted trailer authenticates.
+    head_sha256: [u8; 32],
 }
 
 impl SegmentReader {
-    /// Parses and validates the preamble and header; chunks are read by
-    /// [`SegmentReader::next_batch`].
+    /// Parses and validates the preamble and header of a segment in the clear; chunks are
+    /// read by [`SegmentReader::next_batch`]. An encrypted segment is
+    /// [`FormatError::Encrypted`]: read its wrapped key with [`peek_header`], unwrap it, and
+    /// use [`SegmentReader::with_key`].
     pub fn new(bytes: Bytes, limits: ReaderLimits) -> Result<Self, FormatError> {
+        let reader = Self::open(bytes, limits, None)?;
+        if let Some(e) = &reader.header.encryption {
+            return Err(FormatError::Encrypted {
+                provider: e.key.provider.to_string(),
+                key_ids: e.key.key_ids.clone(),
+            });
+        }
+        Ok(reader)
+    }
+
+    /// Like [`SegmentReader::new`], decrypting with `data_key` when the segment is encrypted
+    /// (a segment in the clear is read as it is: whether encryption is required is the
+    /// caller's policy, visible in [`SegmentReader::header`]).
+    pub fn with_key(
+        bytes: Bytes,
+        limits: ReaderLimits,
+        data_key: &DataKey,
+    ) -> Result<Self, FormatError> {
+        Self::open(bytes, limits, Some(data_key))
+    }
+
+    fn open(
+        bytes: Bytes,
+        limits: ReaderLimits,
+        data_key: Option<&DataKey>,
+    ) -> Result<Self, FormatError> {
         let limits = ReaderLimits {
             max_header_len: limits.max_header_len.min(MAX_HEADER_LEN),
             max_chunk_raw_len: limits.max_chunk_raw_len.min(MAX_CHUNK_RAW_LEN),
             max_total_raw_bytes: limits.max_total_raw_bytes,
         };
         let (header, pos) = parse_head(&bytes, limits.max_header_len)?;
+        let cipher = match (&header.encryption, data_key) {
+            (Some(e), Some(key)) => Some(SegmentCipher::new(key, &e.salt, &header.identity())),
+            _ => None,
+        };
+        let head_sha256 = Sha256::digest(&bytes[..pos]).into();
         Ok(Self {
             bytes,
             limits,
@@ -134,6 +190,8 @@ impl SegmentReader {
             tally: Tally::default(),
             trailer: None,
             done: false,
+            cipher,
+            head_sha256,
         })
     }
 
@@ -235,15 +293,23 @@ impl SegmentReader {
                 reason: "empty chunk",
             });
         }
-        let bound = compression.max_stored_len(raw_len);
+        let tag = if self.cipher.is_some() { TAG_LEN } else { 0 };
+        let bound = compression.max_stored_len(raw_len) + tag;
         if stored_len > bound {
             return Err(too_large("stored_len", stored_len, bound));
         }
-        if compression == Compression::None && stored_len != raw_len {
+        if compression == Compression::None && stored_len != raw_len + tag {
             return Err(FormatError::InvalidChunk {
                 chunk: index,
                 at: at as u64,
                 reason: "stored_len differs from raw_len in an uncompressed chunk",
+            });
+        }
+        if stored_len < tag {
+            return Err(FormatError::InvalidChunk {
+                chunk: index,
+                at: at as u64,
+                reason: "an encrypted chunk shorter than its authentication tag",
             });
         }
         let data_at = at + CHUNK_HEADER_LEN;
@@ -257,14 +323,42 @@ impl SegmentReader {
                 computed,
             });
         }
-        self.chunk = if compression == Compression::None {
-            self.bytes.slice(data_at..data_at + stored_len)
-        } else {
-            let stored = &self.bytes[data_at..data_at + stored_len];
-            Bytes::from(
-                self.decoder
-                    .decompress(compression, stored, raw_len, index, at as u64)?,
-            )
+        self.chunk = match &self.cipher {
+            None if compression == Compression::None => {
+                self.bytes.slice(data_at..data_at + stored_len)
+            }
+            None => {
+                let stored = &self.bytes[data_at..data_at + stored_len];
+                Bytes::from(self.decoder.decompress(
+                    compression,
+                    stored,
+                    raw_len,
+                    index,
+                    at as u64,
+                )?)
+            }
+            Some(cipher) => {
+                let mut block = self.bytes[data_at..data_at + stored_len].to_vec();
+                let plain_len = cipher
+                    .open_chunk(index, raw_len as u32, &mut block)
+                    .map_err(|source| FormatError::Crypto {
+                        what: format!("at byte {at}"),
+                        source,
+                    })?
+                    .len();
+                block.truncate(plain_len);
+                if compression == Compression::None {
+                    Bytes::from(block)
+                } else {
+                    Bytes::from(self.decoder.decompress(
+                        compression,
+                        &block,
+                        raw_len,
+                        index,
+                        at as u64,
+                    )?)
+                }
+            }
         };
         self.chunk_pos = 0;
         self.chunk_index = index;
@@ -277,9 +371,10 @@ impl SegmentReader {
     fn read_trailer(&mut self, at: usize) -> Result<(), FormatError> {
         let head = self.need(at, TRAILER_HEADER_LEN)?;
         let len = be_u32(&head[1..5]) as usize;
-        if len > MAX_TRAILER_LEN {
+        let limit = MAX_TRAILER_LEN + if self.cipher.is_some() { TAG_LEN } else { 0 };
+        if len > limit {
             return Err(FormatError::InvalidTrailer {
-                reason: format!("{len} bytes at byte {at}, over the limit of {MAX_TRAILER_LEN}"),
+                reason: format!("{len} bytes at byte {at}, over the limit of {limit}"),
             });
         }
         let json_at = at + TRAILER_HEADER_LEN;
@@ -293,6 +388,19 @@ impl SegmentReader {
                 at: (json_at + len) as u64,
             });
         }
+        let mut opened;
+        let json = match &self.cipher {
+            None => json,
+            Some(cipher) => {
+                opened = json.to_vec();
+                &*cipher
+                    .open_trailer(&self.head_sha256, &mut opened)
+                    .map_err(|source| FormatError::Crypto {
+                        what: format!("at byte {at}"),
+                        source,
+                    })?
+            }
+        };
         let stored: SegmentTrailer =
             serde_json::from_slice(json).map_err(|e| FormatError::InvalidTrailer {
                 reason: e.to_string(),
@@ -328,6 +436,97 @@ impl Iterator for SegmentReader {
 
 impl std::iter::FusedIterator for SegmentReader {}
 
+/// Reads a segment's trailer from the object's tail, without reading its chunks: `head` holds
+/// at least the preamble and header (e.g. the first bytes of the object, or all of it), `tail`
+/// at least the trailer block and end magic (e.g. the last
+/// `MAX_TRAILER_LEN + TRAILER_HEADER_LEN + 8 + 16` bytes, or all of it). An encrypted trailer
+/// is decrypted (and so authenticated) with `data_key`; without one it is
+/// [`FormatError::Encrypted`]. The totals are not checked against the chunks: for a verified
+/// trailer, read the whole segment.
+pub fn read_trailer(
+    head: &[u8],
+    tail: &[u8],
+    data_key: Option<&DataKey>,
+) -> Result<(SegmentHeader, SegmentTrailer), FormatError> {
+    let (header, head_len) = parse_head(head, MAX_HEADER_LEN)?;
+    let cipher = match (&header.encryption, data_key) {
+        (Some(e), Some(key)) => Some(SegmentCipher::new(key, &e.salt, &header.identity())),
+        (Some(e), None) => {
+            return Err(FormatError::Encrypted {
+                provider: e.key.provider.to_string(),
+                key_ids: e.key.key_ids.clone(),
+            });
+        }
+        (None, _) => None,
+    };
+    let head_sha256: [u8; 32] = Sha256::digest(&head[..head_len]).into();
+    let json_end = tail
+        .len()
+        .checked_sub(END_MAGIC.len())
+        .ok_or(FormatError::Truncated {
+            at: 0,
+            need: END_MAGIC.len() as u64,
+            have: tail.len() as u64,
+        })?;
+    if tail[json_end..] != END_MAGIC {
+        return Err(FormatError::BadMagic {
+            which: "end",
+            at: json_end as u64,
+        });
+    }
+    let tag = if cipher.is_some() { TAG_LEN } else { 0 };
+    // The trailer block is `0xFF, u32 length, body` right before the end magic. Scanning back
+    // for a kind byte whose length reaches exactly to the magic finds it; a clear body is
+    // JSON (never 0xFF), and a false candidate inside ciphertext fails to decrypt.
+    let lowest = json_end.saturating_sub(MAX_TRAILER_LEN + tag + TRAILER_HEADER_LEN);
+    let highest = json_end
+        .checked_sub(TRAILER_HEADER_LEN)
+        .ok_or(FormatError::Truncated {
+            at: 0,
+            need: (TRAILER_HEADER_LEN + END_MAGIC.len()) as u64,
+            have: tail.len() as u64,
+        })?;
+    let mut last_error = FormatError::InvalidTrailer {
+        reason: "no trailer block before the end magic".to_owned(),
+    };
+    for at in (lowest..=highest).rev() {
+        if tail[at] != KIND_TRAILER {
+            continue;
+        }
+        let len = be_u32(&tail[at + 1..at + 5]) as usize;
+        if at + TRAILER_HEADER_LEN + len != json_end {
+            continue;
+        }
+        let body = &tail[at + TRAILER_HEADER_LEN..json_end];
+        let mut opened;
+        let json = match &cipher {
+            None => body,
+            Some(c) => {
+                opened = body.to_vec();
+                match c.open_trailer(&head_sha256, &mut opened) {
+                    Ok(plain) => &*plain,
+                    Err(source) => {
+                        last_error = FormatError::Crypto {
+                            what: "the trailer, read from the object's tail".to_owned(),
+                            source,
+                        };
+                        continue;
+                    }
+                }
+            }
+        };
+        match serde_json::from_slice::<SegmentTrailer>(json) {
+            Ok(t) => return Ok((header, t)),
+            Err(e) => {
+                last_error = FormatError::InvalidTrailer {
+                    reason: e.to_string(),
+                }
+            }
+        }
+    }
+    Err(last_error)
+}
+
 /// Parses the preamble and header; returns the header and the position after it.
 fn parse_head(bytes: &[u8], max_header_len: usize) -> Result<(SegmentHeader, usize), FormatError> {
     // The magic is checked on whatever is present, so a short non-segment is BadMagic rather
@@ -349,10 +548,7 @@ fn parse_head(bytes: &[u8], max_header_len: usize) -> Result<(SegmentHeader, usi
         });
     }
     let flags = u16::from_be_bytes([pre[10], pre[11]]);
-    if flags & FLAG_ENCRYPTED != 0 {
-        return Err(FormatError::Encrypted);
-    }
-    if flags != 0 {
+    if flags & !FLAG_ENCRYPTED != 0 {
         return Err(FormatError::UnknownFlags { flags });
     }
     let header_len = be_u32(&pre[12..16]) as usize;
@@ -368,6 +564,12 @@ fn parse_head(bytes: &[u8], max_header_len: usize) -> Result<(SegmentHeader, usi
             reason: e.to_string(),
         })?;
     header.validate()?;
+    if (flags & FLAG_ENCRYPTED != 0) != header.encryption.is_some() {
+        return Err(FormatError::InvalidHeader {
+            reason: "the preamble's encryption flag and the header's `encryption` disagree"
+                .to_owned(),
+        });
+    }
     Ok((header, PREAMBLE_LEN + header_len))
 }
 

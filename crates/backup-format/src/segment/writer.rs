@@ -15,6 +15,7 @@
 //! and only then is the object hashed a second time.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_records::batch;
@@ -23,10 +24,12 @@ use sha2::{Digest, Sha256};
 use super::codec::Encoder;
 use super::tally::Tally;
 use super::{
-    AbortedTransaction, CHUNK_HEADER_LEN, Compression, DEFAULT_CHUNK_TARGET, END_MAGIC, KIND_CHUNK,
-    KIND_TRAILER, MAGIC, MAX_CHUNK_RAW_LEN, MAX_HEADER_LEN, MAX_TRAILER_LEN, PREAMBLE_LEN,
-    SegmentHeader, SegmentTrailer, VERSION,
+    AbortedTransaction, CHUNK_HEADER_LEN, Compression, DEFAULT_CHUNK_TARGET, END_MAGIC,
+    FLAG_ENCRYPTED, KIND_CHUNK, KIND_TRAILER, MAGIC, MAX_CHUNK_RAW_LEN, MAX_HEADER_LEN,
+    MAX_TRAILER_LEN, PREAMBLE_LEN, SegmentHeader, SegmentTrailer, VERSION,
 };
+use crate::crypto::stream::{MAX_BLOCKS, SegmentCipher};
+use crate::crypto::{Encryption, RunKey, TAG_LEN};
 use crate::{FormatError, naming};
 
 /// Room kept in front of the header for aborted transactions learnt later (~300 entries)
@@ -34,7 +37,7 @@ use crate::{FormatError, naming};
 const HEADER_SLACK: usize = 16 << 10;
 
 /// How the writer stores chunks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct WriterOptions {
     /// Codec for every chunk of the segment.
     pub compression: Compression,
@@ -47,6 +50,9 @@ pub struct WriterOptions {
     /// Expected object size, to allocate the output once instead of growing it (growing
     /// copies what was written so far). 0: grow as needed.
     pub expected_segment_bytes: usize,
+    /// Encrypt chunks and trailer under this run key (each segment derives its own key with
+    /// a fresh salt); `None` writes the segment in the clear.
+    pub encryption: Option<Arc<RunKey>>,
 }
 
 impl Default for WriterOptions {
@@ -56,6 +62,7 @@ impl Default for WriterOptions {
             level: None,
             chunk_target_bytes: DEFAULT_CHUNK_TARGET,
             expected_segment_bytes: 0,
+            encryption: None,
         }
     }
 }
@@ -74,7 +81,21 @@ pub struct FinishedSegment {
 }
 
 impl FinishedSegment {
-    /// The object's key (without the storage prefix).
+    /// The parts of the object's key (unsigned; sign it with [`naming::SegmentKey::sign`]).
+    pub fn segment_key(&self) -> naming::SegmentKey {
+        naming::SegmentKey {
+            backup_id: self.header.backup_id.clone(),
+            topic: self.header.topic.clone(),
+            topic_id: self.header.topic_id.clone(),
+            partition: self.header.partition,
+            start_offset: self.header.start_offset,
+            last_offset: self.trailer.last_offset,
+            sha256: self.sha256,
+            signature: None,
+        }
+    }
+
+    /// The object's unsigned key (without the storage prefix).
     pub fn key(&self) -> String {
         naming::segment_key_unchecked(
             &self.header.backup_id,
@@ -127,6 +148,8 @@ pub struct SegmentWriter {
     tally: Tally,
     /// Set while a step that can fail half-way runs; a writer left poisoned refuses work.
     poisoned: bool,
+    /// The segment's cipher when it is encrypted.
+    cipher: Option<SegmentCipher>,
 }
 
 impl SegmentWriter {
@@ -157,7 +180,24 @@ impl SegmentWriter {
         let (encoder, level) = Encoder::new(options.compression, options.level)?;
         header.compression = options.compression;
         header.compression_level = level;
+        header.encryption = match &options.encryption {
+            Some(key) => Some(Encryption::new(key.wrapped.clone()).map_err(|source| {
+                FormatError::Crypto {
+                    what: "starting the segment".to_owned(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
         header.validate()?;
+        let cipher = match (&options.encryption, &header.encryption) {
+            (Some(key), Some(e)) => Some(SegmentCipher::new(
+                &key.data_key,
+                &e.salt,
+                &header.identity(),
+            )),
+            _ => None,
+        };
         let aborted: BTreeSet<_> = header.aborted_transactions.iter().copied().collect();
         header.aborted_transactions = aborted.iter().copied().collect();
         let head = encode_head(&header)?;
@@ -192,6 +232,7 @@ impl SegmentWriter {
             chunks: 0,
             tally: Tally::default(),
             poisoned: false,
+            cipher,
         })
     }
 
@@ -226,7 +267,10 @@ impl SegmentWriter {
             }
             let at = self.out.len();
             self.out.extend_from_slice(batch);
-            self.chunk_crc = crc32c::crc32c_append(self.chunk_crc, &self.out[at..]);
+            // Encrypted chunks are checksummed after encryption, in close_chunk.
+            if self.cipher.is_none() {
+                self.chunk_crc = crc32c::crc32c_append(self.chunk_crc, &self.out[at..]);
+            }
         } else {
             self.scratch.extend_from_slice(batch);
         }
@@ -310,13 +354,24 @@ impl SegmentWriter {
         if self.header_changed {
             self.rewrite_head()?;
         }
-        let json = serde_json::to_vec(&trailer).map_err(|e| FormatError::InvalidTrailer {
+        let mut json = serde_json::to_vec(&trailer).map_err(|e| FormatError::InvalidTrailer {
             reason: e.to_string(),
         })?;
         if json.len() > MAX_TRAILER_LEN {
             return Err(FormatError::InvalidTrailer {
                 reason: format!("{} bytes, over the limit of {MAX_TRAILER_LEN}", json.len()),
             });
+        }
+        if let Some(cipher) = &self.cipher {
+            let head_sha: [u8; 32] =
+                Sha256::digest(&self.out[self.head_start..self.reserve]).into();
+            let tag = cipher
+                .seal_trailer(&head_sha, &mut json)
+                .map_err(|source| FormatError::Crypto {
+                    what: "writing the trailer".to_owned(),
+                    source,
+                })?;
+            json.extend_from_slice(&tag);
         }
         let tail_start = self.out.len();
         self.out.push(KIND_TRAILER);
@@ -342,8 +397,13 @@ impl SegmentWriter {
             return Ok(());
         }
         self.poisoned = true;
+        if self.chunks + 1 >= MAX_BLOCKS - 1 {
+            return Err(FormatError::InvalidOptions {
+                reason: format!("a segment holds at most {} chunks", MAX_BLOCKS - 1),
+            });
+        }
         let raw_len = self.chunk_raw_len;
-        let (stored_len, crc) = if self.header.compression == Compression::None {
+        let (mut stored_len, mut crc) = if self.header.compression == Compression::None {
             (raw_len, self.chunk_crc)
         } else {
             self.chunk_start = self.out.len();
@@ -356,9 +416,22 @@ impl SegmentWriter {
                 });
             }
             self.scratch.clear();
-            let stored = &self.out[self.chunk_start + CHUNK_HEADER_LEN..];
-            (n, crc32c::crc32c(stored))
+            (n, 0)
         };
+        let data_at = self.chunk_start + CHUNK_HEADER_LEN;
+        if let Some(cipher) = &self.cipher {
+            let tag = cipher
+                .seal_chunk(self.chunks, raw_len as u32, &mut self.out[data_at..])
+                .map_err(|source| FormatError::Crypto {
+                    what: format!("writing chunk {}", self.chunks),
+                    source,
+                })?;
+            self.out.extend_from_slice(&tag);
+            stored_len += TAG_LEN;
+        }
+        if self.cipher.is_some() || self.header.compression != Compression::None {
+            crc = crc32c::crc32c(&self.out[data_at..]);
+        }
         let at = self.chunk_start;
         self.out[at] = KIND_CHUNK;
         // Both lengths are ≤ 64 MiB + bound (checked above), so they fit in u32.
@@ -409,7 +482,12 @@ fn encode_head(header: &SegmentHeader) -> Result<Vec<u8>, FormatError> {
     let mut head = Vec::with_capacity(PREAMBLE_LEN + json.len());
     head.extend_from_slice(&MAGIC);
     head.extend_from_slice(&VERSION.to_be_bytes());
-    head.extend_from_slice(&0u16.to_be_bytes());
+    let flags = if header.encryption.is_some() {
+        FLAG_ENCRYPTED
+    } else {
+        0
+    };
+    head.extend_from_slice(&flags.to_be_bytes());
     head.extend_from_slice(&(json.len() as u32).to_be_bytes());
     head.extend_from_slice(&json);
     Ok(head)

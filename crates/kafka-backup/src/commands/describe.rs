@@ -10,15 +10,20 @@ use backup_core::catalog::describe::{
     BackupDescription, LineageDescription, PartitionDescription, describe,
 };
 
-use super::{catalog_failed, count, format_ms, open_store, print_json, table};
+use super::{TrustArgs, catalog_failed, count, format_ms, open_store, print_json, table, trust};
 use crate::OutputFormat;
 use crate::exit::{Exit, Failed};
 
 /// Describes the backup of a configuration. Exits 0 even when the catalog has problems:
 /// they are printed, and judging the backup is `validate`'s job.
-pub async fn run(config_path: &Path, format: OutputFormat) -> Result<Exit, Failed> {
+pub async fn run(
+    config_path: &Path,
+    trust_args: &TrustArgs,
+    format: OutputFormat,
+) -> Result<Exit, Failed> {
     let (loaded, storage) = open_store(config_path)?;
-    let catalog = Catalog::load(&storage, &loaded.backup_id)
+    let trust = trust(&loaded, trust_args)?;
+    let catalog = Catalog::load(&storage, &loaded.backup_id, &trust)
         .await
         .map_err(catalog_failed)?;
     let description = describe(&storage, &catalog).await.map_err(catalog_failed)?;

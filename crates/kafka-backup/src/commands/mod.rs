@@ -7,11 +7,13 @@ pub mod list;
 pub mod restore;
 pub mod validate;
 
-use std::path::Path;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 
-use backup_core::catalog::CatalogError;
+use backup_core::catalog::{CatalogError, Trust};
 use backup_core::config::{self, LoadedConfig};
 use backup_core::storage::Storage;
+use backup_format::signing::{VerifyingKey, VerifyingKeys};
 use serde::Serialize;
 
 use crate::exit::{Exit, Failed};
@@ -28,6 +30,51 @@ pub(crate) fn open_store(config_path: &Path) -> Result<(LoadedConfig, Storage), 
     let storage =
         Storage::open(storage_config).map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
     Ok((loaded, storage))
+}
+
+/// What the reading commands authenticate with, from the command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TrustArgs {
+    /// The backup's Ed25519 public key (PEM); repeat while the signing key is being rotated.
+    /// Added to the configuration's `restore.verify_key` (for a backup configuration: its
+    /// signing key's public half).
+    #[arg(long = "verify-key", value_name = "PATH")]
+    pub verify_keys: Vec<PathBuf>,
+    /// A run that must be in the backup (from the audit log or the backup job's output):
+    /// fails if it was deleted, which the chain of manifests alone cannot show. Repeatable.
+    #[arg(long = "expect-run", value_name = "RUN_ID")]
+    pub expect_runs: Vec<String>,
+}
+
+/// Reads the verify keys given on the command line.
+pub(crate) fn read_verify_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, Failed> {
+    paths
+        .iter()
+        .map(|path| {
+            let mut pem = Vec::new();
+            std::fs::File::open(path)
+                .and_then(|f| f.take(64 * 1024).read_to_end(&mut pem))
+                .map_err(|e| {
+                    Failed::new(
+                        Exit::Config,
+                        format!("cannot read the verify key {}: {e}", path.display()),
+                    )
+                })?;
+            VerifyingKey::from_pem(&pem).map_err(|e| {
+                Failed::new(Exit::Config, format!("verify key {}: {e}", path.display()))
+            })
+        })
+        .collect()
+}
+
+/// The trust of a reading command: the configuration's verify keys and the command line's.
+pub(crate) fn trust(loaded: &LoadedConfig, args: &TrustArgs) -> Result<Trust, Failed> {
+    let _ = loaded;
+    let keys = read_verify_keys(&args.verify_keys)?;
+    Ok(Trust {
+        keys: VerifyingKeys::new(keys),
+        expected_runs: args.expect_runs.clone(),
+    })
 }
 
 /// The exit code for a catalog failure. A backup that does not exist is a storage-class

@@ -53,8 +53,11 @@ pub async fn run(
     format: OutputFormat,
     dry_run: bool,
     force: bool,
+    accept_unauthenticated: bool,
+    trust_args: &super::TrustArgs,
 ) -> Result<Exit, Failed> {
     let (loaded, storage) = load(config_path, "restore")?;
+    let verify_keys = super::read_verify_keys(&trust_args.verify_keys)?;
     tracing::info!("{loaded}");
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -71,6 +74,9 @@ pub async fn run(
             force,
             dry_run,
             log_progress: true,
+            accept_unauthenticated,
+            expected_runs: trust_args.expect_runs.clone(),
+            verify_keys,
         },
         stop_rx,
     )

@@ -11,7 +11,7 @@ use backup_core::catalog::Severity;
 use backup_core::config::TopicSelection;
 use backup_core::validate::{ValidateOptions, ValidationReport, validate};
 
-use super::{catalog_failed, count, open_store, print_json};
+use super::{TrustArgs, catalog_failed, count, open_store, print_json, trust};
 use crate::OutputFormat;
 use crate::exit::{Exit, Failed};
 use crate::logging::LogFormat;
@@ -22,10 +22,12 @@ pub async fn run(
     config_path: &Path,
     deep: bool,
     topics: Vec<String>,
+    trust_args: &TrustArgs,
     format: OutputFormat,
     log_format: LogFormat,
 ) -> Result<Exit, Failed> {
     let (loaded, storage) = open_store(config_path)?;
+    let trust = trust(&loaded, trust_args)?;
     let patterns = topics.clone();
     let topics = (!topics.is_empty()).then(|| TopicSelection {
         include: topics,
@@ -54,6 +56,8 @@ pub async fn run(
             deep,
             topics,
             progress,
+            trust,
+            keys: None,
         },
     )
     .await
@@ -186,6 +190,9 @@ mod tests {
             partitions: 2,
             segments: 3,
             orphan_segments: 1,
+            encrypted_segments: 0,
+            not_decrypted_segments: 0,
+            authentication: backup_core::catalog::Authentication::NotChecked { signed: false },
             gap_records: 0,
             bytes_read: 4096,
             batches: 10,

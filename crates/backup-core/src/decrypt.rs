@@ -1,0 +1,105 @@
+//! What readers of a backup (validate, restore, describe) need to decrypt it: a source of
+//! unwrapped data keys, behind a small trait so that the engines do not depend on how keys are
+//! configured or fetched (an `age` identity, a KMS call, a key file).
+
+use std::fmt;
+
+use backup_format::crypto::{DataKey, WrappedKey};
+use futures::future::BoxFuture;
+
+/// Why a data key could not be unwrapped; its message names the cause and the fix, without
+/// key material.
+pub type UnwrapError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Unwraps the data keys of a backup's runs.
+pub trait DataKeys: Send + Sync + fmt::Debug {
+    /// The data key that `wrapped` holds, for the run `run_id` of backup `backup_id` (a KMS
+    /// binds both into the wrapped key's encryption context).
+    fn data_key<'a>(
+        &'a self,
+        wrapped: &'a WrappedKey,
+        backup_id: &'a str,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<DataKey, UnwrapError>>;
+}
+
+/// Remembers unwrapped keys: every segment of a run carries the same wrapped key, and a
+/// restore of thousands of segments must not call a KMS thousands of times.
+#[derive(Debug)]
+pub struct CachedKeys<K> {
+    inner: K,
+    cache: std::sync::Mutex<std::collections::HashMap<(String, String, String), DataKey>>,
+}
+
+impl<K: DataKeys> CachedKeys<K> {
+    /// Caches what `inner` unwraps.
+    pub fn new(inner: K) -> Self {
+        Self {
+            inner,
+            cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl<K: DataKeys> DataKeys for CachedKeys<K> {
+    fn data_key<'a>(
+        &'a self,
+        wrapped: &'a WrappedKey,
+        backup_id: &'a str,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<DataKey, UnwrapError>> {
+        Box::pin(async move {
+            let id = (
+                wrapped.fingerprint(),
+                backup_id.to_owned(),
+                run_id.to_owned(),
+            );
+            if let Some(k) = self
+                .cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+            {
+                return Ok(k.clone());
+            }
+            let key = self.inner.data_key(wrapped, backup_id, run_id).await?;
+            self.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, key.clone());
+            Ok(key)
+        })
+    }
+}
+
+/// What a reader of a backup may use: the signatures it trusts and the keys it can decrypt
+/// with.
+#[derive(Debug, Clone, Default)]
+pub struct ReadKeys {
+    /// Verify keys and anchors.
+    pub trust: crate::catalog::Trust,
+    /// Unwraps data keys; `None` when no decryption key is configured.
+    pub data: Option<std::sync::Arc<dyn DataKeys>>,
+}
+
+/// The data key of an encrypted segment (by its clear header), `None` for a segment in the
+/// clear. Without keys, an encrypted segment is an error naming the keys it needs.
+pub async fn segment_data_key(
+    keys: Option<&dyn DataKeys>,
+    header: &backup_format::SegmentHeader,
+) -> Result<Option<DataKey>, String> {
+    let Some(e) = &header.encryption else {
+        return Ok(None);
+    };
+    let Some(keys) = keys else {
+        return Err(format!(
+            "it is encrypted ({} key {}) and no decryption key is configured: set restore.encryption",
+            e.key.provider,
+            e.key.key_ids.join(", ")
+        ));
+    };
+    keys.data_key(&e.key, &header.backup_id, &header.run_id)
+        .await
+        .map(Some)
+        .map_err(|why| format!("cannot decrypt it: {why}"))
+}

@@ -189,6 +189,33 @@ pub enum StorageError {
         reason: &'static str,
     },
 
+    /// `storage.object_lock` is set, but the bucket does not have S3 Object Lock enabled, so S3
+    /// refused to write the object with a retention. Nothing was written.
+    #[error(
+        "storage.object_lock is set, but the bucket `{bucket}` does not have S3 Object Lock \
+         enabled, so S3 refused to write {location} with a retention and nothing was written{}; \
+         write to a bucket that has Object Lock enabled (create one with `aws s3api \
+         create-bucket --bucket NAME --object-lock-enabled-for-bucket ...`, which also turns on \
+         versioning), or enable it on this bucket: AWS S3 allows that on an existing bucket \
+         once versioning is enabled (`aws s3api put-bucket-versioning --bucket {bucket} \
+         --versioning-configuration Status=Enabled`, then `aws s3api \
+         put-object-lock-configuration --bucket {bucket} --object-lock-configuration \
+         ObjectLockEnabled=Enabled`; it cannot be turned off again, and objects already in the \
+         bucket stay unlocked), while some S3-compatible stores allow it only when the bucket \
+         is created; or remove storage.object_lock to write without a retention",
+        detail_suffix(detail.as_deref())
+    )]
+    ObjectLockNotEnabled {
+        /// The bucket.
+        bucket: String,
+        /// The full location of the object that was not written.
+        location: String,
+        /// The key relative to the configured prefix.
+        key: String,
+        /// The service's own code and message, sanitized.
+        detail: Option<String>,
+    },
+
     /// Anything else: a server error, an unexpected answer, a local I/O error.
     #[error(
         "storage failed to {} {location}: {detail}{}",

@@ -6,7 +6,11 @@
 //! - [`Storage::put_new`] creates an object and never replaces one (`PutMode::Create`:
 //!   `If-None-Match: *` on S3 and Azure, `ifGenerationMatch=0` on GCS, a hard link that
 //!   fails on an existing name on the file system). A taken key is
-//!   [`StorageError::AlreadyExists`].
+//!   [`StorageError::AlreadyExists`]. On S3 with [`S3Config::object_lock`], every object is
+//!   written with that S3 Object Lock retention, set by the `PutObject` request itself (its
+//!   `x-amz-object-lock-*` headers, signed with it): there is no second request a crash could
+//!   skip. A bucket without Object Lock refuses such writes:
+//!   [`StorageError::ObjectLockNotEnabled`].
 //! - [`Storage::list`] / [`Storage::list_stream`], [`Storage::get`], [`Storage::get_range`],
 //!   [`Storage::head`].
 //! - There is no delete, and no way to reach the underlying store.
@@ -53,6 +57,7 @@
 
 mod backends;
 mod error;
+mod object_lock;
 mod settings;
 
 use std::fmt;
@@ -69,8 +74,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 pub use error::{Missing, Operation, StorageError};
 pub use settings::{
-    AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, S3Config, S3Credentials,
-    S3Encryption, StorageConfig,
+    AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, ObjectLock, ObjectLockMode,
+    S3Config, S3Credentials, S3Encryption, StorageConfig,
 };
 
 use error::{Facts, Variant, sanitize};
@@ -143,6 +148,8 @@ pub(crate) struct Target {
     secrets: Vec<Secret>,
     /// The file-system root.
     root_dir: Option<PathBuf>,
+    /// The retention every S3 write carries.
+    object_lock: Option<ObjectLock>,
 }
 
 impl fmt::Debug for Target {
@@ -501,6 +508,26 @@ impl Storage {
             };
         }
 
+        // Lock headers on a bucket without Object Lock: S3 answers 400 InvalidRequest "Bucket is
+        // missing Object Lock Configuration" (moto and MinIO: "ObjectLockConfiguration").
+        if operation == Operation::Put
+            && t.object_lock.is_some()
+            && facts.status == Some(400)
+            && facts.code_is(&["InvalidRequest"])
+            && facts.message.as_deref().is_some_and(|m| {
+                m.to_ascii_lowercase()
+                    .replace(' ', "")
+                    .contains("objectlockconfiguration")
+            })
+        {
+            return StorageError::ObjectLockNotEnabled {
+                bucket: t.container.clone(),
+                location,
+                key: key.to_owned(),
+                detail,
+            };
+        }
+
         // Creating a key that exists.
         if operation == Operation::Put
             && (matches!(
@@ -695,6 +722,16 @@ impl Storage {
                     }
                 };
                 match operation {
+                    Operation::Put if t.object_lock.is_some() => (
+                        "`s3:PutObject` and `s3:PutObjectRetention`",
+                        format!(
+                            "on arn:aws:s3:::{}/{objects} in the identity's IAM policy (and the \
+                             bucket policy; S3 checks s3:PutObjectRetention because \
+                             storage.object_lock makes every write set a retention){}",
+                            t.container,
+                            kms("kms:GenerateDataKey")
+                        ),
+                    ),
                     Operation::Put => (
                         "`s3:PutObject`",
                         format!(

@@ -24,7 +24,7 @@ use object_store::client::{HttpError, HttpErrorKind};
 pub enum Operation {
     /// `put_new`: create an object.
     Put,
-    /// `get` or `get_range`: read an object.
+    /// `get`, `get_bounded` or `get_range`: read an object.
     Get,
     /// `head`: read an object's metadata.
     Head,
@@ -214,6 +214,29 @@ pub enum StorageError {
         key: String,
         /// The service's own code and message, sanitized.
         detail: Option<String>,
+    },
+
+    /// An object is larger than the caller allows for its kind: reading stopped at the limit.
+    #[error(
+        "{location} (key `{key}`) is larger than {limit} bytes ({}), larger than any object of \
+         its kind that kafka-backup writes, so it was not written by kafka-backup or it was \
+         replaced; it was not read further. Find out who else writes under this prefix, and \
+         compare the object with what the backup's manifest lists",
+        match claimed {
+            Some(size) => format!("the storage reports {size} bytes"),
+            None => format!("more than {limit} bytes arrived"),
+        }
+    )]
+    TooLarge {
+        /// The full location.
+        location: String,
+        /// The key relative to the configured prefix.
+        key: String,
+        /// The most bytes the caller accepts.
+        limit: u64,
+        /// The size the storage reported (a listing, or the answer's Content-Length), when that
+        /// is how it was found; `None` when the data itself went past the limit.
+        claimed: Option<u64>,
     },
 
     /// Anything else: a server error, an unexpected answer, a local I/O error.

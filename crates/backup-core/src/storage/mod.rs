@@ -13,6 +13,11 @@
 //!   [`StorageError::ObjectLockNotEnabled`].
 //! - [`Storage::list`] / [`Storage::list_stream`], [`Storage::get`], [`Storage::get_range`],
 //!   [`Storage::head`].
+//! - [`Storage::get_bounded`] reads a whole object of bounded size from storage that is not
+//!   trusted: it holds at most the limit (plus one read buffer) and stops with
+//!   [`StorageError::TooLarge`] as soon as more arrives, whatever sizes the storage claimed;
+//!   [`Storage::check_listed_size`] refuses a listed object above the limit before any
+//!   request.
 //! - There is no delete, and no way to reach the underlying store.
 //! - [`Storage::verify_reachable`] is the start-up probe. It lists the prefix (one request),
 //!   because `s3:ListBucket` (or its equivalent) is the one permission both the write-only
@@ -295,6 +300,84 @@ impl Storage {
             .bytes()
             .await
             .map_err(|e| self.classify(Operation::Get, key, &e))
+    }
+
+    /// The whole object, if it has at most `max_bytes`: for objects whose size is bounded by
+    /// what kafka-backup writes (a manifest, a segment), read from storage that is not trusted.
+    ///
+    /// The body is streamed into one buffer of the size the storage declared (its
+    /// `Content-Length`, or the file's size), which must be at most `max_bytes`, else the read
+    /// stops at once with [`StorageError::TooLarge`]. The body must then be exactly that long:
+    /// bytes beyond the declared size are counted but not kept, and as soon as more than
+    /// `max_bytes` have arrived the read stops with [`StorageError::TooLarge`]; a body longer
+    /// or shorter than declared is refused ([`StorageError::Other`]). So at most `max_bytes`
+    /// (plus the read buffer of one chunk) are ever held, whatever the storage claims or sends.
+    /// Same permission as [`Storage::get`].
+    pub async fn get_bounded(&self, key: &str, max_bytes: u64) -> Result<Bytes, StorageError> {
+        let path = self.path(key)?;
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.classify(Operation::Get, key, &e))?;
+        let declared = result.meta.size;
+        if declared > max_bytes {
+            // Dropping the result closes the body unread.
+            return Err(self.too_large(key, max_bytes, Some(declared)));
+        }
+        // At most `max_bytes`, which was given as an amount of memory to hold.
+        let capacity = usize::try_from(declared).unwrap_or(usize::MAX);
+        let mut data: Vec<u8> = Vec::with_capacity(capacity);
+        let mut received: u64 = 0;
+        let mut body = result.into_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.classify(Operation::Get, key, &e))?;
+            received = received.saturating_add(chunk.len() as u64);
+            if received > max_bytes {
+                return Err(self.too_large(key, max_bytes, None));
+            }
+            // Past the declared size the answer is a lie: count, do not keep.
+            if received <= declared {
+                data.extend_from_slice(&chunk);
+            }
+        }
+        if received != declared {
+            return Err(StorageError::Other {
+                operation: Operation::Get,
+                location: self.location(key),
+                detail: format!(
+                    "the storage declared {declared} bytes for this object but sent {received}, \
+                     so the answer was not used (a broken or hostile endpoint, or a proxy that \
+                     altered the body)"
+                ),
+                retriable: false,
+            });
+        }
+        Ok(Bytes::from(data))
+    }
+
+    /// Refuses an object whose listed size is above `max_bytes` with
+    /// [`StorageError::TooLarge`], before any request: the cheap check to make on a listing
+    /// before [`Storage::get_bounded`] (which enforces the limit on the data itself).
+    pub fn check_listed_size(
+        &self,
+        object: &ObjectInfo,
+        max_bytes: u64,
+    ) -> Result<(), StorageError> {
+        if object.size > max_bytes {
+            Err(self.too_large(&object.key, max_bytes, Some(object.size)))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn too_large(&self, key: &str, limit: u64, claimed: Option<u64>) -> StorageError {
+        StorageError::TooLarge {
+            location: self.location(key),
+            key: key.to_owned(),
+            limit,
+            claimed,
+        }
     }
 
     /// Bytes `range` of the object (end exclusive).

@@ -271,7 +271,8 @@ impl Storage {
 
     /// Creates `key` with `data`, failing with [`StorageError::AlreadyExists`] (and leaving
     /// the object untouched) when the key exists. One request: objects up to the backend's
-    /// single-request limit (5 GiB on S3).
+    /// single-request limit (5 GiB on S3). With [`S3Config::object_lock`], that request also
+    /// sets the object's retention (and its `Content-MD5`).
     pub async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         let path = self.path(key)?;
         let options = PutOptions {

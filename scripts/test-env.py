@@ -16,9 +16,10 @@ subcommands use only the standard library.
   s3-iam-setup-requests             how many requests `provision` sends to the IAM
                                     moto (its INITIAL_NO_AUTH_ACTION_COUNT)
   fake-gcs-bin                      path of the fake-gcs-server binary in the venv
-  provision [opts] --out FILE       create the object-storage buckets, the IAM users
-                                    and the Azurite container; write their env.json
-                                    sections (with the IAM users' keys) to FILE
+  provision [opts] --out FILE       create the object-storage buckets (on both motos also
+                                    an Object Lock bucket), the IAM users and the
+                                    Azurite container; write their env.json sections
+                                    (with the IAM users' keys) to FILE
 """
 
 from __future__ import annotations
@@ -327,20 +328,22 @@ IAM_USERS = {
 }
 
 
-def iam_policy(bucket: str, object_actions: list[str]) -> str:
+def iam_policy(buckets: list[str], object_actions: list[str]) -> str:
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": object_actions, "Resource": f"arn:aws:s3:::{bucket}/*"},
-            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": f"arn:aws:s3:::{bucket}"},
+            {"Effect": "Allow", "Action": object_actions,
+             "Resource": [f"arn:aws:s3:::{b}/*" for b in buckets]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket"],
+             "Resource": [f"arn:aws:s3:::{b}" for b in buckets]},
         ],
     })
 
 
 def s3_iam_setup_requests() -> int:
-    """Requests `provision_s3_iam` sends: the bucket, then per user CreateUser,
-    PutUserPolicy (when it has one) and CreateAccessKey."""
-    return 1 + sum(2 + (actions is not None) for actions in IAM_USERS.values())
+    """Requests `provision_s3_iam` sends: the bucket and the Object Lock bucket, then per
+    user CreateUser, PutUserPolicy (when it has one) and CreateAccessKey."""
+    return 2 + sum(2 + (actions is not None) for actions in IAM_USERS.values())
 
 
 def cmd_s3_iam_setup_requests(args: argparse.Namespace) -> None:
@@ -363,18 +366,22 @@ def retry_until_connected(fn, deadline: float, what: str):
             time.sleep(0.1)
 
 
-def provision_s3_bucket(endpoint: str, region: str, bucket: str, deadline: float) -> None:
+def provision_s3_bucket(endpoint: str, region: str, bucket: str, lock_bucket: str, deadline: float) -> None:
     client = s3_client(endpoint, region, "kb-test", "kb-test-secret")
     retry_until_connected(lambda: client.create_bucket(Bucket=bucket), deadline, "s3")
+    # Object Lock can only be switched on for a bucket that is created with it (moto) and it
+    # turns versioning on.
+    client.create_bucket(Bucket=lock_bucket, ObjectLockEnabledForBucket=True)
 
 
-def provision_s3_iam(endpoint: str, region: str, bucket: str, deadline: float) -> dict:
+def provision_s3_iam(endpoint: str, region: str, bucket: str, lock_bucket: str, deadline: float) -> dict:
     """Exactly s3_iam_setup_requests() requests, the unauthenticated ones, then a check
     that authentication is enforced from the next request on."""
     from botocore.exceptions import ClientError
 
     s3 = s3_client(endpoint, region, "kb-setup", "kb-setup-secret")
     retry_until_connected(lambda: s3.create_bucket(Bucket=bucket), deadline, "s3_iam")
+    s3.create_bucket(Bucket=lock_bucket, ObjectLockEnabledForBucket=True)
     iam = iam_client(endpoint, region)
     users = {}
     for user, actions in IAM_USERS.items():
@@ -382,7 +389,7 @@ def provision_s3_iam(endpoint: str, region: str, bucket: str, deadline: float) -
         iam.create_user(UserName=name)
         if actions is not None:
             iam.put_user_policy(UserName=name, PolicyName=f"{name}-s3",
-                                PolicyDocument=iam_policy(bucket, actions))
+                                PolicyDocument=iam_policy([bucket, lock_bucket], actions))
         key = iam.create_access_key(UserName=name)["AccessKey"]
         users[user] = {
             "user_name": name,
@@ -404,6 +411,7 @@ def provision_s3_iam(endpoint: str, region: str, bucket: str, deadline: float) -
         "endpoint": endpoint,
         "region": region,
         "bucket": bucket,
+        "lock_bucket": lock_bucket,
         "force_path_style": True,
         "users": users,
     }
@@ -499,10 +507,11 @@ def cmd_provision(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.timeout
     out: dict = {}
     t0 = time.monotonic()
-    provision_s3_bucket(args.s3, args.region, args.bucket, deadline)
-    say(f"provisioned: s3 bucket {args.bucket} ({time.monotonic() - t0:.1f}s)")
+    provision_s3_bucket(args.s3, args.region, args.bucket, args.lock_bucket, deadline)
+    say(f"provisioned: s3 buckets {args.bucket} and {args.lock_bucket} (Object Lock) "
+        f"({time.monotonic() - t0:.1f}s)")
     t0 = time.monotonic()
-    out["s3_iam"] = provision_s3_iam(args.s3_iam, args.region, args.bucket, deadline)
+    out["s3_iam"] = provision_s3_iam(args.s3_iam, args.region, args.bucket, args.lock_bucket, deadline)
     say(f"provisioned: s3_iam bucket and users {', '.join(IAM_USERS)} ({time.monotonic() - t0:.1f}s)")
     t0 = time.monotonic()
     out["azure"] = provision_azure(args.azure, args.bucket, deadline)
@@ -681,6 +690,53 @@ def s3_round_trip(env: dict) -> None:
     client.delete_bucket(Bucket=bucket)
 
 
+def md5_header(body: bytes) -> str:
+    return base64.b64encode(hashlib.md5(body).digest()).decode()
+
+
+def put_locked(client, bucket: str, key: str, mode: str, days: float = 1) -> str:
+    """A write with a retention (and the Content-MD5 S3 wants with it); the version id."""
+    until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
+    return client.put_object(Bucket=bucket, Key=key, Body=b"data", ObjectLockMode=mode,
+                             ObjectLockRetainUntilDate=until, ContentMD5=md5_header(b"data"))["VersionId"]
+
+
+def add_s3_lock_checks(env: dict, add) -> None:
+    """The Object Lock bucket locks, and the plain bucket refuses retention headers: the two
+    facts the object_lock tests rest on."""
+    s3 = env["s3"]
+    client = s3_client(s3["endpoint"], s3["region"], s3["access_key_id"], s3["secret_access_key"])
+    bucket = s3["lock_bucket"]
+
+    def lock_enabled() -> str:
+        config = client.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+        versioning = client.get_bucket_versioning(Bucket=bucket).get("Status")
+        if config.get("ObjectLockEnabled") != "Enabled" or versioning != "Enabled":
+            raise RuntimeError(f"object lock {config}, versioning {versioning}")
+        return "ok"
+
+    def locked_version_stays(mode: str) -> str:
+        key = f"selfcheck/{mode.lower()}-{uuid.uuid4().hex[:12]}"
+        version = put_locked(client, bucket, key, mode)
+        head = client.head_object(Bucket=bucket, Key=key)
+        if head.get("ObjectLockMode") != mode or not head.get("ObjectLockRetainUntilDate"):
+            raise RuntimeError(f"HeadObject shows no {mode} retention: {head.get('ObjectLockMode')}")
+        code = expect_s3_denied(lambda: client.delete_object(Bucket=bucket, Key=key, VersionId=version))
+        if client.head_object(Bucket=bucket, Key=key, VersionId=version)["VersionId"] != version:
+            raise RuntimeError("the locked version is gone")
+        return code
+
+    add(f"s3: {bucket} has Object Lock and versioning enabled", lock_enabled)
+    add(f"s3: {bucket} refuses deleting a GOVERNANCE-locked version",
+        lambda: locked_version_stays("GOVERNANCE"))
+    add(f"s3: {bucket} refuses deleting a COMPLIANCE-locked version",
+        lambda: locked_version_stays("COMPLIANCE"))
+    add(f"s3: {s3['bucket']} (no Object Lock) refuses a write with a retention",
+        lambda: expect_s3_denied(
+            lambda: put_locked(client, s3["bucket"], f"selfcheck/{uuid.uuid4().hex[:12]}", "GOVERNANCE"),
+            ("InvalidRequest",)))
+
+
 def expect_s3_denied(fn, codes=("AccessDenied",)) -> str:
     from botocore.exceptions import ClientError
 
@@ -725,6 +781,9 @@ def add_object_storage_checks(env: dict, add) -> None:
                                                                           Body=b"x")))
         add("s3_iam: nobody is denied ListBucket",
             lambda: expect_s3_denied(lambda: as_user("nobody").list_objects_v2(Bucket=bucket)))
+        add(f"s3_iam: writer can put with a retention into {iam['lock_bucket']}",
+            lambda: put_locked(as_user("writer"), iam["lock_bucket"],
+                               f"selfcheck/{uuid.uuid4().hex[:12]}", "GOVERNANCE") and "ok")
         add("s3_iam: a wrong secret is refused",
             lambda: expect_s3_denied(lambda: as_user("writer", "wrong" * 8).list_objects_v2(Bucket=bucket),
                                      ("SignatureDoesNotMatch",)))
@@ -880,6 +939,7 @@ def cmd_check(args: argparse.Namespace) -> None:
             "ssl.key.location": tls["client_ec_key"], "ssl.key.password": None}) and "ok")
 
     add("s3: bucket, put, get, delete", lambda: s3_round_trip(env) or "ok")
+    add_s3_lock_checks(env, add)
     add_object_storage_checks(env, add)
 
     failed = 0
@@ -945,6 +1005,7 @@ def main() -> None:
     s.add_argument("--timeout", type=float, default=60)
     s.add_argument("--region", default="us-east-1")
     s.add_argument("--bucket", default="kb-test")
+    s.add_argument("--lock-bucket", default="kb-lock", help="the Object Lock bucket on both motos")
     s.add_argument("--s3", required=True, help="endpoint of the plain moto")
     s.add_argument("--s3-iam", required=True, help="endpoint of the IAM-enforcing moto")
     s.add_argument("--azure", required=True, help="Azurite's account endpoint")

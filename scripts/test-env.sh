@@ -31,11 +31,14 @@
 #   ssl_expired     stunnel with an expired cert -> the ssl broker (handshake fails)
 #   ssl_wrong_host  stunnel with a cert for wrong.example -> the ssl broker
 #   ssl_expiring    stunnel with a cert expiring in 10 days -> its own nisshi
-#   s3              moto_server (any credentials accepted; bucket kb-test)
+#   s3              moto_server (any credentials accepted; bucket kb-test, and
+#                   kb-lock created with Object Lock enabled)
 #   s3_iam          moto_server enforcing IAM: its first requests (counted by
-#                   test-env.py) create bucket kb-test and the users writer
-#                   (PutObject+ListBucket), reader (GetObject+ListBucket) and
-#                   nobody (no policy); every later request is authorized
+#                   test-env.py) create buckets kb-test and kb-lock (Object Lock)
+#                   and the users writer (PutObject+ListBucket), reader
+#                   (GetObject+ListBucket) and nobody (no policy), with their
+#                   policies on both buckets; every later request is authorized
+#                   (and its SigV4 signature checked)
 #   azure           Azurite (blob), account devstoreaccount1, container kb-test;
 #                   pinned by scripts/azurite/package*.json, installed with npm ci
 #                   into .test-env/azurite
@@ -63,6 +66,8 @@ AZURITE_SRC=$REPO/scripts/azurite
 AZURITE_DIR=$DIR/azurite
 # The object-storage tests' bucket (S3, GCS) and container (Azure).
 BUCKET=kb-test
+# An S3 bucket created with Object Lock enabled (S3 only), on both motos.
+LOCK_BUCKET=kb-lock
 
 log() { printf '[test-env] %s\n' "$*" >&2; }
 # set -e exits without a word: name the command that failed.
@@ -527,6 +532,7 @@ write_env_file() {
         "s3.secret_access_key=kb-test-secret"
         "s3.force_path_style:=true"
         "s3.bucket=$BUCKET"
+        "s3.lock_bucket=$LOCK_BUCKET"
     )
     # s3_iam, azure and gcs (with the IAM users' secret keys) come from provision's file.
     "$PY" "$HELPER" write-env "$ENV_FILE" "${items[@]}" --merge "$DIR/provisioned.json"
@@ -661,7 +667,7 @@ cmd_start() {
         "gcs=127.0.0.1:$PORT_GCS"
     # Buckets, IAM users and the container; the IAM moto's unauthenticated requests are
     # spent here, before anything else talks to it.
-    "$PY" "$HELPER" provision --timeout "$(time_left)" --bucket "$BUCKET" \
+    "$PY" "$HELPER" provision --timeout "$(time_left)" --bucket "$BUCKET" --lock-bucket "$LOCK_BUCKET" \
         --s3 "http://127.0.0.1:$PORT_S3" --s3-iam "http://127.0.0.1:$PORT_S3_IAM" \
         --azure "http://127.0.0.1:$PORT_AZURE/devstoreaccount1" --azurite-version "$AZURITE_VERSION" \
         --gcs "http://127.0.0.1:$PORT_GCS" --fake-gcs-bin "$FAKE_GCS" --out "$DIR/provisioned.json"

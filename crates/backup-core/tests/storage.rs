@@ -325,6 +325,132 @@ async fn listing_crosses_pages() {
     }
 }
 
+/// The objects `bounded_reads` reads: key and size. Their content is `pattern(size)`.
+const BOUNDED_OBJECTS: [(&str, usize); 4] = [
+    ("bounded/empty", 0),
+    ("bounded/small", 1_000),
+    ("bounded/exact", 4_096),
+    ("bounded/large", 300_000),
+];
+
+fn pattern(size: usize) -> Bytes {
+    (0..size).map(|i| (i % 251) as u8).collect()
+}
+
+/// `get_bounded` and `check_listed_size`, on one backend whose `BOUNDED_OBJECTS` exist: an
+/// object above the limit is refused with `TooLarge` and never returned, one at or below the
+/// limit is returned whole.
+async fn bounded_reads(storage: &Storage) {
+    let name = storage.backend_name();
+    const LIMIT: u64 = 4_096;
+    for (key, size) in BOUNDED_OBJECTS {
+        let result = storage.get_bounded(key, LIMIT).await;
+        if size as u64 <= LIMIT {
+            assert_eq!(result.unwrap(), pattern(size), "{name}: {key}");
+        } else {
+            let err = result.unwrap_err();
+            match &err {
+                StorageError::TooLarge {
+                    key: k,
+                    limit,
+                    claimed,
+                    location,
+                } => {
+                    assert_eq!((k.as_str(), *limit), (key, LIMIT), "{name}");
+                    // Every backend declares the size before the body: refused unread.
+                    assert_eq!(*claimed, Some(size as u64), "{name}");
+                    assert_eq!(location, &storage.location(key), "{name}");
+                }
+                other => panic!("{name}: expected TooLarge, got {other:?}"),
+            }
+            assert!(!err.is_retriable());
+            assert_one_paragraph(
+                &err,
+                &[
+                    &storage.location(key),
+                    "is larger than 4096 bytes (the storage reports 300000 bytes)",
+                    "larger than any object of its kind that kafka-backup writes",
+                    "not written by kafka-backup or it was replaced",
+                ],
+            );
+        }
+    }
+    // One byte below an object's size is too little; zero is enough for an empty object.
+    let err = storage
+        .get_bounded("bounded/exact", LIMIT - 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::TooLarge { .. }),
+        "{name}: {err:?}"
+    );
+    assert!(
+        storage
+            .get_bounded("bounded/empty", 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = storage.get_bounded("bounded/small", 0).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::TooLarge { limit: 0, .. }),
+        "{name}: {err:?}"
+    );
+    // Missing objects and bad keys are what `get` says they are.
+    let err = storage
+        .get_bounded("bounded/missing", LIMIT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::NotFound {
+                what: Missing::Object,
+                ..
+            }
+        ),
+        "{name}: {err:?}"
+    );
+    let err = storage.get_bounded("../x", LIMIT).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::InvalidKey { .. }),
+        "{name}: {err:?}"
+    );
+
+    // The listing's sizes, checked before any read.
+    let listed = storage.list("bounded").await.unwrap();
+    assert_eq!(listed.len(), BOUNDED_OBJECTS.len(), "{name}");
+    for object in &listed {
+        let result = storage.check_listed_size(object, LIMIT);
+        if object.size <= LIMIT {
+            result.unwrap();
+        } else {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(&err, StorageError::TooLarge { key, claimed: Some(300_000), .. } if key == "bounded/large"),
+                "{name}: {err:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn bounded_reads_on_every_backend() {
+    for backend in writable_backends("bounded") {
+        let storage = open(&backend.config);
+        for (key, size) in BOUNDED_OBJECTS {
+            storage.put_new(key, pattern(size)).await.unwrap();
+        }
+        bounded_reads(&storage).await;
+    }
+    // fake-gcs-server takes writes through its JSON API only (see writable_backends).
+    let backend = gcs("bounded");
+    for (key, size) in BOUNDED_OBJECTS {
+        gcs_seed_bytes(&backend.config, key, &pattern(size));
+    }
+    bounded_reads(&open(&backend.config)).await;
+}
+
 #[tokio::test]
 async fn invalid_keys_are_refused_before_any_request() {
     let backend = filesystem();
@@ -936,6 +1062,38 @@ def upload(name):
 with ThreadPoolExecutor(16) as pool:
     list(pool.map(upload, names))
 "#;
+
+/// Uploads one object with the given content through fake-gcs-server's JSON API; the content
+/// comes on standard input.
+const GCS_SEED_BYTES: &str = r#"
+import sys, urllib.parse, urllib.request
+endpoint, bucket, name = sys.argv[1:4]
+query = urllib.parse.urlencode({"uploadType": "media", "name": name})
+req = urllib.request.Request(f"{endpoint}/upload/storage/v1/b/{bucket}/o?{query}", data=sys.stdin.buffer.read(),
+                             method="POST", headers={"Content-Type": "application/octet-stream"})
+with urllib.request.urlopen(req, timeout=10) as resp:
+    assert resp.status == 200, resp.status
+"#;
+
+fn gcs_seed_bytes(config: &StorageConfig, key: &str, data: &[u8]) {
+    use std::io::Write;
+    let StorageConfig::Gcs(c) = config else {
+        unreachable!()
+    };
+    let mut child = std::process::Command::new(get("/venv_python"))
+        .arg("-c")
+        .arg(GCS_SEED_BYTES)
+        .args([
+            c.endpoint.as_deref().unwrap(),
+            c.bucket.as_str(),
+            &format!("{}/{key}", c.prefix),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    assert!(child.wait().unwrap().success(), "seeding {key} failed");
+}
 
 fn gcs_seed(config: &StorageConfig, keys: &[String]) {
     let StorageConfig::Gcs(c) = config else {

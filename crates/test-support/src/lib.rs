@@ -45,6 +45,106 @@ pub fn plaintext_broker() -> String {
     get("/brokers/plaintext")
 }
 
+/// The plain moto's bucket created with S3 Object Lock enabled (`kb-lock`).
+pub fn s3_lock_bucket() -> String {
+    get("/s3/lock_bucket")
+}
+
+/// The IAM-enforcing moto's Object Lock bucket (its requests' signatures are checked).
+pub fn s3_iam_lock_bucket() -> String {
+    get("/s3_iam/lock_bucket")
+}
+
+/// How an S3 object version is locked, as HeadObject reports it (read through boto3, not
+/// through the code under test).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Retention {
+    /// `GOVERNANCE` or `COMPLIANCE`; `None` when the version has no retention.
+    pub mode: Option<String>,
+    /// The retain-until date, as seconds since the Unix epoch.
+    pub retain_until_unix: Option<i64>,
+    /// The version HeadObject answered for.
+    pub version_id: Option<String>,
+}
+
+/// Where and as whom to reach an S3 endpoint from the Python helpers.
+#[derive(Debug, Clone)]
+pub struct S3Access {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The signing region.
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+impl S3Access {
+    /// The plain moto, with the credentials env.json names.
+    pub fn plain() -> Self {
+        Self {
+            endpoint: get("/s3/endpoint"),
+            region: get("/s3/region"),
+            access_key_id: get("/s3/access_key_id"),
+            secret_access_key: get("/s3/secret_access_key"),
+        }
+    }
+
+    fn args<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            self.endpoint.as_str(),
+            self.region.as_str(),
+            self.access_key_id.as_str(),
+            self.secret_access_key.as_str(),
+        ];
+        args.extend_from_slice(rest);
+        args
+    }
+
+    /// HeadObject's lock headers for `bucket`/`key` (the whole key, prefix included).
+    pub fn retention(&self, bucket: &str, key: &str) -> S3Retention {
+        const SCRIPT: &str = r#"
+import sys, json, boto3
+endpoint, region, key_id, secret, bucket, key = sys.argv[1:7]
+c = boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                 aws_access_key_id=key_id, aws_secret_access_key=secret)
+h = c.head_object(Bucket=bucket, Key=key)
+until = h.get("ObjectLockRetainUntilDate")
+print(json.dumps({"mode": h.get("ObjectLockMode"), "version_id": h.get("VersionId"),
+                  "until": int(until.timestamp()) if until else None}))
+"#;
+        let out = python(SCRIPT, &self.args(&[bucket, key]));
+        let v: Value = serde_json::from_str(out.trim()).expect("JSON from the HeadObject helper");
+        S3Retention {
+            mode: v["mode"].as_str().map(str::to_owned),
+            retain_until_unix: v["until"].as_i64(),
+            version_id: v["version_id"].as_str().map(str::to_owned),
+        }
+    }
+
+    /// Tries to delete one version of `bucket`/`key` (no governance bypass); `Ok(())` when it
+    /// was deleted, `Err(code)` with the service's error code when it was refused.
+    pub fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<(), String> {
+        const SCRIPT: &str = r#"
+import sys, boto3
+from botocore.exceptions import ClientError
+endpoint, region, key_id, secret, bucket, key, version = sys.argv[1:8]
+c = boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                 aws_access_key_id=key_id, aws_secret_access_key=secret)
+try:
+    c.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    print("deleted")
+except ClientError as e:
+    print(e.response.get("Error", {}).get("Code", "?"))
+"#;
+        match python(SCRIPT, &self.args(&[bucket, key, version_id])).trim() {
+            "deleted" => Ok(()),
+            code => Err(code.to_owned()),
+        }
+    }
+}
+
 /// A topic name unique to this test run, so tests never see each other's data.
 pub fn unique_topic(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -9,6 +9,9 @@
 //!   prefix: prod                 # optional
 //!   sse: aws:kms                 # optional: AES256 | aws:kms
 //!   kms_key_id: alias/kafka-backup
+//!   object_lock:                 # optional, S3 only: retention set on every object written
+//!     mode: GOVERNANCE           # GOVERNANCE | COMPLIANCE
+//!     retain_days: 30            # 1 to 36500
 //!   # endpoint, force_path_style, allow_http: for S3-compatible stores
 //!   # access_key, secret_key, session_token: else the standard AWS credential chain
 //! ```
@@ -27,14 +30,14 @@ use std::path::PathBuf;
 use kafka_client::Secret;
 use serde::Deserialize;
 
-use super::env::{ConfigBool, ConfigSecret, ConfigString};
+use super::env::{ConfigBool, ConfigSecret, ConfigString, ConfigU64};
 use super::error::ConfigError;
 use super::model::LoadedConfig;
 use super::raw::{Keyword, KeywordSet};
 use super::validate::Validator;
 use crate::storage::{
-    AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, S3Config, S3Credentials,
-    S3Encryption, StorageConfig, validate_key,
+    AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, ObjectLock, ObjectLockMode,
+    S3Config, S3Credentials, S3Encryption, StorageConfig, validate_key,
 };
 
 /// `storage:` as written.
@@ -59,6 +62,26 @@ pub(crate) struct RawStorage {
     pub account_key: Option<ConfigSecret>,
     pub sas_token: Option<ConfigSecret>,
     pub service_account_path: Option<ConfigString>,
+    pub object_lock: Option<RawObjectLock>,
+}
+
+/// `storage.object_lock:` as written. Both keys are optional here so that a missing one is
+/// reported with this section's own words (serde's message would describe the top-level
+/// `mode`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawObjectLock {
+    pub mode: Option<Keyword<ObjectLockMode>>,
+    pub retain_days: Option<ConfigU64>,
+}
+
+impl RawObjectLock {
+    /// The first line of the section that is known.
+    fn line(&self) -> Option<u32> {
+        self.mode
+            .and_then(|m| m.line)
+            .or(self.retain_days.and_then(|d| d.line))
+    }
 }
 
 /// `storage.backend`.
@@ -97,6 +120,7 @@ impl BackendName {
                 "session_token",
                 "sse",
                 "kms_key_id",
+                "object_lock",
             ],
             Self::Azure => &[
                 "backend",
@@ -159,6 +183,17 @@ impl KeywordSet for SseName {
     }
 }
 
+/// `storage.object_lock.mode`.
+impl KeywordSet for ObjectLockMode {
+    const NAMES: &'static [&'static str] = &["GOVERNANCE", "COMPLIANCE"];
+
+    fn from_name(name: &str) -> Option<Self> {
+        [Self::Governance, Self::Compliance]
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
 /// What a storage key holds, for "expected ..." in parser messages; `None` for other keys.
 pub(crate) fn expected_for(key: &str) -> Option<&'static str> {
     Some(match key {
@@ -181,6 +216,10 @@ pub(crate) fn expected_for(key: &str) -> Option<&'static str> {
         "account_name" => "a storage account name",
         "container_name" => "a container name",
         "service_account_path" => "a file path",
+        "object_lock" => {
+            "a mapping with `mode` (GOVERNANCE or COMPLIANCE) and `retain_days` (1 to 36500)"
+        }
+        "retain_days" => "a whole number of days, 1 to 36500",
         _ => return None,
     })
 }
@@ -288,6 +327,7 @@ impl Validator<'_> {
             account_key,
             sas_token,
             service_account_path,
+            object_lock,
         } = raw;
         let required = |value: Option<ConfigString>, key: &'static str| {
             value.ok_or_else(|| ConfigError::MissingKey {
@@ -323,6 +363,7 @@ impl Validator<'_> {
                 let force_path_style = force_path_style.is_some_and(|b| b.value);
                 let credentials = self.s3_credentials(access_key, secret_key, session_token)?;
                 let sse = self.sse(sse, kms_key_id)?;
+                let object_lock = object_lock.map(|l| self.object_lock(l)).transpose()?;
                 Ok(StorageConfig::S3(S3Config {
                     bucket,
                     region,
@@ -332,6 +373,7 @@ impl Validator<'_> {
                     allow_http: allow_http.is_some_and(|b| b.value),
                     credentials,
                     sse,
+                    object_lock,
                 }))
             }
             BackendName::Azure => {
@@ -391,7 +433,7 @@ impl Validator<'_> {
         raw: &RawStorage,
         backend: BackendName,
     ) -> Result<(), ConfigError> {
-        let present: [(&str, Option<Option<u32>>); 17] = [
+        let present: [(&str, Option<Option<u32>>); 18] = [
             ("path", raw.path.as_ref().map(|v| v.line)),
             ("bucket", raw.bucket.as_ref().map(|v| v.line)),
             ("region", raw.region.as_ref().map(|v| v.line)),
@@ -415,6 +457,7 @@ impl Validator<'_> {
                 "service_account_path",
                 raw.service_account_path.as_ref().map(|v| v.line),
             ),
+            ("object_lock", raw.object_lock.as_ref().map(|v| v.line())),
         ];
         for (key, line) in present {
             let Some(line) = line else { continue };
@@ -441,6 +484,24 @@ impl Validator<'_> {
                 ("sse" | "kms_key_id", BackendName::Filesystem) => {
                     "; the file system backend does not encrypt: use an encrypted volume, and \
                      remove it"
+                        .to_owned()
+                }
+                ("object_lock", BackendName::Azure) => {
+                    "; Azure Blob Storage sets immutability on the container (a time-based \
+                     retention policy, which can be locked) or, with version-level immutability, \
+                     as the container's or account's default for every new blob version, not per \
+                     write: configure it there and remove object_lock"
+                        .to_owned()
+                }
+                ("object_lock", BackendName::Gcs) => {
+                    "; Google Cloud Storage sets retention on the bucket (a bucket retention \
+                     policy, which can be locked), not per write: configure it there and remove \
+                     object_lock"
+                        .to_owned()
+                }
+                ("object_lock", BackendName::Filesystem) => {
+                    "; a file system has no object lock: store backups on S3 with Object Lock (or \
+                     on a WORM volume), and remove it"
                         .to_owned()
                 }
                 _ => format!(
@@ -771,6 +832,50 @@ impl Validator<'_> {
                 ),
             )),
         }
+    }
+
+    fn object_lock(&self, raw: RawObjectLock) -> Result<ObjectLock, ConfigError> {
+        let line = raw.line();
+        let mode = raw.mode.ok_or_else(|| ConfigError::MissingKey {
+            origin: self.origin.to_owned(),
+            path: "storage.object_lock.mode".to_owned(),
+            line,
+            expected: "GOVERNANCE or COMPLIANCE (the S3 Object Lock retention mode)".to_owned(),
+        })?;
+        let days = raw.retain_days.ok_or_else(|| ConfigError::MissingKey {
+            origin: self.origin.to_owned(),
+            path: "storage.object_lock.retain_days".to_owned(),
+            line,
+            expected: format!(
+                "a whole number of days, 1 to {} (how long each object stays locked after it \
+                 is written)",
+                ObjectLock::MAX_RETAIN_DAYS
+            ),
+        })?;
+        let retain_days = u32::try_from(days.value)
+            .ok()
+            .filter(|d| (1..=ObjectLock::MAX_RETAIN_DAYS).contains(d))
+            .ok_or_else(|| {
+                self.invalid(
+                    "storage.object_lock.retain_days".to_owned(),
+                    days.line,
+                    format!(
+                        "is {}; give 1 to {} days ({})",
+                        days.value,
+                        ObjectLock::MAX_RETAIN_DAYS,
+                        if days.value == 0 {
+                            "0 days would protect nothing; remove object_lock to write without \
+                             a retention"
+                        } else {
+                            "100 years is the longest retention kafka-backup sets"
+                        }
+                    ),
+                )
+            })?;
+        Ok(ObjectLock {
+            mode: mode.value,
+            retain_days,
+        })
     }
 
     fn azure_account(&self, account: &ConfigString) -> Result<String, ConfigError> {

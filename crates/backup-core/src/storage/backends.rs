@@ -17,6 +17,7 @@ use object_store::local::LocalFileSystem;
 use object_store::{BackoffConfig, ClientOptions, HeaderValue, ObjectStore, RetryConfig};
 
 use super::error::{StorageError, sanitize};
+use super::object_lock::{CredentialCell, LockConnector};
 use super::settings::{
     AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, S3Config, S3Encryption,
     StorageConfig,
@@ -123,6 +124,7 @@ fn filesystem(config: &FilesystemConfig) -> Result<(Arc<dyn ObjectStore>, Target
         kms: false,
         secrets: Vec::new(),
         root_dir: Some(root.clone()),
+        object_lock: None,
     };
     let store = LocalFileSystem::new_with_prefix(root)
         .map_err(|e| build_error("filesystem", e, &target))?
@@ -172,24 +174,30 @@ fn s3(
         .with_client_options(client_options(options, config.allow_http))
         .with_retry(retry_config(options))
         .with_conditional_put(S3ConditionalPut::ETagMatch);
-    let endpoint = match &config.endpoint {
+    // `endpoint` for messages; `bucket_url` is where object paths start (as object_store
+    // builds them).
+    let (endpoint, bucket_url) = match &config.endpoint {
         Some(endpoint) if config.force_path_style => {
             builder = builder.with_endpoint(endpoint);
-            endpoint.clone()
+            let base = endpoint.trim_end_matches('/');
+            (endpoint.clone(), format!("{base}/{}", config.bucket))
         }
         Some(endpoint) => {
             let hosted = virtual_hosted_endpoint(endpoint, &config.bucket);
             builder = builder
                 .with_endpoint(&hosted)
                 .with_virtual_hosted_style_request(true);
-            hosted
+            (hosted.clone(), hosted)
         }
         None => {
             builder = builder.with_virtual_hosted_style_request(!config.force_path_style);
             if config.force_path_style {
-                format!("https://s3.{region}.amazonaws.com")
+                let base = format!("https://s3.{region}.amazonaws.com");
+                let bucket_url = format!("{base}/{}", config.bucket);
+                (base, bucket_url)
             } else {
-                format!("https://{}.s3.{region}.amazonaws.com", config.bucket)
+                let hosted = format!("https://{}.s3.{region}.amazonaws.com", config.bucket);
+                (hosted.clone(), hosted)
             }
         }
     };
@@ -237,7 +245,7 @@ fn s3(
         }
     }
 
-    let target = Target {
+    let mut target = Target {
         backend: Backend::S3,
         container: config.bucket.clone(),
         account: None,
@@ -247,8 +255,30 @@ fn s3(
         kms: matches!(config.sse, Some(S3Encryption::Kms { .. })),
         secrets,
         root_dir: None,
+        object_lock: None,
     };
+    // Object Lock: every object PUT carries the retention, signed with the request (see
+    // object_lock.rs for why this is a connector).
+    let credentials = CredentialCell::default();
+    if let Some(lock) = config.object_lock {
+        let bucket_url = url::Url::parse(&bucket_url).map_err(|e| StorageError::Config {
+            backend: "s3",
+            message: format!(
+                "the bucket URL {} is not a URL ({e}); fix storage.endpoint and storage.bucket",
+                sanitize(&bucket_url, &target.secrets)
+            ),
+        })?;
+        builder = builder.with_http_connector(LockConnector::new(
+            lock,
+            bucket_url,
+            region.clone(),
+            Arc::clone(&credentials),
+        ));
+        target.object_lock = Some(lock);
+    }
     let store = builder.build().map_err(|e| build_error("s3", e, &target))?;
+    // Set before the store is handed out, so before any request.
+    let _ = credentials.set(Arc::clone(store.credentials()));
     Ok((Arc::new(store), target))
 }
 
@@ -460,6 +490,7 @@ fn azure(
         kms: false,
         secrets,
         root_dir: None,
+        object_lock: None,
     };
     let store = builder
         .build()
@@ -518,6 +549,7 @@ fn gcs(
         kms: false,
         secrets: Vec::new(),
         root_dir: None,
+        object_lock: None,
     };
     let store = builder
         .build()

@@ -24,7 +24,7 @@ use object_store::client::{HttpError, HttpErrorKind};
 pub enum Operation {
     /// `put_new`: create an object.
     Put,
-    /// `get` or `get_range`: read an object.
+    /// `get`, `get_bounded` or `get_range`: read an object.
     Get,
     /// `head`: read an object's metadata.
     Head,
@@ -187,6 +187,56 @@ pub enum StorageError {
         key: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+
+    /// `storage.object_lock` is set, but the bucket does not have S3 Object Lock enabled, so S3
+    /// refused to write the object with a retention. Nothing was written.
+    #[error(
+        "storage.object_lock is set, but the bucket `{bucket}` does not have S3 Object Lock \
+         enabled, so S3 refused to write {location} with a retention and nothing was written{}; \
+         write to a bucket that has Object Lock enabled (create one with `aws s3api \
+         create-bucket --bucket NAME --object-lock-enabled-for-bucket ...`, which also turns on \
+         versioning), or enable it on this bucket: AWS S3 allows that on an existing bucket \
+         once versioning is enabled (`aws s3api put-bucket-versioning --bucket {bucket} \
+         --versioning-configuration Status=Enabled`, then `aws s3api \
+         put-object-lock-configuration --bucket {bucket} --object-lock-configuration \
+         ObjectLockEnabled=Enabled`; it cannot be turned off again, and objects already in the \
+         bucket stay unlocked), while some S3-compatible stores allow it only when the bucket \
+         is created; or remove storage.object_lock to write without a retention",
+        detail_suffix(detail.as_deref())
+    )]
+    ObjectLockNotEnabled {
+        /// The bucket.
+        bucket: String,
+        /// The full location of the object that was not written.
+        location: String,
+        /// The key relative to the configured prefix.
+        key: String,
+        /// The service's own code and message, sanitized.
+        detail: Option<String>,
+    },
+
+    /// An object is larger than the caller allows for its kind: reading stopped at the limit.
+    #[error(
+        "{location} (key `{key}`) is larger than {limit} bytes ({}), larger than any object of \
+         its kind that kafka-backup writes, so it was not written by kafka-backup or it was \
+         replaced; it was not read further. Find out who else writes under this prefix, and \
+         compare the object with what the backup's manifest lists",
+        match claimed {
+            Some(size) => format!("the storage reports {size} bytes"),
+            None => format!("more than {limit} bytes arrived"),
+        }
+    )]
+    TooLarge {
+        /// The full location.
+        location: String,
+        /// The key relative to the configured prefix.
+        key: String,
+        /// The most bytes the caller accepts.
+        limit: u64,
+        /// The size the storage reported (a listing, or the answer's Content-Length), when that
+        /// is how it was found; `None` when the data itself went past the limit.
+        claimed: Option<u64>,
     },
 
     /// Anything else: a server error, an unexpected answer, a local I/O error.

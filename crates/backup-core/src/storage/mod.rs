@@ -6,9 +6,18 @@
 //! - [`Storage::put_new`] creates an object and never replaces one (`PutMode::Create`:
 //!   `If-None-Match: *` on S3 and Azure, `ifGenerationMatch=0` on GCS, a hard link that
 //!   fails on an existing name on the file system). A taken key is
-//!   [`StorageError::AlreadyExists`].
+//!   [`StorageError::AlreadyExists`]. On S3 with [`S3Config::object_lock`], every object is
+//!   written with that S3 Object Lock retention, set by the `PutObject` request itself (its
+//!   `x-amz-object-lock-*` headers, signed with it): there is no second request a crash could
+//!   skip. A bucket without Object Lock refuses such writes:
+//!   [`StorageError::ObjectLockNotEnabled`].
 //! - [`Storage::list`] / [`Storage::list_stream`], [`Storage::get`], [`Storage::get_range`],
 //!   [`Storage::head`].
+//! - [`Storage::get_bounded`] reads a whole object of bounded size from storage that is not
+//!   trusted: it holds at most the limit (plus one read buffer) and stops with
+//!   [`StorageError::TooLarge`] as soon as more arrives, whatever sizes the storage claimed;
+//!   [`Storage::check_listed_size`] refuses a listed object above the limit before any
+//!   request.
 //! - There is no delete, and no way to reach the underlying store.
 //! - [`Storage::verify_reachable`] is the start-up probe. It lists the prefix (one request),
 //!   because `s3:ListBucket` (or its equivalent) is the one permission both the write-only
@@ -53,6 +62,7 @@
 
 mod backends;
 mod error;
+mod object_lock;
 mod settings;
 
 use std::fmt;
@@ -69,8 +79,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 pub use error::{Missing, Operation, StorageError};
 pub use settings::{
-    AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, S3Config, S3Credentials,
-    S3Encryption, StorageConfig,
+    AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, ObjectLock, ObjectLockMode,
+    S3Config, S3Credentials, S3Encryption, StorageConfig,
 };
 
 use error::{Facts, Variant, sanitize};
@@ -143,6 +153,8 @@ pub(crate) struct Target {
     secrets: Vec<Secret>,
     /// The file-system root.
     root_dir: Option<PathBuf>,
+    /// The retention every S3 write carries.
+    object_lock: Option<ObjectLock>,
 }
 
 impl fmt::Debug for Target {
@@ -259,7 +271,8 @@ impl Storage {
 
     /// Creates `key` with `data`, failing with [`StorageError::AlreadyExists`] (and leaving
     /// the object untouched) when the key exists. One request: objects up to the backend's
-    /// single-request limit (5 GiB on S3).
+    /// single-request limit (5 GiB on S3). With [`S3Config::object_lock`], that request also
+    /// sets the object's retention (and its `Content-MD5`).
     pub async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         let path = self.path(key)?;
         let options = PutOptions {
@@ -288,6 +301,84 @@ impl Storage {
             .bytes()
             .await
             .map_err(|e| self.classify(Operation::Get, key, &e))
+    }
+
+    /// The whole object, if it has at most `max_bytes`: for objects whose size is bounded by
+    /// what kafka-backup writes (a manifest, a segment), read from storage that is not trusted.
+    ///
+    /// The body is streamed into one buffer of the size the storage declared (its
+    /// `Content-Length`, or the file's size), which must be at most `max_bytes`, else the read
+    /// stops at once with [`StorageError::TooLarge`]. The body must then be exactly that long:
+    /// bytes beyond the declared size are counted but not kept, and as soon as more than
+    /// `max_bytes` have arrived the read stops with [`StorageError::TooLarge`]; a body longer
+    /// or shorter than declared is refused ([`StorageError::Other`]). So at most `max_bytes`
+    /// (plus the read buffer of one chunk) are ever held, whatever the storage claims or sends.
+    /// Same permission as [`Storage::get`].
+    pub async fn get_bounded(&self, key: &str, max_bytes: u64) -> Result<Bytes, StorageError> {
+        let path = self.path(key)?;
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.classify(Operation::Get, key, &e))?;
+        let declared = result.meta.size;
+        if declared > max_bytes {
+            // Dropping the result closes the body unread.
+            return Err(self.too_large(key, max_bytes, Some(declared)));
+        }
+        // At most `max_bytes`, which was given as an amount of memory to hold.
+        let capacity = usize::try_from(declared).unwrap_or(usize::MAX);
+        let mut data: Vec<u8> = Vec::with_capacity(capacity);
+        let mut received: u64 = 0;
+        let mut body = result.into_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.classify(Operation::Get, key, &e))?;
+            received = received.saturating_add(chunk.len() as u64);
+            if received > max_bytes {
+                return Err(self.too_large(key, max_bytes, None));
+            }
+            // Past the declared size the answer is a lie: count, do not keep.
+            if received <= declared {
+                data.extend_from_slice(&chunk);
+            }
+        }
+        if received != declared {
+            return Err(StorageError::Other {
+                operation: Operation::Get,
+                location: self.location(key),
+                detail: format!(
+                    "the storage declared {declared} bytes for this object but sent {received}, \
+                     so the answer was not used (a broken or hostile endpoint, or a proxy that \
+                     altered the body)"
+                ),
+                retriable: false,
+            });
+        }
+        Ok(Bytes::from(data))
+    }
+
+    /// Refuses an object whose listed size is above `max_bytes` with
+    /// [`StorageError::TooLarge`], before any request: the cheap check to make on a listing
+    /// before [`Storage::get_bounded`] (which enforces the limit on the data itself).
+    pub fn check_listed_size(
+        &self,
+        object: &ObjectInfo,
+        max_bytes: u64,
+    ) -> Result<(), StorageError> {
+        if object.size > max_bytes {
+            Err(self.too_large(&object.key, max_bytes, Some(object.size)))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn too_large(&self, key: &str, limit: u64, claimed: Option<u64>) -> StorageError {
+        StorageError::TooLarge {
+            location: self.location(key),
+            key: key.to_owned(),
+            limit,
+            claimed,
+        }
     }
 
     /// Bytes `range` of the object (end exclusive).
@@ -501,6 +592,26 @@ impl Storage {
             };
         }
 
+        // Lock headers on a bucket without Object Lock: S3 answers 400 InvalidRequest "Bucket is
+        // missing Object Lock Configuration" (moto and MinIO: "ObjectLockConfiguration").
+        if operation == Operation::Put
+            && t.object_lock.is_some()
+            && facts.status == Some(400)
+            && facts.code_is(&["InvalidRequest"])
+            && facts.message.as_deref().is_some_and(|m| {
+                m.to_ascii_lowercase()
+                    .replace(' ', "")
+                    .contains("objectlockconfiguration")
+            })
+        {
+            return StorageError::ObjectLockNotEnabled {
+                bucket: t.container.clone(),
+                location,
+                key: key.to_owned(),
+                detail,
+            };
+        }
+
         // Creating a key that exists.
         if operation == Operation::Put
             && (matches!(
@@ -695,6 +806,16 @@ impl Storage {
                     }
                 };
                 match operation {
+                    Operation::Put if t.object_lock.is_some() => (
+                        "`s3:PutObject` and `s3:PutObjectRetention`",
+                        format!(
+                            "on arn:aws:s3:::{}/{objects} in the identity's IAM policy (and the \
+                             bucket policy; S3 checks s3:PutObjectRetention because \
+                             storage.object_lock makes every write set a retention){}",
+                            t.container,
+                            kms("kms:GenerateDataKey")
+                        ),
+                    ),
                     Operation::Put => (
                         "`s3:PutObject`",
                         format!(

@@ -71,6 +71,9 @@ impl fmt::Display for StorageConfig {
                     }
                     None => {}
                 }
+                if let Some(lock) = &c.object_lock {
+                    write!(f, ", object lock {lock}")?;
+                }
                 match &c.credentials {
                     Some(creds) => write!(f, ", access key {}", creds.access_key_id),
                     None => f.write_str(", credentials from the environment"),
@@ -147,6 +150,9 @@ pub struct S3Config {
     /// Server-side encryption requested on every put; `None` leaves it to the bucket's default
     /// encryption.
     pub sse: Option<S3Encryption>,
+    /// S3 Object Lock retention set on every object written; `None` leaves it to the bucket
+    /// (its default retention, if it has one).
+    pub object_lock: Option<ObjectLock>,
 }
 
 impl S3Config {
@@ -161,6 +167,7 @@ impl S3Config {
             allow_http: false,
             credentials: None,
             sse: None,
+            object_lock: None,
         }
     }
 }
@@ -187,6 +194,59 @@ pub enum S3Encryption {
         /// Key id, alias or ARN.
         key_id: Option<String>,
     },
+}
+
+/// `object_lock:` (S3 only): the retention every object gets when it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectLock {
+    /// GOVERNANCE or COMPLIANCE.
+    pub mode: ObjectLockMode,
+    /// Days from the write until the retention ends, 1 to [`ObjectLock::MAX_RETAIN_DAYS`].
+    pub retain_days: u32,
+}
+
+impl ObjectLock {
+    /// The longest retention accepted: 100 years.
+    pub const MAX_RETAIN_DAYS: u32 = 36_500;
+}
+
+impl fmt::Display for ObjectLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} retention of {} day{}",
+            self.mode,
+            self.retain_days,
+            if self.retain_days == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// S3 Object Lock retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectLockMode {
+    /// Identities with `s3:BypassGovernanceRetention` may still shorten the retention or
+    /// delete the object version (with the bypass header); nobody else can.
+    Governance,
+    /// Nobody, not even the account root user, can shorten the retention or delete the object
+    /// version before it ends.
+    Compliance,
+}
+
+impl ObjectLockMode {
+    /// The value of S3's `x-amz-object-lock-mode` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Governance => "GOVERNANCE",
+            Self::Compliance => "COMPLIANCE",
+        }
+    }
+}
+
+impl fmt::Display for ObjectLockMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `backend: azure`.

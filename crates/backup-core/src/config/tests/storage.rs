@@ -255,7 +255,8 @@ fn unknown_keys_are_matched_against_the_backends_keys() {
         &[
             "unknown key `storage.bucket_nmae` (line 7); did you mean `bucket`?",
             "(the keys allowed in `storage` are: backend, bucket, region, prefix, endpoint, \
-             force_path_style, allow_http, access_key, secret_key, session_token, sse, kms_key_id)",
+             force_path_style, allow_http, access_key, secret_key, session_token, sse, kms_key_id, \
+             object_lock)",
         ],
     );
     // The backend may come after the key.

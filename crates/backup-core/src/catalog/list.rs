@@ -85,7 +85,10 @@ fn has_backup_dirs(id: &str, dirs: &[String]) -> bool {
 
 async fn summarize(storage: &Storage, id: &str) -> Result<Option<BackupSummary>, CatalogError> {
     let key = naming::backup_descriptor_key(id)?;
-    let (descriptor, note) = match storage.get(&key).await {
+    let (descriptor, note) = match storage
+        .get_bounded(&key, super::read_limits::SMALL_DOCUMENT)
+        .await
+    {
         Ok(bytes) => match BackupDescriptor::from_json(&bytes) {
             Ok(d) if d.backup_id == id => (Some(d), None),
             Ok(d) => (

@@ -656,21 +656,18 @@ impl Catalog {
 /// Topic, topic id and partition.
 type PartitionId = (String, String, i32);
 
-/// Reads an object of at most `limit` bytes; `Ok(Err(why))` when it is larger.
+/// Reads an object of at most `limit` bytes (streamed, so a hostile endpoint cannot make it
+/// hold more); `Ok(Err(why))` when it is larger.
 pub(crate) async fn get_bounded(
     storage: &Storage,
     key: &str,
     limit: u64,
 ) -> Result<Result<bytes::Bytes, String>, StorageError> {
-    let bytes = storage.get(key).await?;
-    if bytes.len() as u64 > limit {
-        return Ok(Err(format!(
-            "{} bytes, more than the {limit} any object of its kind kafka-backup writes has: it \
-             was not written by kafka-backup, or was replaced",
-            bytes.len()
-        )));
+    match storage.get_bounded(key, limit).await {
+        Ok(b) => Ok(Ok(b)),
+        Err(e @ StorageError::TooLarge { .. }) => Ok(Err(e.to_string())),
+        Err(e) => Err(e),
     }
-    Ok(Ok(bytes))
 }
 
 /// Problems in a stable order: backup-wide first, then by topic, partition and offset.

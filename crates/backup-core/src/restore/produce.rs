@@ -79,7 +79,8 @@ pub(crate) async fn load_segment<'m>(
         .acquire_many(kib as u32)
         .await
         .map_err(|_| RestoreError::Internal("the segment memory budget was closed".into()))?;
-    let bytes = storage.get(&seg.key).await?;
+    // Exactly the size the integrity pass saw: an object that grew since is refused unread.
+    let bytes = storage.get_bounded(&seg.key, seg.size).await?;
     if object_sha256(&bytes) != seg.parsed.sha256 {
         return Err(RestoreError::Corrupt(format!(
             "segment {} changed since it was verified (its SHA-256 no longer matches its name)",

@@ -216,7 +216,10 @@ pub async fn validate(
     let mut reads = futures::stream::iter(gaps.into_iter().map(|g| async move {
         let key = g.to_key();
         let bytes = match &key {
-            Ok(k) => storage.get(k).await.map(Some),
+            Ok(k) => storage
+                .get_bounded(k, crate::catalog::read_limits::SMALL_DOCUMENT)
+                .await
+                .map(Some),
             Err(_) => Ok(None),
         };
         (g, key, bytes)

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod catalog;
 pub mod check;
 pub mod config;
+pub mod keys;
 pub mod restore;
 pub mod storage;
 pub mod validate;

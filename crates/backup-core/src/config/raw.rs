@@ -83,6 +83,7 @@ pub(crate) const SECRET_KEYS: &[&str] = &[
     "sasl_password",
     "ssl_key_password",
     "secret_key",
+    "secret_access_key",
     "session_token",
     "account_key",
     "sas_token",
@@ -250,5 +251,64 @@ impl<'de> Deserialize<'de> for RawServers {
                     .filter(|&l| l > 0),
             }],
         }))
+    }
+}
+
+/// A value that may be one string or a list of strings (`identity_files`, `key_files`,
+/// `verify_key`), each with its line.
+#[derive(Debug, Default)]
+pub(crate) struct StringList(pub Vec<ConfigString>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The same two forms as `bootstrap_servers`.
+        let node = Spanned::<ServersNode>::deserialize(deserializer)?;
+        Ok(Self(match node.value {
+            ServersNode::Many(entries) => entries,
+            ServersNode::One(value) => vec![ConfigString {
+                value,
+                line: u32::try_from(node.referenced.line())
+                    .ok()
+                    .filter(|&l| l > 0),
+            }],
+        }))
+    }
+}
+
+/// A section that may be one mapping or a list of them (`restore.encryption`).
+#[derive(Debug)]
+pub(crate) struct OneOrMany<T> {
+    /// The mappings, in order.
+    pub items: Vec<T>,
+    /// Whether it was written as one mapping rather than a list.
+    pub single: bool,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping, or a list of mappings")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|one| OneOrMany {
+                    items: vec![one],
+                    single: true,
+                })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut all = Vec::new();
+                while let Some(one) = seq.next_element::<T>()? {
+                    all.push(one);
+                }
+                Ok(OneOrMany {
+                    items: all,
+                    single: false,
+                })
+            }
+        }
+        deserializer.deserialize_any(V(std::marker::PhantomData))
     }
 }

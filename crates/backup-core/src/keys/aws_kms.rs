@@ -269,10 +269,24 @@ impl Kms {
         match &err {
             SdkError::ServiceError(service) => {
                 let e = service.err();
-                let (code, message) = (e.code(), e.message());
-                let text = detail(code, message);
-                match code.unwrap_or("") {
-                    "AccessDeniedException" => KeyError::AccessDenied {
+                // A KMS-compatible service may answer a denial with an IAM-style XML body
+                // (moto does, with HTTP 403): read its code and message from there.
+                let body = service.raw().body().bytes().unwrap_or_default();
+                let code = e
+                    .code()
+                    .map(ToOwned::to_owned)
+                    .or_else(|| xml_element(body, "Code"));
+                let message = e
+                    .message()
+                    .map(ToOwned::to_owned)
+                    .or_else(|| xml_element(body, "Message"));
+                let text = detail(code.as_deref(), message.as_deref());
+                let code = match code.as_deref() {
+                    None | Some("") if service.raw().status().as_u16() == 403 => "AccessDenied",
+                    other => other.unwrap_or(""),
+                };
+                match code {
+                    "AccessDeniedException" | "AccessDenied" => KeyError::AccessDenied {
                         service: SERVICE,
                         action,
                         key: key.to_owned(),
@@ -280,6 +294,8 @@ impl Kms {
                     },
                     "UnrecognizedClientException"
                     | "InvalidSignatureException"
+                    | "SignatureDoesNotMatch"
+                    | "InvalidAccessKeyId"
                     | "IncompleteSignature"
                     | "InvalidClientTokenId"
                     | "ExpiredTokenException"
@@ -353,6 +369,14 @@ impl Kms {
             _ => KeyError::internal(format!("KMS {action} on {key}: {}", error_chain(&err))),
         }
     }
+}
+
+/// The text of the first `<name>…</name>` in an XML error body (bounded, unescaped as is).
+fn xml_element(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(&body[..body.len().min(8192)]).ok()?;
+    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+    let len = text[start..].find(&format!("</{name}>"))?;
+    Some(one_line(&text[start..start + len])).filter(|t| !t.is_empty())
 }
 
 fn one_line(text: &str) -> String {
@@ -450,6 +474,21 @@ mod tests {
         assert_eq!(key_uuid("alias/backup"), None);
         assert_eq!(key_uuid("arn:aws:kms:eu-west-1:1:alias/backup"), None);
         assert_eq!(arn_region("alias/backup"), None);
+    }
+
+    #[test]
+    fn xml_error_bodies_give_their_code() {
+        let body =
+            b"<?xml version=\"1.0\"?><ErrorResponse><Errors><Error><Code>AccessDenied</Code>\
+                     <Message>User: u is not authorized to perform: kms:Decrypt</Message></Error>\
+                     </Errors></ErrorResponse>";
+        assert_eq!(xml_element(body, "Code").as_deref(), Some("AccessDenied"));
+        assert!(
+            xml_element(body, "Message")
+                .unwrap()
+                .contains("kms:Decrypt")
+        );
+        assert_eq!(xml_element(b"{}", "Code"), None);
     }
 
     #[test]

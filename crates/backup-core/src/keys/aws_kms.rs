@@ -31,6 +31,8 @@ pub const CONTEXT_BACKUP_ID: &str = "kafka-backup:backup-id";
 pub const CONTEXT_RUN_ID: &str = "kafka-backup:run-id";
 
 const SERVICE: &str = "AWS KMS";
+/// The AWS SDK's switch for logging sensitive bodies (data keys) at trace level.
+const SENSITIVE_BODIES_VAR: &str = "LOG_SENSITIVE_BODIES";
 
 /// How to reach KMS and which key to use.
 #[derive(Clone, PartialEq, Eq)]
@@ -141,8 +143,16 @@ impl Kms {
         }
     }
 
-    async fn client(&self) -> &aws_sdk_kms::Client {
-        self.client
+    async fn client(&self) -> Result<&aws_sdk_kms::Client, KeyError> {
+        // The SDK redacts GenerateDataKey and Decrypt answers from its trace logs unless this
+        // variable says otherwise: then it would log every data key.
+        if std::env::var(SENSITIVE_BODIES_VAR).is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+            return Err(KeyError::configuration(format!(
+                "{SENSITIVE_BODIES_VAR}=true is set, which makes the AWS SDK log the data keys                  KMS returns; unset it"
+            )));
+        }
+        Ok(self
+            .client
             .get_or_init(|| async {
                 let s = &self.settings;
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -171,7 +181,7 @@ impl Kms {
                 }
                 aws_sdk_kms::Client::new(&loader.load().await)
             })
-            .await
+            .await)
     }
 
     fn context(ctx: &KeyContext) -> HashMap<String, String> {
@@ -190,7 +200,7 @@ impl Kms {
         };
         let out = self
             .client()
-            .await
+            .await?
             .generate_data_key()
             .key_id(&key_id)
             .key_spec(DataKeySpec::Aes256)
@@ -229,7 +239,7 @@ impl Kms {
             .unwrap_or_else(|| "the key named in the wrapped key".to_owned());
         let out = self
             .client()
-            .await
+            .await?
             .decrypt()
             .ciphertext_blob(Blob::new(wrapped.blob.clone()))
             .set_encryption_context(Some(Self::context(ctx)))

@@ -654,6 +654,27 @@ impl Validator<'_> {
     }
 }
 
+impl Validator<'_> {
+    /// Warns about an unrestricted KMS entry when nothing else authenticates objects: KMS
+    /// then decrypts with whatever key a wrapped key names, so storage could plant objects
+    /// under a key (even of another account) whose policy lets this identity decrypt.
+    pub(super) fn warn_unrestricted_kms(
+        &mut self,
+        decryption: &[DecryptionSettings],
+        verify_keys: &backup_format::signing::VerifyingKeys,
+    ) {
+        let unrestricted = decryption
+            .iter()
+            .any(|d| matches!(d, DecryptionSettings::AwsKms(k) if k.key_id.is_none()));
+        if unrestricted && verify_keys.is_empty() {
+            self.warnings.push(
+                "restore.encryption: an aws-kms entry has no kms_key_id, so KMS decrypts with                  whatever key a wrapped key names (also a key of another account whose policy                  allows it), and without restore.verify_key nothing tells planted objects from                  the backup's: set kms_key_id to the backup's key (one entry per key), or sign                  the backups (backup.signing_key) and set restore.verify_key"
+                    .to_owned(),
+            );
+        }
+    }
+}
+
 impl LoadedConfig {
     /// The key ring that validate, describe and restore unwrap data keys with: a restore
     /// configuration's `restore.encryption`; for a backup configuration, what the backup's own

@@ -149,6 +149,7 @@ impl Validator<'_> {
         let mut raw = raw.unwrap_or_default();
         let decryption = self.restore_encryption(raw.encryption.take())?;
         let verify_keys = self.verify_keys(raw.verify_key.take())?;
+        self.warn_unrestricted_kms(&decryption, &verify_keys);
         let topics = match raw.topics {
             Some(t) => self.selection(t, "restore.topics")?,
             None => TopicSelection::default(),

@@ -424,3 +424,90 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every settings, provider and ring type, and every error, formatted: no key material.
+    #[test]
+    fn nothing_prints_key_material() {
+        let age = generate_key(KeyType::Age, "now").unwrap();
+        let local = generate_key(KeyType::Local, "now").unwrap();
+        let signing = generate_key(KeyType::Signing, "now").unwrap();
+        let mut recipients = AgeRecipients::new();
+        recipients.add(&age.id).unwrap();
+        let mut identities = AgeIdentities::new();
+        identities.add_file_text(&age.private_file).unwrap();
+        let local_key = Arc::new(LocalKey::parse(local.private_file.as_bytes()).unwrap());
+        let kms = KmsSettings {
+            key_id: Some("alias/k".into()),
+            region: Some("eu-west-1".into()),
+            endpoint: None,
+            credentials: Some(KmsCredentials {
+                access_key_id: "AKIAEXAMPLE".into(),
+                secret_access_key: kafka_client::Secret::new("Secret-Access-Key-Value-99"),
+                session_token: Some(kafka_client::Secret::new("Session-Token-Value-77")),
+            }),
+        };
+        let encryption = [
+            EncryptionSettings::PublicKey(recipients),
+            EncryptionSettings::AwsKms(kms.clone()),
+            EncryptionSettings::Local(local_key.clone()),
+        ];
+        let decryption = [
+            DecryptionSettings::PublicKey(identities),
+            DecryptionSettings::AwsKms(kms),
+            DecryptionSettings::Local(vec![local_key]),
+        ];
+        let wrappers: Vec<KeyWrapper> = encryption.iter().map(KeyWrapper::new).collect();
+        let ring = KeyRing::new(&decryption);
+        let data_key = DataKey::generate().unwrap();
+        let errors = [
+            KeyError::configuration("c"),
+            KeyError::NoMatchingKey {
+                provider: ProviderKind::Local,
+                needed: vec![local.id.clone()],
+                configured: ring.configured(ProviderKind::Local),
+            },
+            KeyError::internal("i"),
+        ];
+        let text = format!(
+            "{encryption:?} {decryption:?} {wrappers:?} {ring:?} {data_key:?} {age:?} {local:?} \
+             {signing:?} {errors:?} {} {}",
+            wrappers
+                .iter()
+                .map(KeyWrapper::description)
+                .collect::<Vec<_>>()
+                .join(" "),
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let secret_lines = [
+            &age.private_file,
+            &local.private_file,
+            &signing.private_file,
+        ]
+        .into_iter()
+        .flat_map(|f| {
+            f.lines()
+                .filter(|l| !l.starts_with('#') && !l.starts_with("-----"))
+        })
+        .map(ToOwned::to_owned)
+        .collect::<Vec<_>>();
+        assert!(!secret_lines.is_empty());
+        for secret in secret_lines
+            .iter()
+            .map(String::as_str)
+            .chain(["Secret-Access-Key-Value-99", "Session-Token-Value-77"])
+        {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert!(!text.contains(&hex(data_key.expose_bytes())));
+        // What is shown: ids.
+        assert!(text.contains(&age.id) && text.contains(&local.id) && text.contains(&signing.id));
+    }
+}

@@ -147,6 +147,15 @@ fn verify_keys_one_or_several() {
     assert_message(&e, &["restore.verify_key", "empty list"]);
     let e = err(&backup(&format!("  verify_key: {d}/new.key.pub\n")), &[]);
     assert_message(&e, &["unknown key `backup.verify_key`"]);
+    // Signed backups: an unrestricted KMS entry is no longer worth a warning.
+    let c = ok(
+        &restore(&format!(
+            "  verify_key: {d}/new.key.pub\n  encryption:\n    key_provider: aws-kms\n    \
+             region: us-east-1\n"
+        )),
+        &[],
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     // No verify key configured.
     let c = ok(&restore("  dry_run: true\n"), &[]);
     assert!(c.verifying_keys().is_empty());

@@ -201,6 +201,19 @@ impl Validator<'_> {
                         )
                     })?;
                 }
+                let most = backup_format::crypto::MAX_KEY_IDS;
+                if recipients.ids().len() > most {
+                    return Err(self.invalid(
+                        format!("{section}.recipients"),
+                        raw.key_provider.and_then(|k| k.line),
+                        format!(
+                            "lists {} recipients; at most {most} fit in a wrapped key: encrypt to \
+                             fewer recipients (e.g. one team key whose identity several people \
+                             hold)",
+                            recipients.ids().len()
+                        ),
+                    ));
+                }
                 if recipients.is_empty() {
                     return Err(missing(
                         "recipients",

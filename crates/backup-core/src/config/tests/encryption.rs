@@ -181,6 +181,21 @@ fn disabled_encryption_warns_and_reads_no_file() {
 }
 
 #[test]
+fn at_most_64_recipients() {
+    let recipients: Vec<String> = (0..65)
+        .map(|_| format!("\"{}\"", generate_key(KeyType::Age, "now").unwrap().id))
+        .collect();
+    let e = err(
+        &backup(&format!(
+            "    key_provider: public-key\n    recipients: [{}]\n",
+            recipients.join(", ")
+        )),
+        &[],
+    );
+    assert_message(&e, &["lists 65 recipients", "at most 64"]);
+}
+
+#[test]
 fn recipients_are_checked_and_private_keys_never_quoted() {
     let keys = Keys::new();
     keys.generate(KeyType::Age, "ops.agekey");

@@ -389,9 +389,10 @@ fn xml_element(body: &[u8], name: &str) -> Option<String> {
     Some(one_line(&text[start..start + len])).filter(|t| !t.is_empty())
 }
 
+/// At most 300 characters, whitespace runs (newlines included) as one space.
 fn one_line(text: &str) -> String {
     let t: String = text.chars().take(300).collect();
-    t.replace(['\n', '\r'], " ")
+    t.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

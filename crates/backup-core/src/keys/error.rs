@@ -176,8 +176,8 @@ fn no_match_advice(provider: ProviderKind, configured: &[String]) -> String {
         }
         ProviderKind::Local => {
             "add the key file with that fingerprint to restore.encryption (key_provider: local, \
-             key_files: [...]); `kafka-backup keys generate --type local` prints a new key's \
-             fingerprint"
+             key_files: [...]); a key file made by `kafka-backup keys generate` has its \
+             fingerprint on its `# fingerprint:` line"
         }
     };
     if configured.is_empty() {

@@ -59,6 +59,7 @@ pub(crate) fn expected_for(key: &str) -> &'static str {
         "ssl_endpoint_identification_algorithm" => "`https` (the default) or `none`",
         _ => super::storage::expected_for(key)
             .or_else(|| super::encryption::expected_for(key))
+            .or_else(|| super::signing::expected_for(key))
             .unwrap_or("a value of another type"),
     }
 }

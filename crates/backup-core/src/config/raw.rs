@@ -259,13 +259,41 @@ impl<'de> Deserialize<'de> for RawServers {
 #[derive(Debug, Default)]
 pub(crate) struct StringList(pub Vec<ConfigString>);
 
+/// The node before the line is attached to a single-string form.
+enum ListNode {
+    One(String),
+    Many(Vec<ConfigString>),
+}
+
+impl<'de> Deserialize<'de> for ListNode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ListNode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a file path, or a list of file paths")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                expand_visited(v).map(ListNode::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = seq.next_element::<ConfigString>()? {
+                    entries.push(entry);
+                }
+                Ok(ListNode::Many(entries))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
 impl<'de> Deserialize<'de> for StringList {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // The same two forms as `bootstrap_servers`.
-        let node = Spanned::<ServersNode>::deserialize(deserializer)?;
+        let node = Spanned::<ListNode>::deserialize(deserializer)?;
         Ok(Self(match node.value {
-            ServersNode::Many(entries) => entries,
-            ServersNode::One(value) => vec![ConfigString {
+            ListNode::Many(entries) => entries,
+            ListNode::One(value) => vec![ConfigString {
                 value,
                 line: u32::try_from(node.referenced.line())
                     .ok()

@@ -17,6 +17,15 @@ use super::model::{LoadedConfig, Mode};
 use super::raw::StringList;
 use super::validate::Validator;
 
+/// What a key holds, for "expected ..." in parser messages; `None` for other keys.
+pub(crate) fn expected_for(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "signing_key" => "the path of an Ed25519 private key file (PKCS#8 PEM)",
+        "verify_key" => "the path of an Ed25519 public key file (PEM), or a list of them",
+        _ => return None,
+    })
+}
+
 impl Validator<'_> {
     /// Reads `backup.signing_key`.
     pub(super) fn signing_key(

@@ -116,6 +116,20 @@ fn algorithm_and_provider_are_checked() {
     );
     let e = err(&backup("    key_provider: local\n    passphrase: x\n"), &[]);
     assert_message(&e, &["unknown key `backup.encryption.passphrase`"]);
+    let e = err(
+        &restore("  encryption:\n    key_provider: local\n    key_files: {a: 1}\n"),
+        &[],
+    );
+    assert_message(
+        &e,
+        &[
+            "restore.encryption.key_files",
+            "a file path, or a list of file paths",
+        ],
+    );
+    assert!(!e.to_string().contains("host:port"), "{e}");
+    let e = err(&restore("  encryption: 5\n"), &[]);
+    assert_message(&e, &["restore.encryption"]);
 }
 
 #[test]

@@ -143,6 +143,8 @@ fn verify_keys_one_or_several() {
             "keep the signing key on the backup host",
         ],
     );
+    let e = err(&restore("  verify_key: {a: 1}\n"), &[]);
+    assert_message(&e, &["restore.verify_key", "Ed25519 public key file"]);
     let e = err(&restore("  verify_key: []\n"), &[]);
     assert_message(&e, &["restore.verify_key", "empty list"]);
     let e = err(&backup(&format!("  verify_key: {d}/new.key.pub\n")), &[]);

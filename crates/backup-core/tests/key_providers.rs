@@ -459,3 +459,61 @@ async fn kms_errors_say_what_to_fix() {
     );
     assert!(started.elapsed().as_secs() < 30);
 }
+
+// ---------------------------------------------------------------------------
+// Key rings over time: several recipients, rotated keys, changed providers.
+
+#[tokio::test]
+async fn each_recipient_unwraps_on_its_own() {
+    let (ops, ops_recipient) = age_identity();
+    let (dr, dr_recipient) = age_identity();
+    let mut recipients = AgeRecipients::new();
+    recipients.add(&ops_recipient).unwrap();
+    recipients.add(&dr_recipient).unwrap();
+    let ctx = KeyContext::new("orders", "run-1");
+    let (key, wrapped) = KeyWrapper::new(&EncryptionSettings::PublicKey(recipients))
+        .new_run_key(&ctx)
+        .await
+        .unwrap();
+    assert_eq!(wrapped.key_ids, [ops_recipient, dr_recipient]);
+    for identity in [ops, dr] {
+        let ring = KeyRing::new(&[DecryptionSettings::PublicKey(identity)]);
+        assert_eq!(
+            ring.unwrap(&wrapped, &ctx).await.unwrap().expose_bytes(),
+            key.expose_bytes()
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_ring_reads_backups_across_rotations_and_providers() {
+    let old = Arc::new(LocalKey::generate().unwrap());
+    let current = Arc::new(LocalKey::generate().unwrap());
+    let (identities, recipient) = age_identity();
+    let mut recipients = AgeRecipients::new();
+    recipients.add(&recipient).unwrap();
+    let writers = [
+        EncryptionSettings::Local(old.clone()),
+        EncryptionSettings::Local(current.clone()),
+        EncryptionSettings::PublicKey(recipients),
+        EncryptionSettings::AwsKms(kms(Some(test_support::get("/kms/alias")))),
+    ];
+    let ring = KeyRing::new(&[
+        DecryptionSettings::AwsKms(kms(Some(test_support::get("/kms/key_arn")))),
+        DecryptionSettings::PublicKey(identities),
+        DecryptionSettings::Local(vec![current, old]),
+    ]);
+    for (i, settings) in writers.iter().enumerate() {
+        let ctx = KeyContext::new("orders", format!("run-{i}"));
+        let (key, wrapped) = KeyWrapper::new(settings).new_run_key(&ctx).await.unwrap();
+        assert!(matches!(
+            ring.availability(&wrapped),
+            KeyAvailability::Available { .. }
+        ));
+        assert_eq!(
+            ring.unwrap(&wrapped, &ctx).await.unwrap().expose_bytes(),
+            key.expose_bytes(),
+            "{settings:?}"
+        );
+    }
+}

@@ -197,7 +197,7 @@ impl Validator<'_> {
                         self.invalid(
                             path_key.clone(),
                             file.line,
-                            format!("names {}, whose {e}", read.path.display()),
+                            format!("names {}: {e}", read.path.display()),
                         )
                     })?;
                 }

@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use super::{KeyContext, KeyError, KeyFuture, KeyMatch, UnwrapKeys, WrapKeys};
 
 /// Format help for recipient errors.
-pub(crate) const RECIPIENT_FORMAT: &str = "a recipient is an X25519 age public key (age1… , 62 \
+pub(crate) const RECIPIENT_FORMAT: &str = "a recipient is an X25519 age public key (age1…, 62 \
      characters), as `age-keygen -y IDENTITY` or `kafka-backup keys generate --type age` prints \
      it; SSH and plugin recipients are not supported";
 /// Format help for identity errors.
@@ -81,7 +81,7 @@ impl AgeRecipients {
         let recipient = age::x25519::Recipient::from_str(text).map_err(|_| {
             let shown: String = text.chars().take(80).collect();
             format!(
-                "`{}` is not a recipient: {RECIPIENT_FORMAT}",
+                "is not a recipient (`{}`): {RECIPIENT_FORMAT}",
                 shown.escape_debug()
             )
         })?;
@@ -100,7 +100,7 @@ impl AgeRecipients {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            self.add(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+            self.add(line).map_err(|e| format!("line {} {e}", n + 1))?;
         }
         Ok(())
     }

@@ -175,6 +175,8 @@ def cmd_summary(args: argparse.Namespace) -> None:
     for name, address in env["brokers"].items():
         print(f"  {name:22} {env['broker_protocols'][name]:15} {address}")
     print(f"  {'s3':22} {'HTTP':15} {env['s3']['endpoint']}")
+    if "kms" in env:
+        print(f"  {'kms':22} {'HTTP':15} {env['kms']['endpoint']} (key {env['kms']['key_id']})")
     for name in ("s3_iam", "azure", "gcs"):
         if name in env:
             print(f"  {name:22} {'HTTP':15} {env[name]['endpoint']}")
@@ -306,6 +308,21 @@ def s3_client(endpoint: str, region: str, key_id: str, secret: str):
     )
 
 
+def kms_client(endpoint: str, region: str, key_id: str = "kb-setup", secret: str = "kb-setup-secret"):
+    """A boto3 KMS client that never retries (see s3_client)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "kms",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15),
+    )
+
+
 def iam_client(endpoint: str, region: str):
     import boto3
     from botocore.config import Config
@@ -320,30 +337,44 @@ def iam_client(endpoint: str, region: str):
     )
 
 
-# The least-privilege identities of the IAM moto. `nobody` has no policy at all.
+# The least-privilege identities of the IAM moto. `nobody` has no policy at all. The
+# encryption roles add KMS actions; moto matches KMS resources only as "*" (a statement
+# scoped to a key ARN would deny), so their KMS statements name "*".
 IAM_USERS = {
-    "writer": ["s3:PutObject"],
-    "reader": ["s3:GetObject"],
+    "writer": {"s3": ["s3:PutObject"]},
+    "reader": {"s3": ["s3:GetObject"]},
     "nobody": None,
+    "backup_kms": {"s3": ["s3:PutObject"], "kms": ["kms:GenerateDataKey"]},
+    "restore_kms": {"s3": ["s3:GetObject"], "kms": ["kms:Decrypt"]},
 }
 
 
-def iam_policy(buckets: list[str], object_actions: list[str]) -> str:
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": object_actions,
-             "Resource": [f"arn:aws:s3:::{b}/*" for b in buckets]},
-            {"Effect": "Allow", "Action": ["s3:ListBucket"],
-             "Resource": [f"arn:aws:s3:::{b}" for b in buckets]},
-        ],
-    })
+def iam_user_name(user: str) -> str:
+    return "kb-test-" + user.replace("_", "-")
+
+
+def iam_allowed(policy: dict | None) -> list[str]:
+    if policy is None:
+        return []
+    return policy["s3"] + ["s3:ListBucket"] + policy.get("kms", [])
+
+
+def iam_policy(buckets: list[str], policy: dict) -> str:
+    statements = [
+        {"Effect": "Allow", "Action": policy["s3"],
+         "Resource": [f"arn:aws:s3:::{b}/*" for b in buckets]},
+        {"Effect": "Allow", "Action": ["s3:ListBucket"],
+         "Resource": [f"arn:aws:s3:::{b}" for b in buckets]},
+    ]
+    if policy.get("kms"):
+        statements.append({"Effect": "Allow", "Action": policy["kms"], "Resource": "*"})
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 def s3_iam_setup_requests() -> int:
-    """Requests `provision_s3_iam` sends: the bucket and the Object Lock bucket, then per
-    user CreateUser, PutUserPolicy (when it has one) and CreateAccessKey."""
-    return 2 + sum(2 + (actions is not None) for actions in IAM_USERS.values())
+    """Requests `provision_s3_iam` sends: the bucket, the Object Lock bucket, the KMS key,
+    then per user CreateUser, PutUserPolicy (when it has one) and CreateAccessKey."""
+    return 3 + sum(2 + (policy is not None) for policy in IAM_USERS.values())
 
 
 def cmd_s3_iam_setup_requests(args: argparse.Namespace) -> None:
@@ -374,6 +405,26 @@ def provision_s3_bucket(endpoint: str, region: str, bucket: str, lock_bucket: st
     client.create_bucket(Bucket=lock_bucket, ObjectLockEnabledForBucket=True)
 
 
+def provision_kms(endpoint: str, region: str) -> dict:
+    """KMS keys on the plain moto (same endpoint as S3): the key the tests wrap with, an
+    alias for it, and a second key for "wrong key" tests."""
+    kms = kms_client(endpoint, region, "kb-test", "kb-test-secret")
+    key = kms.create_key(Description="kafka-backup tests")["KeyMetadata"]
+    alias = "alias/kb-test"
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    other = kms.create_key(Description="kafka-backup tests: another key")["KeyMetadata"]
+    return {
+        "endpoint": endpoint,
+        "region": region,
+        "access_key_id": "kb-test",
+        "secret_access_key": "kb-test-secret",
+        "key_id": key["KeyId"],
+        "key_arn": key["Arn"],
+        "alias": alias,
+        "other_key_arn": other["Arn"],
+    }
+
+
 def provision_s3_iam(endpoint: str, region: str, bucket: str, lock_bucket: str, deadline: float) -> dict:
     """Exactly s3_iam_setup_requests() requests, the unauthenticated ones, then a check
     that authentication is enforced from the next request on."""
@@ -382,20 +433,21 @@ def provision_s3_iam(endpoint: str, region: str, bucket: str, lock_bucket: str, 
     s3 = s3_client(endpoint, region, "kb-setup", "kb-setup-secret")
     retry_until_connected(lambda: s3.create_bucket(Bucket=bucket), deadline, "s3_iam")
     s3.create_bucket(Bucket=lock_bucket, ObjectLockEnabledForBucket=True)
+    kms_key = kms_client(endpoint, region).create_key(Description="kafka-backup IAM tests")["KeyMetadata"]
     iam = iam_client(endpoint, region)
     users = {}
-    for user, actions in IAM_USERS.items():
-        name = f"kb-test-{user}"
+    for user, policy in IAM_USERS.items():
+        name = iam_user_name(user)
         iam.create_user(UserName=name)
-        if actions is not None:
-            iam.put_user_policy(UserName=name, PolicyName=f"{name}-s3",
-                                PolicyDocument=iam_policy([bucket, lock_bucket], actions))
+        if policy is not None:
+            iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy",
+                                PolicyDocument=iam_policy([bucket, lock_bucket], policy))
         key = iam.create_access_key(UserName=name)["AccessKey"]
         users[user] = {
             "user_name": name,
             "access_key_id": key["AccessKeyId"],
             "secret_access_key": key["SecretAccessKey"],
-            "allowed": (actions or []) + (["s3:ListBucket"] if actions else []),
+            "allowed": iam_allowed(policy),
         }
     # From here on every request is authenticated: an unknown key must be refused.
     try:
@@ -413,6 +465,7 @@ def provision_s3_iam(endpoint: str, region: str, bucket: str, lock_bucket: str, 
         "bucket": bucket,
         "lock_bucket": lock_bucket,
         "force_path_style": True,
+        "kms_key_arn": kms_key["Arn"],
         "users": users,
     }
 
@@ -510,9 +563,11 @@ def cmd_provision(args: argparse.Namespace) -> None:
     provision_s3_bucket(args.s3, args.region, args.bucket, args.lock_bucket, deadline)
     say(f"provisioned: s3 buckets {args.bucket} and {args.lock_bucket} (Object Lock) "
         f"({time.monotonic() - t0:.1f}s)")
+    out["kms"] = provision_kms(args.s3, args.region)
+    say(f"provisioned: kms keys {out['kms']['key_id']} ({out['kms']['alias']}) and another")
     t0 = time.monotonic()
     out["s3_iam"] = provision_s3_iam(args.s3_iam, args.region, args.bucket, args.lock_bucket, deadline)
-    say(f"provisioned: s3_iam bucket and users {', '.join(IAM_USERS)} ({time.monotonic() - t0:.1f}s)")
+    say(f"provisioned: s3_iam buckets, KMS key and users {', '.join(IAM_USERS)} ({time.monotonic() - t0:.1f}s)")
     t0 = time.monotonic()
     out["azure"] = provision_azure(args.azure, args.bucket, deadline)
     out["azure"]["azurite_version"] = args.azurite_version
@@ -844,6 +899,112 @@ def add_object_storage_checks(env: dict, add) -> None:
         add("gcs: upload, download, list, delete an object", gcs_round_trip)
 
 
+def expect_kms_error(fn, codes: tuple[str, ...]) -> str:
+    from botocore.exceptions import ClientError
+
+    try:
+        fn()
+    except ClientError as e:
+        error = e.response.get("Error", {})
+        code = error.get("Code", "")
+        # moto answers an IAM denial of a KMS (JSON protocol) call with IAM's XML error and
+        # HTTP 403, where AWS answers 400 AccessDeniedException: read the XML's code.
+        if code == "403" and "<Code>AccessDenied</Code>" in error.get("Message", ""):
+            code = "AccessDeniedException"
+        if code in codes:
+            return code
+        raise RuntimeError(f"refused with {code}, expected one of {codes}") from e
+    raise RuntimeError(f"allowed, but must fail with one of {codes}")
+
+
+def add_kms_checks(env: dict, add) -> None:
+    """KMS as the aws-kms key provider uses it: GenerateDataKey and Decrypt under an
+    encryption context that binds the ciphertext, and the least-privilege users."""
+    context = {"kafka-backup:backup-id": "selfcheck", "kafka-backup:run-id": uuid.uuid4().hex}
+    if "kms" in env:
+        k = env["kms"]
+
+        def client():
+            return kms_client(k["endpoint"], k["region"], k["access_key_id"], k["secret_access_key"])
+
+        def round_trip() -> str:
+            out = client().generate_data_key(KeyId=k["alias"], KeySpec="AES_256", EncryptionContext=context)
+            if out["KeyId"] != k["key_arn"] or len(out["Plaintext"]) != 32:
+                raise RuntimeError(f"GenerateDataKey answered key {out['KeyId']}")
+            back = client().decrypt(CiphertextBlob=out["CiphertextBlob"], EncryptionContext=context)
+            if back["Plaintext"] != out["Plaintext"]:
+                raise RuntimeError("Decrypt returned another key")
+            return "ok"
+
+        def wrong_context() -> str:
+            out = client().generate_data_key(KeyId=k["key_id"], KeySpec="AES_256", EncryptionContext=context)
+            moved = dict(context, **{"kafka-backup:run-id": "another-run"})
+            return expect_kms_error(lambda: client().decrypt(CiphertextBlob=out["CiphertextBlob"],
+                                                             EncryptionContext=moved),
+                                    ("InvalidCiphertextException",))
+
+        add("kms: GenerateDataKey by alias, Decrypt with the encryption context", round_trip)
+        add("kms: a wrong encryption context fails to decrypt", wrong_context)
+    if "s3_iam" in env and "kms_key_arn" in env["s3_iam"]:
+        iam = env["s3_iam"]
+
+        def as_user(user: str):
+            u = iam["users"][user]
+            return kms_client(iam["endpoint"], iam["region"], u["access_key_id"], u["secret_access_key"])
+
+        blob: dict = {}
+
+        def backup_generates() -> str:
+            out = as_user("backup_kms").generate_data_key(KeyId=iam["kms_key_arn"], KeySpec="AES_256",
+                                                          EncryptionContext=context)
+            blob["value"] = out["CiphertextBlob"]
+            return "ok"
+
+        def restore_decrypts() -> str:
+            if "value" not in blob:
+                raise RuntimeError("no wrapped key: the GenerateDataKey check failed")
+            out = as_user("restore_kms").decrypt(CiphertextBlob=blob["value"], EncryptionContext=context)
+            if len(out["Plaintext"]) != 32:
+                raise RuntimeError("not a 32-byte key")
+            return "ok"
+
+        add("s3_iam: backup_kms can GenerateDataKey", backup_generates)
+        add("s3_iam: backup_kms is denied Decrypt",
+            lambda: expect_kms_error(lambda: as_user("backup_kms").decrypt(
+                CiphertextBlob=blob.get("value", b"x"), EncryptionContext=context), ("AccessDeniedException",)))
+        add("s3_iam: restore_kms can Decrypt", restore_decrypts)
+        add("s3_iam: restore_kms is denied GenerateDataKey",
+            lambda: expect_kms_error(lambda: as_user("restore_kms").generate_data_key(
+                KeyId=iam["kms_key_arn"], KeySpec="AES_256"), ("AccessDeniedException",)))
+
+
+def add_age_checks(env: dict, add) -> None:
+    """The age CLI is the break-glass path for public-key backups: it must be there, and an
+    age-keygen identity must decrypt what is encrypted to its recipient."""
+    import subprocess
+    import tempfile
+
+    age = env.get("age", {})
+
+    def round_trip() -> str:
+        with tempfile.TemporaryDirectory() as d:
+            identity = os.path.join(d, "id.agekey")
+            subprocess.run([age["keygen"], "-o", identity], check=True, capture_output=True)
+            recipient = subprocess.run([age["keygen"], "-y", identity], check=True, capture_output=True,
+                                       text=True).stdout.strip()
+            data = os.urandom(32)
+            enc = subprocess.run([age["bin"], "-r", recipient], input=data, check=True,
+                                 capture_output=True).stdout
+            dec = subprocess.run([age["bin"], "-d", "-i", identity], input=enc, check=True,
+                                 capture_output=True).stdout
+            if dec != data:
+                raise RuntimeError("age -d did not give back the plaintext")
+        version = subprocess.run([age["bin"], "--version"], capture_output=True, text=True).stdout.strip()
+        return f"age {version}"
+
+    add("age: age-keygen identity, age -r, age -d round trip", round_trip)
+
+
 def cert_days_left(path: str) -> float:
     import datetime
 
@@ -941,6 +1102,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     add("s3: bucket, put, get, delete", lambda: s3_round_trip(env) or "ok")
     add_s3_lock_checks(env, add)
     add_object_storage_checks(env, add)
+    add_kms_checks(env, add)
+    add_age_checks(env, add)
 
     failed = 0
     for name, fn in checks:

@@ -32,13 +32,18 @@
 #   ssl_wrong_host  stunnel with a cert for wrong.example -> the ssl broker
 #   ssl_expiring    stunnel with a cert expiring in 10 days -> its own nisshi
 #   s3              moto_server (any credentials accepted; bucket kb-test, and
-#                   kb-lock created with Object Lock enabled)
+#                   kb-lock created with Object Lock enabled); it also serves KMS
+#                   (env.json "kms": a key, its alias alias/kb-test, and another key)
 #   s3_iam          moto_server enforcing IAM: its first requests (counted by
-#                   test-env.py) create buckets kb-test and kb-lock (Object Lock)
-#                   and the users writer (PutObject+ListBucket), reader
-#                   (GetObject+ListBucket) and nobody (no policy), with their
-#                   policies on both buckets; every later request is authorized
-#                   (and its SigV4 signature checked)
+#                   test-env.py) create buckets kb-test and kb-lock (Object Lock),
+#                   a KMS key and the users writer (PutObject+ListBucket), reader
+#                   (GetObject+ListBucket), nobody (no policy), backup_kms
+#                   (PutObject+ListBucket+kms:GenerateDataKey) and restore_kms
+#                   (GetObject+ListBucket+kms:Decrypt), with their policies on both
+#                   buckets; every later request is authorized (and its SigV4
+#                   signature checked)
+#   age             the age and age-keygen commands (Debian package age), env.json
+#                   "age": the break-glass decryption of public-key backups
 #   azure           Azurite (blob), account devstoreaccount1, container kb-test;
 #                   pinned by scripts/azurite/package*.json, installed with npm ci
 #                   into .test-env/azurite
@@ -184,6 +189,9 @@ ensure_packages() {
     local missing=()
     command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || missing+=(stunnel4)
     command -v openssl >/dev/null || missing+=(openssl)
+    # age and age-keygen: the break-glass path of public-key encryption, which the tests
+    # check our wrapped keys against.
+    if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then missing+=(age); fi
     # Azurite runs on node and is installed with npm.
     command -v npm >/dev/null || missing+=(npm)
     if [ "${#missing[@]}" -gt 0 ]; then
@@ -198,6 +206,8 @@ ensure_packages() {
         fi
     fi
     STUNNEL=$(command -v stunnel4 || command -v stunnel) || die "stunnel4 installed but not on PATH"
+    AGE=$(command -v age) || die "age installed but not on PATH"
+    AGE_KEYGEN=$(command -v age-keygen) || die "age installed but age-keygen is not on PATH"
 }
 
 ensure_venv() {
@@ -533,6 +543,8 @@ write_env_file() {
         "s3.force_path_style:=true"
         "s3.bucket=$BUCKET"
         "s3.lock_bucket=$LOCK_BUCKET"
+        "age.bin=$AGE"
+        "age.keygen=$AGE_KEYGEN"
     )
     # s3_iam, azure and gcs (with the IAM users' secret keys) come from provision's file.
     "$PY" "$HELPER" write-env "$ENV_FILE" "${items[@]}" --merge "$DIR/provisioned.json"

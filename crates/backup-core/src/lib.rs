@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod check;
 pub mod config;
 pub mod decrypt;
+pub mod keys;
 pub mod restore;
 pub mod storage;
 pub mod validate;

@@ -37,6 +37,12 @@ pub const DESCRIPTOR_PAYLOAD_TYPE: &str = "application/vnd.kafka-backup.descript
 const SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
+/// DER prefix of an Ed25519 PKCS#8 version 1 private key (RFC 8410): SEQUENCE { INTEGER 0,
+/// SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32 bytes) } }. ring's version 2
+/// output has the same length up to the seed.
+const V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 /// Domain separation of name signatures from anything else the key might sign.
 const NAME_CONTEXT: &[u8] = b"kafka-backup object name v1\n";
 
@@ -77,11 +83,34 @@ impl fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// A new random key, and its PKCS#8 PEM (to write to a file readable by its owner only).
+    ///
+    /// The PEM is PKCS#8 version 1 (RFC 8410: the private key alone), as `openssl genpkey`
+    /// writes it. ring generates version 2 (with the public key), which OpenSSL 3.0 cannot
+    /// read, so the seed is re-encoded.
     pub fn generate() -> Result<(Self, Zeroizing<String>), KeyError> {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Random)?;
-        let pem = Zeroizing::new(to_pem("PRIVATE KEY", pkcs8.as_ref()));
-        let key = Self::from_pkcs8_der(pkcs8.as_ref())?;
+        let v2 = pkcs8.as_ref();
+        // ring's fixed layout: SEQUENCE { INTEGER 1, AlgorithmIdentifier, OCTET STRING {
+        // OCTET STRING (32-byte seed) }, [1] public key }.
+        let seed = v2
+            .get(V1_PREFIX.len()..V1_PREFIX.len() + 32)
+            .filter(|_| v2.len() > V1_PREFIX.len() + 32 && v2[2..5] == [0x02, 0x01, 0x01])
+            .ok_or_else(|| KeyError::Format {
+                what: "signing key (PKCS#8 private key)",
+                reason: "unexpected PKCS#8 layout from the key generator".to_owned(),
+            })?;
+        let mut v1 = Zeroizing::new(V1_PREFIX.to_vec());
+        v1.extend_from_slice(seed);
+        let pem = Zeroizing::new(to_pem("PRIVATE KEY", &v1));
+        let key = Self::from_pkcs8_der(&v1)?;
+        // The re-encoded key must be the generated one.
+        if key.verify != Self::from_pkcs8_der(v2)?.verify {
+            return Err(KeyError::Format {
+                what: "signing key (PKCS#8 private key)",
+                reason: "re-encoding the generated key changed it".to_owned(),
+            });
+        }
         Ok((key, pem))
     }
 
@@ -373,6 +402,17 @@ mod tests {
         assert_eq!(decode_name_signature(&text), Some(sig));
         assert_eq!(decode_name_signature(&text[1..]), None);
         assert_eq!(decode_name_signature(&format!("{text}=")), None);
+    }
+
+    #[test]
+    fn generated_keys_are_pkcs8_v1_as_openssl_writes_them() {
+        let (key, pem) = SigningKey::generate().unwrap();
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let der = der.secret_pkcs8_der();
+        assert_eq!(der.len(), 48);
+        assert_eq!(der[..16], V1_PREFIX);
+        let again = SigningKey::from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(again.verifying_key(), key.verifying_key());
     }
 
     #[test]

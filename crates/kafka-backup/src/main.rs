@@ -123,6 +123,30 @@ enum Command {
         #[command(subcommand)]
         command: OffsetsCommand,
     },
+    /// Encryption and signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a new key: an age identity and recipient (public-key encryption), a local key
+    /// (key_provider: local), or an Ed25519 signing key and its verify key. Private files are
+    /// created with mode 600 and never overwrite an existing file; the directory must exist.
+    /// Prints the recipient, fingerprint or key id.
+    Generate {
+        /// What to create.
+        #[arg(long = "type", value_enum)]
+        kind: commands::keys::KeyKind,
+        /// The private key file to create; public keys go to PATH.pub.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +230,9 @@ fn main() -> ExitCode {
             Command::Offsets {
                 command: OffsetsCommand::Show { config, format },
             } => commands::restore::show(&config, format).await,
+            Command::Keys {
+                command: KeysCommand::Generate { kind, out, format },
+            } => commands::keys::generate(kind, &out, format),
         }
     });
     match result {

@@ -33,6 +33,10 @@ pub(crate) struct RawBackup {
     pub consumer_group_snapshot: Option<ConfigBool>,
     pub metadata_max_age_ms: Option<ConfigU64>,
     pub include_offset_headers: Option<ConfigBool>,
+    /// Checked in `encryption`.
+    pub encryption: Option<super::encryption::RawEncryption>,
+    /// Checked in `signing`.
+    pub signing_key: Option<ConfigString>,
 }
 
 /// How segment chunks are compressed.
@@ -186,12 +190,17 @@ impl Default for BackupSettings {
 }
 
 /// What a `mode: backup` configuration asks for, beyond the cluster connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct BackupPlan {
     /// `source.topics`.
     pub topics: TopicSelection,
     /// `backup:`.
     pub settings: BackupSettings,
+    /// `backup.encryption`: the key provider that wraps each run's data key; `None` when
+    /// absent or `enabled: false` (segments are stored unencrypted).
+    pub encryption: Option<crate::keys::EncryptionSettings>,
+    /// `backup.signing_key`: signs object names and the backup descriptor.
+    pub signing_key: Option<backup_format::signing::SigningKey>,
 }
 
 impl Validator<'_> {

@@ -57,7 +57,10 @@ pub(crate) fn expected_for(key: &str) -> &'static str {
         | "sasl_keytab_path"
         | "sasl_krb5_config_path" => "a file path",
         "ssl_endpoint_identification_algorithm" => "`https` (the default) or `none`",
-        _ => super::storage::expected_for(key).unwrap_or("a value of another type"),
+        _ => super::storage::expected_for(key)
+            .or_else(|| super::encryption::expected_for(key))
+            .or_else(|| super::signing::expected_for(key))
+            .unwrap_or("a value of another type"),
     }
 }
 

@@ -17,13 +17,16 @@
 
 mod backup;
 mod diagnose;
+mod encryption;
 mod env;
 mod error;
+mod key_files;
 mod model;
 mod raw;
 mod restore;
 mod scrub;
 mod security;
+mod signing;
 mod storage;
 mod validate;
 

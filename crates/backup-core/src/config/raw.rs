@@ -83,6 +83,7 @@ pub(crate) const SECRET_KEYS: &[&str] = &[
     "sasl_password",
     "ssl_key_password",
     "secret_key",
+    "secret_access_key",
     "session_token",
     "account_key",
     "sas_token",
@@ -250,5 +251,92 @@ impl<'de> Deserialize<'de> for RawServers {
                     .filter(|&l| l > 0),
             }],
         }))
+    }
+}
+
+/// A value that may be one string or a list of strings (`identity_files`, `key_files`,
+/// `verify_key`), each with its line.
+#[derive(Debug, Default)]
+pub(crate) struct StringList(pub Vec<ConfigString>);
+
+/// The node before the line is attached to a single-string form.
+enum ListNode {
+    One(String),
+    Many(Vec<ConfigString>),
+}
+
+impl<'de> Deserialize<'de> for ListNode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ListNode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a file path, or a list of file paths")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                expand_visited(v).map(ListNode::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = seq.next_element::<ConfigString>()? {
+                    entries.push(entry);
+                }
+                Ok(ListNode::Many(entries))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let node = Spanned::<ListNode>::deserialize(deserializer)?;
+        Ok(Self(match node.value {
+            ListNode::Many(entries) => entries,
+            ListNode::One(value) => vec![ConfigString {
+                value,
+                line: u32::try_from(node.referenced.line())
+                    .ok()
+                    .filter(|&l| l > 0),
+            }],
+        }))
+    }
+}
+
+/// A section that may be one mapping or a list of them (`restore.encryption`).
+#[derive(Debug)]
+pub(crate) struct OneOrMany<T> {
+    /// The mappings, in order.
+    pub items: Vec<T>,
+    /// Whether it was written as one mapping rather than a list.
+    pub single: bool,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping, or a list of mappings")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|one| OneOrMany {
+                    items: vec![one],
+                    single: true,
+                })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut all = Vec::new();
+                while let Some(one) = seq.next_element::<T>()? {
+                    all.push(one);
+                }
+                Ok(OneOrMany {
+                    items: all,
+                    single: false,
+                })
+            }
+        }
+        deserializer.deserialize_any(V(std::marker::PhantomData))
     }
 }

@@ -31,6 +31,10 @@ pub(crate) struct RawRestore {
     pub max_concurrent_partitions: Option<ConfigU64>,
     pub restore_id: Option<ConfigString>,
     pub progress_file: Option<ConfigString>,
+    /// Checked in `encryption`.
+    pub encryption: Option<super::encryption::RawDecryption>,
+    /// Checked in `signing`.
+    pub verify_key: Option<super::raw::StringList>,
 }
 
 /// `restore.repartitioning`.
@@ -117,6 +121,12 @@ pub struct RestoreSettings {
     pub restore_id: String,
     /// Where progress is kept.
     pub progress: ProgressStore,
+    /// `restore.encryption`: the key ring entries that unwrap data keys, in order; empty
+    /// when none is configured (only unencrypted backups can be read).
+    pub decryption: Vec<crate::keys::DecryptionSettings>,
+    /// `restore.verify_key`: the keys signatures are accepted from; empty when none is
+    /// configured.
+    pub verify_keys: backup_format::signing::VerifyingKeys,
 }
 
 /// Parses a time bound: whole milliseconds since the epoch, or RFC 3339.
@@ -136,7 +146,10 @@ impl Validator<'_> {
         raw: Option<RawRestore>,
         backup_id: &str,
     ) -> Result<RestoreSettings, ConfigError> {
-        let raw = raw.unwrap_or_default();
+        let mut raw = raw.unwrap_or_default();
+        let decryption = self.restore_encryption(raw.encryption.take())?;
+        let verify_keys = self.verify_keys(raw.verify_key.take())?;
+        self.warn_unrestricted_kms(&decryption, &verify_keys);
         let topics = match raw.topics {
             Some(t) => self.selection(t, "restore.topics")?,
             None => TopicSelection::default(),
@@ -332,6 +345,8 @@ impl Validator<'_> {
             max_concurrent_partitions,
             restore_id,
             progress,
+            decryption,
+            verify_keys,
         })
     }
 }

@@ -84,10 +84,17 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
         Mode::Backup => None,
     };
     let backup = match mode {
-        Mode::Backup => Some(BackupPlan {
-            topics: v.topics(topics)?,
-            settings: v.backup_settings(raw.backup)?,
-        }),
+        Mode::Backup => {
+            let mut raw_backup = raw.backup;
+            let encryption = raw_backup.as_mut().and_then(|b| b.encryption.take());
+            let signing_key = raw_backup.as_mut().and_then(|b| b.signing_key.take());
+            Some(BackupPlan {
+                topics: v.topics(topics)?,
+                settings: v.backup_settings(raw_backup)?,
+                encryption: v.backup_encryption(encryption)?,
+                signing_key: v.signing_key(signing_key)?,
+            })
+        }
         Mode::Restore => {
             if topics.is_some() {
                 return Err(v.invalid(

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod check;
 pub mod describe;
+pub mod keys;
 pub mod list;
 pub mod restore;
 pub mod validate;

@@ -3,8 +3,10 @@
 
 mod backup;
 mod consistency;
+mod encryption;
 mod parsing;
 mod secrets;
+mod signing;
 mod storage;
 mod substitution;
 

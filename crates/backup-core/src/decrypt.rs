@@ -23,6 +23,54 @@ pub trait DataKeys: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<DataKey, UnwrapError>>;
 }
 
+impl DataKeys for crate::keys::KeyRing {
+    fn data_key<'a>(
+        &'a self,
+        wrapped: &'a WrappedKey,
+        backup_id: &'a str,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<DataKey, UnwrapError>> {
+        Box::pin(async move {
+            let ctx = crate::keys::KeyContext::new(backup_id, run_id);
+            self.unwrap(wrapped, &ctx)
+                .await
+                .map_err(|e| Box::new(e) as UnwrapError)
+        })
+    }
+}
+
+impl crate::config::LoadedConfig {
+    /// The keys this configuration can decrypt a backup with (a restore's
+    /// `restore.encryption`; for a backup configuration, what its own provider can unwrap),
+    /// or `None` when it has none. The key ring caches what it unwraps.
+    pub fn data_keys(&self) -> Option<std::sync::Arc<dyn DataKeys>> {
+        let ring = self.key_ring();
+        (!ring.is_empty()).then(|| std::sync::Arc::new(ring) as std::sync::Arc<dyn DataKeys>)
+    }
+
+    /// What a reading command trusts and decrypts with: this configuration's verify keys and
+    /// key ring, plus `extra_keys` and `expected_runs` from the command line.
+    pub fn read_keys(
+        &self,
+        extra_keys: &[backup_format::signing::VerifyingKey],
+        expected_runs: &[String],
+    ) -> ReadKeys {
+        let mut keys = self.verifying_keys().keys().to_vec();
+        for k in extra_keys {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        ReadKeys {
+            trust: crate::catalog::Trust {
+                keys: backup_format::signing::VerifyingKeys::new(keys),
+                expected_runs: expected_runs.to_vec(),
+            },
+            data: self.data_keys(),
+        }
+    }
+}
+
 /// Remembers unwrapped keys: every segment of a run carries the same wrapped key, and a
 /// restore of thousands of segments must not call a KMS thousands of times.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ pub enum Exit {
     Config = 3,
     /// Connecting or authenticating to Kafka failed (network, TLS, SASL, ACLs, protocol).
     Kafka = 4,
-    /// Storage could not be reached or refused an operation.
+    /// Storage (or the key service, KMS) could not be reached or refused an operation.
     Storage = 5,
     /// Part of the work succeeded, part failed (or a snapshot was interrupted).
     Partial = 6,
@@ -31,6 +31,19 @@ impl Exit {
         match kind {
             ErrorKind::Config => Exit::Config,
             _ => Exit::Kafka,
+        }
+    }
+
+    /// The exit code for a key provider failure: a key to configure is a configuration
+    /// problem, a key service that refuses or cannot be reached is treated like storage, a
+    /// damaged wrapped key like any damaged object.
+    pub fn for_keys(kind: backup_core::keys::KeyErrorKind) -> Self {
+        use backup_core::keys::KeyErrorKind as K;
+        match kind {
+            K::Configuration | K::NoMatchingKey => Exit::Config,
+            K::AccessDenied | K::Unreachable => Exit::Storage,
+            K::InvalidWrappedKey => Exit::Integrity,
+            K::Internal => Exit::Failure,
         }
     }
 

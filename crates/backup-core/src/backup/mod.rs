@@ -70,6 +70,9 @@ pub enum BackupError {
     /// A name that cannot be part of an object key.
     #[error("{0}")]
     Name(#[from] NameError),
+    /// The run's data key could not be made (key provider unreachable, access denied, ...).
+    #[error("cannot encrypt this backup run: {0}")]
+    Keys(crate::keys::KeyError),
     /// A bug: something that should not happen.
     #[error("internal error: {0}; please report it")]
     Internal(String),
@@ -397,13 +400,34 @@ pub async fn run_backup(
     Ok(report)
 }
 
-/// The run's data key and signing key, as configured.
+/// The run's data key (drawn and wrapped by the configured provider: one KMS
+/// GenerateDataKey, or an `age` encryption to the recipients) and the signing key.
 async fn protection(
-    _config: &LoadedConfig,
-    _backup_id: &str,
-    _run_id: &str,
+    config: &LoadedConfig,
+    backup_id: &str,
+    run_id: &str,
 ) -> Result<RunProtection, BackupError> {
-    Ok(RunProtection::default())
+    let Some(plan) = config.backup.as_ref() else {
+        return Ok(RunProtection::default());
+    };
+    let run_key = match &plan.encryption {
+        Some(settings) => {
+            let wrapper = crate::keys::KeyWrapper::new(settings);
+            let ctx = crate::keys::KeyContext::new(backup_id, run_id);
+            let (data_key, wrapped) = wrapper.new_run_key(&ctx).await.map_err(BackupError::Keys)?;
+            tracing::info!(
+                provider = %wrapped.provider,
+                key_ids = ?wrapped.key_ids,
+                "client-side encryption: a new data key for this run"
+            );
+            Some(Arc::new(RunKey { data_key, wrapped }))
+        }
+        None => None,
+    };
+    Ok(RunProtection {
+        run_key,
+        signing_key: plan.signing_key.clone(),
+    })
 }
 
 /// The newest manifest part of the backup whose name this run's own key signed: the link

@@ -104,6 +104,8 @@ pub struct RunEncryption {
     pub provider: String,
     /// Any one of these keys unwraps it.
     pub key_ids: Vec<String>,
+    /// Whether the configured keys can (filled by the caller, who has the key ring).
+    pub available: Option<String>,
 }
 
 /// One topic name.
@@ -412,6 +414,7 @@ fn runs(catalog: &Catalog) -> Vec<RunDescription> {
                 algorithm: e.algorithm.clone(),
                 provider: e.key.provider.to_string(),
                 key_ids: e.key.key_ids.clone(),
+                available: None,
             });
         }
         // The latest part says how the run stands.

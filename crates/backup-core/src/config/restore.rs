@@ -29,6 +29,8 @@ pub(crate) struct RawRestore {
     pub batch_max_bytes: Option<ConfigU64>,
     pub max_bytes_per_second: Option<ConfigU64>,
     pub max_concurrent_partitions: Option<ConfigU64>,
+    pub max_partitions: Option<ConfigU64>,
+    pub accept_unauthenticated: Option<ConfigBool>,
     pub restore_id: Option<ConfigString>,
     pub progress_file: Option<ConfigString>,
     /// Checked in `encryption`.
@@ -117,6 +119,11 @@ pub struct RestoreSettings {
     pub max_bytes_per_second: Option<u64>,
     /// Partitions produced at once.
     pub max_concurrent_partitions: usize,
+    /// Most partitions a restore creates a topic with: a manifest cannot make it create
+    /// absurd topics (default 1000).
+    pub max_partitions: i32,
+    /// Restore segments that are not authenticated (also `--accept-unauthenticated`).
+    pub accept_unauthenticated: bool,
     /// Names this restore's progress; runs with the same id continue each other.
     pub restore_id: String,
     /// Where progress is kept.
@@ -290,6 +297,14 @@ impl Validator<'_> {
             1,
             10_000,
         )? as usize;
+        let max_partitions = bounded(
+            self,
+            "max_partitions",
+            raw.max_partitions,
+            crate::restore::policy::DEFAULT_MAX_PARTITIONS as u64,
+            1,
+            1_000_000,
+        )? as i32;
         let max_bytes_per_second = raw
             .max_bytes_per_second
             .map(|n| {
@@ -343,6 +358,8 @@ impl Validator<'_> {
             batch_max_bytes,
             max_bytes_per_second,
             max_concurrent_partitions,
+            max_partitions,
+            accept_unauthenticated: raw.accept_unauthenticated.map(|b| b.value).unwrap_or(false),
             restore_id,
             progress,
             decryption,

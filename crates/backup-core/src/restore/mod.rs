@@ -28,7 +28,7 @@ use kafka_client::{KafkaClient, TopicPartition};
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 
-use crate::catalog::{Catalog, CatalogError, Trust};
+use crate::catalog::{Catalog, CatalogError};
 use crate::config::{LoadedConfig, RestoreSettings};
 use crate::decrypt::{DataKeys, ReadKeys};
 use crate::storage::{Storage, StorageError};
@@ -340,15 +340,7 @@ pub async fn run_restore(
 /// The verify keys and decryption keys of a restore: the configuration's, and the command
 /// line's.
 fn read_keys(config: &LoadedConfig, options: &RestoreOptions) -> ReadKeys {
-    let _ = config;
-    let keys: Vec<backup_format::signing::VerifyingKey> = options.verify_keys.clone();
-    ReadKeys {
-        trust: Trust {
-            keys: backup_format::signing::VerifyingKeys::new(keys),
-            expected_runs: options.expected_runs.clone(),
-        },
-        data: None,
-    }
+    config.read_keys(&options.verify_keys, &options.expected_runs)
 }
 
 async fn prepare(
@@ -359,6 +351,7 @@ async fn prepare(
     dry_run: bool,
 ) -> Result<Prepared, RestoreError> {
     let force = options.force;
+    let accept_unauthenticated = options.accept_unauthenticated || settings.accept_unauthenticated;
     let backup_id = &config.backup_id;
     let read = read_keys(config, options);
     let mut catalog = Catalog::load(storage, backup_id, &read.trust).await?;
@@ -370,7 +363,7 @@ async fn prepare(
         .iter()
         .map(|s| s.key.clone())
         .collect();
-    if options.accept_unauthenticated && !unauthenticated.is_empty() {
+    if accept_unauthenticated && !unauthenticated.is_empty() {
         warnings.push(format!(
             "{} unauthenticated segment(s) are restored as told (--accept-unauthenticated): nothing \
              shows who wrote them",
@@ -384,7 +377,7 @@ async fn prepare(
             .as_ref()
             .is_some_and(|o| unauthenticated.contains(o));
         if about_unauthenticated_segment {
-            if !options.accept_unauthenticated
+            if !accept_unauthenticated
                 && p.topic
                     .as_deref()
                     .is_some_and(|t| settings.topics.includes(t, false))
@@ -442,7 +435,7 @@ async fn prepare(
             .unwrap_or_else(|| name.clone());
         let target_partitions = settings.repartition_to.unwrap_or(source_partitions);
         if let Some(problem) =
-            policy::partition_problem(name, target_partitions, policy::DEFAULT_MAX_PARTITIONS)
+            policy::partition_problem(name, target_partitions, settings.max_partitions)
         {
             integrity.push(problem);
         }

@@ -104,6 +104,7 @@ fn failed(e: BackupError) -> Failed {
         }
         BackupError::Kafka(k) => Exit::for_kafka(k.kind()),
         BackupError::Storage(_) => Exit::Storage,
+        BackupError::Keys(k) => Exit::for_keys(k.kind()),
         BackupError::Format(_) | BackupError::Internal(_) => Exit::Failure,
     };
     Failed::new(exit, e.to_string())

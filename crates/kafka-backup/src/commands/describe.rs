@@ -10,7 +10,9 @@ use backup_core::catalog::describe::{
     BackupDescription, LineageDescription, PartitionDescription, describe,
 };
 
-use super::{TrustArgs, catalog_failed, count, format_ms, open_store, print_json, table, trust};
+use super::{
+    TrustArgs, catalog_failed, count, format_ms, open_store, print_json, read_keys, table,
+};
 use crate::OutputFormat;
 use crate::exit::{Exit, Failed};
 
@@ -22,16 +24,51 @@ pub async fn run(
     format: OutputFormat,
 ) -> Result<Exit, Failed> {
     let (loaded, storage) = open_store(config_path)?;
-    let trust = trust(&loaded, trust_args)?;
-    let catalog = Catalog::load(&storage, &loaded.backup_id, &trust)
+    let read = read_keys(&loaded, trust_args)?;
+    let ring = loaded.key_ring();
+    let mut catalog = Catalog::load(&storage, &loaded.backup_id, &read.trust)
         .await
         .map_err(catalog_failed)?;
-    let description = describe(&storage, &catalog).await.map_err(catalog_failed)?;
+    // Topic configurations and groups of an encrypted backup show when a key is configured.
+    if let Some(keys) = &read.data {
+        for failure in catalog.unseal(keys.as_ref()).await {
+            tracing::warn!("{failure}");
+        }
+    }
+    let mut description = describe(&storage, &catalog).await.map_err(catalog_failed)?;
+    for run in &mut description.runs {
+        if let Some(e) = &mut run.encryption {
+            e.available = Some(availability(&ring, &catalog, &run.run_id));
+        }
+    }
     match format {
         OutputFormat::Json => print_json(&description)?,
         OutputFormat::Text => print!("{}", render_text(&description)),
     }
     Ok(Exit::Ok)
+}
+
+/// Whether the configured keys can decrypt `run`, in words.
+fn availability(ring: &backup_core::keys::KeyRing, catalog: &Catalog, run: &str) -> String {
+    use backup_core::keys::KeyAvailability as A;
+    let Some(e) = catalog
+        .manifests
+        .iter()
+        .find(|m| m.manifest.run_id == run)
+        .and_then(|m| m.manifest.encryption.as_ref())
+    else {
+        return "unknown".to_owned();
+    };
+    match ring.availability(&e.key) {
+        A::Available { key_id } => format!("yes, with {key_id}"),
+        A::Possible { reason } => format!("possibly: {reason}"),
+        A::Missing { configured } if configured.is_empty() => {
+            "no: no key of this provider is configured".to_owned()
+        }
+        A::Missing { configured } => {
+            format!("no: the configured {} do not match", configured.join(", "))
+        }
+    }
 }
 
 /// The description as text.

@@ -11,10 +11,11 @@ pub mod validate;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use backup_core::catalog::{CatalogError, Trust};
+use backup_core::catalog::CatalogError;
 use backup_core::config::{self, LoadedConfig};
+use backup_core::decrypt::ReadKeys;
 use backup_core::storage::Storage;
-use backup_format::signing::{VerifyingKey, VerifyingKeys};
+use backup_format::signing::VerifyingKey;
 use serde::Serialize;
 
 use crate::exit::{Exit, Failed};
@@ -68,14 +69,11 @@ pub(crate) fn read_verify_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, F
         .collect()
 }
 
-/// The trust of a reading command: the configuration's verify keys and the command line's.
-pub(crate) fn trust(loaded: &LoadedConfig, args: &TrustArgs) -> Result<Trust, Failed> {
-    let _ = loaded;
+/// What a reading command trusts and decrypts with: the configuration's verify keys and key
+/// ring, and the command line's verify keys and anchors.
+pub(crate) fn read_keys(loaded: &LoadedConfig, args: &TrustArgs) -> Result<ReadKeys, Failed> {
     let keys = read_verify_keys(&args.verify_keys)?;
-    Ok(Trust {
-        keys: VerifyingKeys::new(keys),
-        expected_runs: args.expect_runs.clone(),
-    })
+    Ok(loaded.read_keys(&keys, &args.expect_runs))
 }
 
 /// The exit code for a catalog failure. A backup that does not exist is a storage-class

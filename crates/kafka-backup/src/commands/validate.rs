@@ -11,7 +11,7 @@ use backup_core::catalog::Severity;
 use backup_core::config::TopicSelection;
 use backup_core::validate::{ValidateOptions, ValidationReport, validate};
 
-use super::{TrustArgs, catalog_failed, count, open_store, print_json, trust};
+use super::{TrustArgs, catalog_failed, count, open_store, print_json, read_keys};
 use crate::OutputFormat;
 use crate::exit::{Exit, Failed};
 use crate::logging::LogFormat;
@@ -27,7 +27,7 @@ pub async fn run(
     log_format: LogFormat,
 ) -> Result<Exit, Failed> {
     let (loaded, storage) = open_store(config_path)?;
-    let trust = trust(&loaded, trust_args)?;
+    let read = read_keys(&loaded, trust_args)?;
     let patterns = topics.clone();
     let topics = (!topics.is_empty()).then(|| TopicSelection {
         include: topics,
@@ -56,8 +56,8 @@ pub async fn run(
             deep,
             topics,
             progress,
-            trust,
-            keys: None,
+            trust: read.trust,
+            keys: read.data,
         },
     )
     .await

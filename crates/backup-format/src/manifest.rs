@@ -533,7 +533,8 @@ impl RunManifest {
     }
 
     /// Decrypts the sealed fields with the run's (unwrapped) data key and puts them back
-    /// in place. A part that is not sealed is left as it is.
+    /// in place (`encryption` stays, naming the run's key). A part that is not sealed is left
+    /// as it is.
     pub fn open(&mut self, data_key: &DataKey) -> Result<(), CryptoError> {
         let (Some(sealed), Some(encryption)) = (&self.sealed, &self.encryption) else {
             return Ok(());
@@ -555,8 +556,8 @@ impl RunManifest {
             }
         }
         self.consumer_groups = fields.consumer_groups;
+        // `encryption` stays: it still says which key the run's objects need.
         self.sealed = None;
-        self.encryption = None;
         Ok(())
     }
 
@@ -798,7 +799,6 @@ impl GapRecord {
         self.gap.reason = fields.reason;
         self.gap.detected_at = fields.detected_at;
         self.sealed = None;
-        self.encryption = None;
         Ok(())
     }
 

@@ -145,6 +145,27 @@ pub fn render_text(r: &BackupReport) -> String {
         "Groups       {} consumer groups captured",
         r.consumer_groups
     );
+    let _ = writeln!(
+        out,
+        "Encryption   {}",
+        match &r.encryption {
+            Some(e) => format!(
+                "{}, run key wrapped by {} for {}",
+                e.algorithm,
+                e.provider,
+                e.key_ids.join(", ")
+            ),
+            None => "none: segments are stored in the clear (set backup.encryption)".to_owned(),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Signed       {}",
+        match &r.signing_key_id {
+            Some(id) => format!("with key {id}: names, manifests and descriptor"),
+            None => "no: objects are not authenticated (set backup.signing_key)".to_owned(),
+        }
+    );
     if r.gaps > 0 {
         let _ = writeln!(
             out,

@@ -7,7 +7,7 @@ use std::path::Path;
 use backup_core::backup::progress::human_bytes;
 use backup_core::catalog::Catalog;
 use backup_core::catalog::describe::{
-    BackupDescription, LineageDescription, PartitionDescription, describe,
+    BackupDescription, LineageDescription, PartitionDescription, RunDescription, describe,
 };
 
 use super::{
@@ -115,6 +115,20 @@ pub fn render_text(d: &BackupDescription) -> String {
         );
     }
 
+    let _ = writeln!(out, "Authenticity {}", d.authentication.describe());
+    if !d.unauthenticated_segments.is_empty() {
+        let _ = writeln!(
+            out,
+            "Left out     {} not counted above: not authenticated \
+             (see the problems; a restore leaves them out)",
+            count(
+                d.unauthenticated_segments.len() as u64,
+                "segment",
+                "segments"
+            )
+        );
+    }
+
     let _ = writeln!(out, "\nRuns");
     if d.runs.is_empty() {
         let _ = writeln!(
@@ -148,6 +162,32 @@ pub fn render_text(d: &BackupDescription) -> String {
             ]);
         }
         out.push_str(&table("  ", &rows));
+        let keys: Vec<&RunDescription> = d
+            .runs
+            .iter()
+            .filter(|r| r.encryption.is_some() || r.signed_by.is_some())
+            .collect();
+        if !keys.is_empty() {
+            let _ = writeln!(out, "\nKeys");
+            for r in keys {
+                let encryption = match &r.encryption {
+                    Some(e) => format!(
+                        "{} by {} (any of {}); configured keys can decrypt: {}",
+                        e.algorithm,
+                        e.provider,
+                        e.key_ids.join(", "),
+                        e.available.as_deref().unwrap_or("unknown")
+                    ),
+                    None => "not encrypted".to_owned(),
+                };
+                let signed = r
+                    .signed_by
+                    .as_deref()
+                    .map(|k| format!("signed by {k}"))
+                    .unwrap_or_else(|| "signature not verified".to_owned());
+                let _ = writeln!(out, "  {}  {encryption}; {signed}", r.run_id);
+            }
+        }
     }
 
     let _ = writeln!(out, "\nTopics");

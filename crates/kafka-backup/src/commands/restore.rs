@@ -209,12 +209,28 @@ pub fn render(r: &RestoreReport) -> String {
             .find(|(_, v)| **v == t.topic)
             .map(|(k, _)| k.as_str())
             .unwrap_or("?");
+        let configs = if t.configs.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = t.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(", configs {}", list.join(" "))
+        };
         let _ = writeln!(
             out,
-            "Topic        {source} -> {} ({}, {} partitions)",
+            "Topic        {source} -> {} ({}, {} partitions{configs})",
             t.topic, t.action, t.partitions
         );
     }
+    let _ = writeln!(
+        out,
+        "Authenticity {}{}",
+        r.authentication.describe(),
+        if r.encrypted {
+            "; encrypted, decrypted on the way"
+        } else {
+            ""
+        }
+    );
     let total: u64 = r.partitions.iter().map(|p| p.records).sum();
     let already: u64 = r.partitions.iter().map(|p| p.already_restored).sum();
     let _ = writeln!(

@@ -93,6 +93,23 @@ pub fn render_text(r: &ValidationReport) -> String {
     };
     let _ = writeln!(out, "Backup       {} at {}", r.backup_id, r.location);
     let _ = writeln!(out, "Checked      {how}");
+    let _ = writeln!(out, "Authenticity {}", r.authentication.describe());
+    if r.encrypted_segments > 0 {
+        let decrypted = r.encrypted_segments - r.not_decrypted_segments;
+        let _ = writeln!(
+            out,
+            "Encryption   {} encrypted segments, {decrypted} decrypted and checked in full{}",
+            r.encrypted_segments,
+            if r.not_decrypted_segments > 0 {
+                format!(
+                    ", {} checked by hash only (no key can decrypt them)",
+                    r.not_decrypted_segments
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     let counts = format!(
         "{}, {}",
         count(r.errors as u64, "error", "errors"),

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks: builds kafka-backup (release), makes sure the Python tools and the nisshi broker
 # are installed (via scripts/test-env.sh), and runs bench/backup_bench.py (backup against a
-# librdkafka consumer) or, with --restore first, bench/restore_bench.py (restore against a
-# librdkafka producer).
+# librdkafka consumer), with --restore first, bench/restore_bench.py (restore against a
+# librdkafka producer), or with --encryption first, bench/encryption_bench.py (backup and
+# restore encrypted and signed against the same in the clear).
 #
-#   bench/run.sh [--restore] [--records N] [--repeat N]
+#   bench/run.sh [--restore | --encryption] [--records N] [--repeat N]
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -21,8 +22,8 @@ NISSHI=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["nisshi"]
 
 cargo build --release -q -p kafka-backup
 SCRIPT=bench/backup_bench.py
-if [ "${1:-}" = "--restore" ]; then
-    SCRIPT=bench/restore_bench.py
-    shift
-fi
+case "${1:-}" in
+    --restore) SCRIPT=bench/restore_bench.py; shift ;;
+    --encryption) SCRIPT=bench/encryption_bench.py; shift ;;
+esac
 "$PY" "$SCRIPT" --nisshi "$NISSHI" --binary "$REPO/target/release/kafka-backup" "$@"

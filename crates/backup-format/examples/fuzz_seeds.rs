@@ -6,11 +6,13 @@
 
 use std::collections::BTreeMap;
 
+use backup_format::crypto::{DataKey, ProviderKind, RunKey, WrappedKey};
 use backup_format::manifest::{
     BackupDescriptor, Gap, GapRecord, RunManifest, RunMode, RunStatus, RunSummary, SourceCluster,
     TopicSnapshot,
 };
 use backup_format::segment::{AbortedTransaction, Compression};
+use backup_format::signing::SigningKey;
 use backup_format::{SegmentEntry, SegmentHeader, SegmentWriter, WriterOptions};
 
 /// A record batch with a correct CRC (records section as filler: the format never decodes
@@ -71,6 +73,7 @@ fn main() -> std::io::Result<()> {
         std::fs::write(format!("{dir}/seed-{n:03}"), [&[mode][..], data].concat())
     };
     let mut entry = None;
+    let (signing, _) = SigningKey::generate().expect("signing key");
     for compression in [Compression::None, Compression::Zstd, Compression::Lz4] {
         let mut w = SegmentWriter::new(
             header(),
@@ -91,6 +94,37 @@ fn main() -> std::io::Result<()> {
         }
         put(3, seg.key().as_bytes())?;
         entry = Some(SegmentEntry::from_finished(&seg, seg.key()));
+        // The same, encrypted with the fuzz target's fixed data key, and its signed name.
+        let key = std::sync::Arc::new(RunKey {
+            data_key: DataKey::from_slice(&[0x5a; 32]).expect("32 bytes"),
+            wrapped: WrappedKey {
+                provider: ProviderKind::Local,
+                key_ids: vec!["fuzz".into()],
+                blob: vec![1; 61],
+            },
+        });
+        let mut w = SegmentWriter::new(
+            header(),
+            WriterOptions {
+                compression,
+                chunk_target_bytes: 300,
+                encryption: Some(key),
+                ..WriterOptions::default()
+            },
+        )
+        .expect("writer");
+        w.push_batch(&batch(0, 3, 0, -1)).expect("batch");
+        w.push_batch(&batch(3, 2, 0x10, 5)).expect("batch");
+        let seg = w.finish().expect("segment");
+        put(0, &seg.bytes)?;
+        put(1, &seg.bytes)?;
+        let signed = seg
+            .segment_key()
+            .sign(&signing)
+            .expect("name")
+            .to_key()
+            .expect("key");
+        put(3, signed.as_bytes())?;
     }
     let gap = Gap {
         topic: "t".into(),

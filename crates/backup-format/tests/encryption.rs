@@ -314,3 +314,29 @@ fn dropping_the_last_chunks_is_caught_by_the_trailer() {
         "{err:?}"
     );
 }
+
+#[test]
+fn every_single_bit_flip_anywhere_in_an_encrypted_segment_is_refused() {
+    // Every byte of an encrypted segment is covered by something the reader checks: the
+    // clear header by the trailer's associated data, chunk headers by the CRC or the
+    // associated data, ciphertext by the tag, the trailer and the magics by themselves. So no
+    // single flipped bit may ever be read as valid data.
+    let key = run_key();
+    for compression in [Compression::None, Compression::Zstd] {
+        let (bytes, _) = write_encrypted(&key, 7, compression);
+        let mut rng = common::Rng(0x5eed ^ bytes.len() as u64);
+        let positions: Vec<usize> = (0..bytes.len())
+            .step_by(1 + bytes.len() / 3000)
+            .chain((0..400).map(|_| rng.below(bytes.len())))
+            .collect();
+        for at in positions {
+            let mut damaged = bytes.to_vec();
+            damaged[at] ^= 1 << rng.below(8);
+            assert!(
+                read_with(&key.data_key, Bytes::from(damaged)).is_err(),
+                "{compression}: a flipped bit at byte {at} of {} went unnoticed",
+                bytes.len()
+            );
+        }
+    }
+}

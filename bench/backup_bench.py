@@ -160,6 +160,13 @@ backup:
 def run_timed(binary, command, config):
     """Runs `kafka-backup COMMAND --config CONFIG --format json` under GNU time; returns
     (seconds, peak RSS in KiB, the JSON report)."""
+    elapsed, _cpu, rss_kb, report = run_measured(binary, command, config)
+    return elapsed, rss_kb, report
+
+
+def run_measured(binary, command, config):
+    """Like run_timed, with the CPU time (user + system seconds) of the kafka-backup process:
+    (wall seconds, CPU seconds, peak RSS in KiB, the JSON report)."""
     start = time.perf_counter()
     out = subprocess.run(["/usr/bin/time", "-v", binary, "--log-level", "warn", command,
                           "--config", config, "--format", "json"],
@@ -167,8 +174,13 @@ def run_timed(binary, command, config):
     elapsed = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit(f"kafka-backup {command} failed ({out.returncode}):\n{out.stderr}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
-    return elapsed, rss_kb, json.loads(out.stdout)
+
+    def field(name):
+        return float(re.search(name + r": ([\d.]+)", out.stderr).group(1))
+
+    cpu = field(r"User time \(seconds\)") + field(r"System time \(seconds\)")
+    rss_kb = int(field(r"Maximum resident set size \(kbytes\)"))
+    return elapsed, cpu, rss_kb, json.loads(out.stdout)
 
 
 def main():

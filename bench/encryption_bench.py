@@ -15,39 +15,17 @@ protected run's throughput to the clear one's, the median CPU time (user + syste
 kafka-backup process) and the peak memory (maximum resident set size), all from GNU time.
 """
 import argparse
-import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
-import time
 
-from backup_bench import PARTITIONS, produce, start_broker
+from backup_bench import PARTITIONS, produce, run_measured as timed, start_broker
 
 
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
-
-
-def timed(binary, command, config):
-    """Runs `kafka-backup COMMAND --config CONFIG --format json` under GNU time; returns
-    (wall seconds, CPU seconds, peak RSS in KiB, the JSON report)."""
-    start = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-v", binary, "--log-level", "warn", command,
-                          "--config", config, "--format", "json"],
-                         capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if out.returncode != 0:
-        raise SystemExit(f"kafka-backup {command} failed ({out.returncode}):\n{out.stderr}")
-
-    def field(name):
-        return float(re.search(name + r": ([\d.]+)", out.stderr).group(1))
-
-    cpu = field(r"User time \(seconds\)") + field(r"System time \(seconds\)")
-    rss = int(field(r"Maximum resident set size \(kbytes\)"))
-    return wall, cpu, rss, json.loads(out.stdout)
 
 
 PROTECTION = """  encryption:

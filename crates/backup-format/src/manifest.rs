@@ -520,15 +520,9 @@ impl RunManifest {
                 .collect(),
             consumer_groups: self.consumer_groups.take(),
         };
-        let encryption = Encryption::new(key.wrapped.clone())?;
-        self.sealed = Some(crypto::document::seal(
-            &key.data_key,
-            &encryption,
-            "manifest fields",
-            self.binding().as_bytes(),
-            &fields,
-        )?);
+        let (encryption, sealed) = seal_fields(key, "manifest fields", &self.binding(), &fields)?;
         self.encryption = Some(encryption);
+        self.sealed = Some(sealed);
         Ok(())
     }
 
@@ -536,16 +530,15 @@ impl RunManifest {
     /// in place (`encryption` stays, naming the run's key). A part that is not sealed is left
     /// as it is.
     pub fn open(&mut self, data_key: &DataKey) -> Result<(), CryptoError> {
-        let (Some(sealed), Some(encryption)) = (&self.sealed, &self.encryption) else {
+        let Some(fields) = open_fields::<SealedManifestFields>(
+            data_key,
+            (&self.encryption, &self.sealed),
+            "manifest fields",
+            &self.binding(),
+        )?
+        else {
             return Ok(());
         };
-        let fields: SealedManifestFields = crypto::document::open(
-            data_key,
-            encryption,
-            "manifest fields",
-            self.binding().as_bytes(),
-            sealed,
-        )?;
         for c in fields.topic_configs {
             if let Some(t) = self
                 .topics
@@ -772,30 +765,23 @@ impl GapRecord {
             reason: std::mem::take(&mut self.gap.reason),
             detected_at: std::mem::take(&mut self.gap.detected_at),
         };
-        let encryption = Encryption::new(key.wrapped.clone())?;
-        self.sealed = Some(crypto::document::seal(
-            &key.data_key,
-            &encryption,
-            "gap",
-            self.binding().as_bytes(),
-            &fields,
-        )?);
+        let (encryption, sealed) = seal_fields(key, "gap", &self.binding(), &fields)?;
         self.encryption = Some(encryption);
+        self.sealed = Some(sealed);
         Ok(())
     }
 
     /// Decrypts what [`GapRecord::seal`] hid; a record that is not sealed is left as it is.
     pub fn open(&mut self, data_key: &DataKey) -> Result<(), CryptoError> {
-        let (Some(sealed), Some(encryption)) = (&self.sealed, &self.encryption) else {
+        let Some(fields) = open_fields::<SealedGap>(
+            data_key,
+            (&self.encryption, &self.sealed),
+            "gap",
+            &self.binding(),
+        )?
+        else {
             return Ok(());
         };
-        let fields: SealedGap = crypto::document::open(
-            data_key,
-            encryption,
-            "gap",
-            self.binding().as_bytes(),
-            sealed,
-        )?;
         self.gap.reason = fields.reason;
         self.gap.detected_at = fields.detected_at;
         self.sealed = None;
@@ -813,6 +799,37 @@ impl GapRecord {
             self.gap.to
         )
     }
+}
+
+/// Seals `fields` under a fresh salt: the parameters to store beside them, and the sealed text.
+fn seal_fields<T: Serialize>(
+    key: &RunKey,
+    purpose: &str,
+    binding: &str,
+    fields: &T,
+) -> Result<(Encryption, String), CryptoError> {
+    let encryption = Encryption::new(key.wrapped.clone())?;
+    let sealed = crypto::document::seal(
+        &key.data_key,
+        &encryption,
+        purpose,
+        binding.as_bytes(),
+        fields,
+    )?;
+    Ok((encryption, sealed))
+}
+
+/// Opens what [`seal_fields`] sealed; `None` when nothing is sealed.
+fn open_fields<T: DeserializeOwned>(
+    data_key: &DataKey,
+    (encryption, sealed): (&Option<Encryption>, &Option<String>),
+    purpose: &str,
+    binding: &str,
+) -> Result<Option<T>, CryptoError> {
+    let (Some(encryption), Some(sealed)) = (encryption, sealed) else {
+        return Ok(None);
+    };
+    crypto::document::open(data_key, encryption, purpose, binding.as_bytes(), sealed).map(Some)
 }
 
 /// A timestamp as the documents store them: RFC 3339, UTC, milliseconds.

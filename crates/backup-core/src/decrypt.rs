@@ -62,7 +62,7 @@ impl crate::config::LoadedConfig {
             }
         }
         ReadKeys {
-            trust: crate::catalog::Trust {
+            trust: crate::catalog::trust::Trust {
                 keys: backup_format::signing::VerifyingKeys::new(keys),
                 expected_runs: expected_runs.to_vec(),
             },
@@ -125,7 +125,7 @@ impl<K: DataKeys> DataKeys for CachedKeys<K> {
 #[derive(Debug, Clone, Default)]
 pub struct ReadKeys {
     /// Verify keys and anchors.
-    pub trust: crate::catalog::Trust,
+    pub trust: crate::catalog::trust::Trust,
     /// Unwraps data keys; `None` when no decryption key is configured.
     pub data: Option<std::sync::Arc<dyn DataKeys>>,
 }

@@ -35,6 +35,7 @@
 //! write-only backup role relies on that to resume, and restore and validate on it to tell
 //! planted objects from the backup's own. See [`crate::signing`].
 
+use sha2::Digest as _;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::hex;
@@ -408,7 +409,7 @@ pub struct NameSeal {
 
 impl NameSeal {
     fn new(base: &str, suffix: &str, content: &[u8], key: &SigningKey) -> Self {
-        let sha256 = crate::segment::object_sha256(content);
+        let sha256: [u8; 32] = sha2::Sha256::digest(content).into();
         let message = format!("{base}-{}{suffix}", hex::encode32(&sha256));
         Self {
             sha256,

@@ -424,7 +424,7 @@ impl Engine<'_> {
                 from: position,
                 to: log_start,
                 reason: "retention deleted these offsets before they were backed up".to_owned(),
-                detected_at: now_rfc3339(),
+                detected_at: super::clock::now_rfc3339(),
             };
             let msg = format!(
                 "partition {tp}: offsets {position} to {} were deleted by retention before they could \
@@ -534,11 +534,4 @@ impl Engine<'_> {
             }
         }
     }
-}
-
-/// Now, as RFC 3339 in UTC.
-pub(crate) fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use backup_format::manifest::{GroupOffset, GroupOffsets, GroupSnapshot};
 use kafka_client::{ErrorKind, KafkaClient};
 
-use super::engine::now_rfc3339;
+use super::clock::now_rfc3339;
 
 /// Offsets of the groups that committed on any of `topics`. Groups whose offsets the
 /// principal may not read are skipped with a warning; a failure to list groups at all is an

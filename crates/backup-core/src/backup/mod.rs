@@ -7,6 +7,7 @@
 //! are found, and writes its own manifest (in parts, in continuous mode) with the topics'
 //! metadata and a snapshot of consumer-group offsets.
 
+mod clock;
 mod engine;
 mod groups;
 mod partition;
@@ -33,7 +34,8 @@ use tokio::sync::watch;
 
 use crate::config::{BackupPlan, Compression, LoadedConfig};
 use crate::storage::{Storage, StorageError};
-use engine::{Engine, LoopExit, now_rfc3339};
+use clock::now_rfc3339;
+use engine::{Engine, LoopExit};
 use partition::{BufferPool, PartitionState, RunIdentity, Status};
 use plan::TopicInfo;
 pub use progress::ProgressMode;

@@ -181,7 +181,7 @@ impl PartitionState {
                     // Both set by the writer from its options.
                     compression: SegmentCompression::None,
                     compression_level: None,
-                    created_at: super::engine::now_rfc3339(),
+                    created_at: super::clock::now_rfc3339(),
                     encryption: None,
                     aborted_transactions: Vec::new(),
                 };

@@ -605,3 +605,60 @@ async fn a_replaced_descriptor_is_not_believed() {
         .unwrap();
     assert!(catalog.descriptor.is_none());
 }
+
+#[tokio::test]
+async fn a_signed_and_sealed_gap_record_explains_its_hole() {
+    let fx = Fx::new();
+    let runs = fx.three_runs().await;
+    // Run 2's first segment never existed: retention deleted 10..20 before it was copied, and
+    // two runs recorded that gap (signed names differ, so both are stored).
+    fx.remove(&runs[1].1[0].key);
+    let key = backup_format::crypto::RunKey {
+        data_key: backup_format::crypto::DataKey::generate().unwrap(),
+        wrapped: backup_format::crypto::WrappedKey {
+            provider: backup_format::crypto::ProviderKind::Local,
+            key_ids: vec!["k".into()],
+            blob: vec![1; 61],
+        },
+    };
+    for (run, detected) in [
+        (RUNS[1], "2026-11-24T00:00:00Z"),
+        (RUNS[2], "2026-11-25T00:00:00Z"),
+    ] {
+        let gap = Gap {
+            topic: "orders".into(),
+            topic_id: TID.into(),
+            partition: 0,
+            from: 10,
+            to: 20,
+            reason: "retention".into(),
+            detected_at: detected.into(),
+        };
+        let mut record = GapRecord {
+            format: MANIFEST_FORMAT,
+            backup_id: fx.id.clone(),
+            run_id: run.into(),
+            gap: gap.clone(),
+            encryption: None,
+            sealed: None,
+        };
+        record.seal(&key).unwrap();
+        let body = record.to_json().unwrap();
+        let name = gap
+            .gap_key(&fx.id)
+            .sign(&body, &fx.key)
+            .unwrap()
+            .to_key()
+            .unwrap();
+        fx.put(&name, body).await;
+    }
+    let r = fx.validate(fx.trust()).await;
+    // The run's own manifest still lists the deleted segment: that is the only error.
+    assert_eq!(
+        kinds(&r),
+        [(ProblemKind::MissingSegment, Severity::Error)],
+        "{:?}",
+        r.problems
+    );
+    assert_eq!(r.gap_records, 1, "the same gap twice is one gap");
+}

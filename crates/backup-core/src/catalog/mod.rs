@@ -585,7 +585,8 @@ impl Catalog {
                         ))
                     });
                     p.gaps.sort_by_key(|g| (g.from, g.to));
-                    p.gaps.dedup();
+                    // Two runs may record the same gap; signed records have distinct names.
+                    p.gaps.dedup_by_key(|g| (g.from, g.to));
                     // Unauthenticated segments count here: they have their own problems, and
                     // the offsets they hold are not reported a second time as a hole.
                     let mut spans: Vec<coverage::Span<'_>> = all_spans

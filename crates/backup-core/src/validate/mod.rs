@@ -232,7 +232,8 @@ pub async fn validate(
         };
         report.gap_records += 1;
         let problem = match GapRecord::from_json(&bytes) {
-            Ok(r) if r.backup_id == backup_id && r.gap.key(backup_id).ok() == Some(key.clone()) => {
+            // The name carries the range (and, signed, the digest): the content must agree.
+            Ok(r) if r.backup_id == backup_id && r.gap.gap_key(backup_id) == gap.range_key() => {
                 continue;
             }
             Ok(_) => "its content names another backup or range than its key".to_owned(),

@@ -353,7 +353,7 @@ async fn the_catalog_and_describe_show_what_is_stored() {
     assert_eq!(groups, [RUN1, RUN2]);
     assert_eq!(catalog.latest_group_snapshot().unwrap().0, RUN2);
 
-    let d = describe(&fx.storage, &catalog).await.unwrap();
+    let d = describe(&fx.storage, &catalog, None).await.unwrap();
     let json = serde_json::to_value(&d).unwrap();
     assert_eq!(json["totals"]["records"], 38);
     assert_eq!(json["totals"]["segments"], 4);

@@ -206,23 +206,24 @@ struct Figures {
 }
 
 /// Describes a loaded backup. Reads the trailers of segments no manifest lists (a ranged
-/// GET each); everything else comes from the catalog.
+/// GET each; for an encrypted one, also its header, and the trailer is decrypted with `keys`);
+/// everything else comes from the catalog.
 pub async fn describe(
     storage: &Storage,
     catalog: &Catalog,
+    keys: Option<&dyn crate::decrypt::DataKeys>,
 ) -> Result<BackupDescription, CatalogError> {
     let mut problems = catalog.problems.clone();
     let orphans: Vec<&SegmentRef> = catalog.segments().filter(|s| s.entry.is_none()).collect();
     let mut trailers: BTreeMap<&str, Figures> = BTreeMap::new();
-    let mut reads = futures::stream::iter(orphans.into_iter().map(|s| async move {
-        let start = s
-            .size
-            .saturating_sub((MAX_TRAILER_LEN + TRAILER_HEADER_LEN + END_MAGIC.len()) as u64);
-        (s, storage.get_range(&s.key, start..s.size).await)
-    }))
+    let mut reads = futures::stream::iter(
+        orphans
+            .into_iter()
+            .map(|s| async move { (s, orphan_trailer(storage, s, keys).await) }),
+    )
     .buffer_unordered(TRAILER_READS);
-    while let Some((s, tail)) = reads.next().await {
-        match parse_trailer(&tail?) {
+    while let Some((s, trailer)) = reads.next().await {
+        match trailer? {
             Some(t) => {
                 trailers.insert(&s.key, figures_of_trailer(&t));
             }
@@ -446,6 +447,40 @@ fn figures_of_trailer(t: &SegmentTrailer) -> Figures {
         min_timestamp: t.min_timestamp,
         max_timestamp: t.max_timestamp,
     }
+}
+
+/// The trailer of a segment no manifest lists, from ranged reads: its tail, and for an
+/// encrypted segment its header too (the trailer is authenticated with it). `None` when it
+/// cannot be read (damaged, or encrypted without a key).
+async fn orphan_trailer(
+    storage: &Storage,
+    s: &SegmentRef,
+    keys: Option<&dyn crate::decrypt::DataKeys>,
+) -> Result<Option<SegmentTrailer>, crate::storage::StorageError> {
+    let tail_len = (MAX_TRAILER_LEN + TRAILER_HEADER_LEN + END_MAGIC.len() + 16) as u64;
+    let tail = storage
+        .get_range(&s.key, s.size.saturating_sub(tail_len)..s.size)
+        .await?;
+    if let Some(t) = parse_trailer(&tail) {
+        return Ok(Some(t));
+    }
+    let Some(keys) = keys else {
+        return Ok(None);
+    };
+    let head_len =
+        (backup_format::segment::PREAMBLE_LEN + backup_format::segment::MAX_HEADER_LEN) as u64;
+    let head = storage.get_range(&s.key, 0..s.size.min(head_len)).await?;
+    let Ok(header) = backup_format::segment::peek_header(&head) else {
+        return Ok(None);
+    };
+    let Ok(Some(key)) = crate::decrypt::segment_data_key(Some(keys), &header).await else {
+        return Ok(None);
+    };
+    Ok(
+        backup_format::segment::read_trailer(&head, &tail, Some(&key))
+            .ok()
+            .map(|(_, t)| t),
+    )
 }
 
 /// The trailer at the end of `tail` (an object's last bytes), as written: not verified

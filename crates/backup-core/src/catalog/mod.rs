@@ -526,6 +526,14 @@ impl Catalog {
                          access, or written before signing was enabled; restore leaves it out \
                          unless --accept-unauthenticated is given",
                     )
+                } else if s.parsed.signature.is_some() {
+                    Problem::new(
+                        ProblemKind::OrphanSegment,
+                        "no manifest lists this segment, and no verify key is configured to \
+                         check the signature in its name: configure the backup's public key \
+                         (restore.verify_key, or --verify-key) to authenticate it; restore \
+                         leaves it out until then, unless --accept-unauthenticated is given",
+                    )
                 } else {
                     Problem::new(
                         ProblemKind::OrphanSegment,

@@ -463,6 +463,13 @@ async fn prepare(
             ));
         }
     }
+    if plans.is_empty() && !integrity.is_empty() && !force {
+        // Nothing authentic to restore, and the reason is in the problems (a backup whose
+        // segments are all unauthenticated, say): say that rather than "no topic matches".
+        return Err(RestoreError::Integrity {
+            problems: integrity,
+        });
+    }
     if plans.is_empty() {
         let available: Vec<&str> = catalog.topics.keys().map(String::as_str).collect();
         return Err(RestoreError::Config(format!(

@@ -35,7 +35,9 @@ pub async fn run(
             tracing::warn!("{failure}");
         }
     }
-    let mut description = describe(&storage, &catalog).await.map_err(catalog_failed)?;
+    let mut description = describe(&storage, &catalog, read.data.as_deref())
+        .await
+        .map_err(catalog_failed)?;
     for run in &mut description.runs {
         if let Some(e) = &mut run.encryption {
             e.available = Some(availability(&ring, &catalog, &run.run_id));

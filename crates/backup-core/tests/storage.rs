@@ -3,6 +3,8 @@
 //! mocks: every error class is provoked on a real service.
 //!
 //! Each test works under its own prefix, so tests never see each other's objects.
+// Tests of the storage layer itself read whole objects on purpose.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -9,6 +9,8 @@
 //! `s3:PutObject` only (real S3 also wants `s3:PutObjectRetention`). These tests therefore
 //! prove that every write carries the retention we asked for and that moto refuses to delete
 //! the locked version; COMPLIANCE immutability itself is S3's promise, not something shown here.
+// Tests of the storage layer itself read whole objects on purpose.
+#![allow(clippy::disallowed_methods)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

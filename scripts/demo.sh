@@ -2,9 +2,11 @@
 # Local end-to-end demo on 127.0.0.1: starts local brokers (scripts/test-env.sh), builds
 # kafka-backup, runs `kafka-backup check` against a PLAINTEXT broker and a SASL_SSL broker
 # (TLS + SCRAM-SHA-512), then the whole story on a local filesystem store: produce sample data
-# and position a consumer group with confluent-kafka, back up (twice, to show that the second
-# run resumes), validate, list and describe the backup, plan and run a restore under a new
-# topic name, and show with confluent-kafka that the data and the group's position match.
+# and position a consumer group with confluent-kafka, make an age key pair and a signing key,
+# back up encrypted to the age recipient and signed (twice, to show that the second run
+# resumes), validate, list and describe the backup, plan and run a restore under a new topic
+# name, show with confluent-kafka that the data and the group's position match, and show that
+# a segment planted in the store is refused.
 #
 #   scripts/demo.sh          # KB_DEMO_KEEP=1 leaves the brokers running afterwards
 set -euo pipefail
@@ -80,6 +82,12 @@ c.close()
 print("consumer group demo-billing committed at offsets 700, 900 and 1100")
 PYTHON
 
+say "kafka-backup keys generate   (an age key pair for encryption, an Ed25519 key for signing)"
+"$BIN" keys generate --type age --out "$WORK/restore.agekey"
+"$BIN" keys generate --type signing --out "$WORK/signing.key"
+
+# The backup host gets the age *recipient* (a public key: it can encrypt, never decrypt) and
+# the signing key; the restore side gets the age identity and the signing key's public half.
 cat >"$WORK/backup.yaml" <<YAML
 mode: backup
 backup_id: demo-orders
@@ -92,12 +100,17 @@ storage:
   path: $WORK/store
 backup:
   compression: zstd
+  encryption:
+    key_provider: public-key
+    recipients_file: $WORK/restore.agekey.pub
+  signing_key: $WORK/signing.key
 YAML
 
 say "kafka-backup backup --config backup.yaml   (the local test broker's sqlite engine is slow; bench/run.sh measures throughput)"
 "$BIN" --log-level warn backup --config "$WORK/backup.yaml"
 say "What storage now holds"
-(cd "$WORK/store" && find . -type f | sort | sed 's/^\.\///' | sed 's/-[0-9a-f]\{64\}\.kbseg$/-<sha256>.kbseg/')
+(cd "$WORK/store" && find . -type f | sort | sed 's/^\.\///' |
+    sed -E 's/-[0-9a-f]{64}\.[A-Za-z0-9_-]{86}\.(kbseg|json)$/-<sha256>.<signature>.\1/')
 
 "$PY" - "$(field brokers.plaintext)" "$TOPIC" <<'PYTHON'
 import sys
@@ -109,14 +122,6 @@ p.flush()
 PYTHON
 say "500 more records, then the same command again: it resumes where the first run ended"
 "$BIN" --log-level warn backup --config "$WORK/backup.yaml"
-
-say "kafka-backup validate --deep   (storage access only: hashes, CRCs, offsets, every record decoded)"
-"$BIN" --log-level warn validate --config "$WORK/backup.yaml" --deep
-
-say "kafka-backup list, then describe"
-"$BIN" --log-level warn list --config "$WORK/backup.yaml"
-echo
-"$BIN" --log-level warn describe --config "$WORK/backup.yaml"
 
 RESTORED="$TOPIC-restored"
 cat >"$WORK/restore.yaml" <<YAML
@@ -132,7 +137,23 @@ restore:
     $TOPIC: $RESTORED
   consumer_groups:
     include: ["demo-billing"]
+  encryption:
+    key_provider: public-key
+    identity_files: [$WORK/restore.agekey]
+  verify_key: $WORK/signing.key.pub
 YAML
+
+say "kafka-backup validate --deep   (storage access only: signatures, chain, hashes, CRCs, offsets, every record decrypted and decoded)"
+"$BIN" --log-level warn validate --config "$WORK/restore.yaml" --deep
+
+say "The backup host holds only the public key: it cannot decrypt its own backup"
+"$BIN" --log-level warn validate --config "$WORK/backup.yaml" --deep | grep -E "^(Result|Encryption|  error)" || true
+
+say "kafka-backup list, then describe"
+"$BIN" --log-level warn list --config "$WORK/restore.yaml"
+echo
+"$BIN" --log-level warn describe --config "$WORK/restore.yaml"
+
 say "kafka-backup restore --dry-run   (the plan: nothing is written)"
 cat "$WORK/restore.yaml"
 echo
@@ -181,6 +202,16 @@ PYTHON
 
 say "kafka-backup offsets show   (the source -> target offset map and translated group offsets)"
 "$BIN" --log-level warn offsets show --config "$WORK/restore.yaml"
+
+say "An attacker with write access to the store plants a segment: validate and restore refuse it"
+SEGMENT=$(cd "$WORK/store" && find . -name '*.kbseg' | sort | head -n 1)
+PARTITION_DIR=$(dirname "$SEGMENT")
+# A copy under a well-formed name past the partition's end, without a valid signature.
+PLANTED="$PARTITION_DIR/00000000000001000000-00000000000001000999-$(sha256sum "$WORK/store/$SEGMENT" | cut -c1-64).kbseg"
+cp "$WORK/store/$SEGMENT" "$WORK/store/$PLANTED"
+"$BIN" --log-level warn validate --config "$WORK/restore.yaml" | grep -E "^(Result|  error)" || true
+sed -i "s/$RESTORED/$RESTORED-2/" "$WORK/restore.yaml"
+echo "restore exit code: $( ("$BIN" --log-level error restore --config "$WORK/restore.yaml" >/dev/null 2>&1); echo $?)"
 
 say "A wrong password is a clear error with exit code $( (KAFKA_PASSWORD=wrong "$BIN" check --config "$WORK/secure.yaml" >/dev/null 2>&1); echo $?)"
 KAFKA_PASSWORD=wrong "$BIN" check --config "$WORK/secure.yaml" 2>&1 | grep -v INFO || true

@@ -349,9 +349,21 @@ async fn planted_segments_are_not_authentic_and_stay_out_of_the_catalog() {
     let new_partition = fx.segment(7, 0, 5, None).await;
     let other = SigningKey::generate().unwrap().0;
     let other_key = fx.segment(1, 10, 5, Some(&other)).await;
+    // One over offsets the backup holds, and one far beyond the end.
+    let overlapping = fx.segment(0, 5, 3, None).await;
+    let far = fx.segment(1, 1_000, 5, None).await;
     let r = fx.validate(fx.trust()).await;
     assert!(!r.ok);
-    for s in [&past_end, &new_partition, &other_key] {
+    // Each is reported for what it is, and nothing else: no hole or overlap appears because
+    // of them.
+    assert!(
+        r.problems
+            .iter()
+            .all(|p| p.kind == ProblemKind::Unauthenticated),
+        "{:?}",
+        r.problems
+    );
+    for s in [&past_end, &new_partition, &other_key, &overlapping, &far] {
         assert!(
             has(&r, ProblemKind::Unauthenticated, &s.key),
             "{}: {:?}",
@@ -365,7 +377,7 @@ async fn planted_segments_are_not_authentic_and_stay_out_of_the_catalog() {
     let lineage = &catalog.topics["orders"].lineages[TID];
     assert!(!lineage.partitions.contains_key(&7));
     assert_eq!(lineage.partitions[&0].offset_range(), Some((0, 40)));
-    assert_eq!(catalog.unauthenticated.len(), 3);
+    assert_eq!(catalog.unauthenticated.len(), 5);
 }
 
 #[tokio::test]

@@ -509,15 +509,21 @@ impl Catalog {
 
         let mut all_spans: BTreeMap<PartitionId, Vec<(i64, i64, String)>> = BTreeMap::new();
         for s in segments.into_values() {
-            all_spans
-                .entry((
-                    s.parsed.topic.clone(),
-                    s.parsed.topic_id.clone(),
-                    s.parsed.partition,
-                ))
-                .or_default()
-                .push((s.parsed.start_offset, s.parsed.end_offset(), s.key.clone()));
-            if s.entry.is_none() && s.signed_by.is_none() {
+            let authentic = s.entry.is_some() || s.signed_by.is_some();
+            // Coverage: with verify keys, of authentic segments only (a planted segment has
+            // its own problem and must not make holes or overlaps appear); without, of every
+            // segment, so the offsets of a killed run's orphans are reported once, as orphans.
+            if authentic || !trust.verifies() {
+                all_spans
+                    .entry((
+                        s.parsed.topic.clone(),
+                        s.parsed.topic_id.clone(),
+                        s.parsed.partition,
+                    ))
+                    .or_default()
+                    .push((s.parsed.start_offset, s.parsed.end_offset(), s.key.clone()));
+            }
+            if !authentic {
                 let problem = if trust.verifies() {
                     Problem::new(
                         ProblemKind::Unauthenticated,
@@ -595,8 +601,6 @@ impl Catalog {
                     p.gaps.sort_by_key(|g| (g.from, g.to));
                     // Two runs may record the same gap; signed records have distinct names.
                     p.gaps.dedup_by_key(|g| (g.from, g.to));
-                    // Unauthenticated segments count here: they have their own problems, and
-                    // the offsets they hold are not reported a second time as a hole.
                     let mut spans: Vec<coverage::Span<'_>> = all_spans
                         .get(&(topic.name.clone(), lineage.topic_id.clone(), partition))
                         .map(|v| {

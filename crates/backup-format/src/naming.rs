@@ -555,10 +555,15 @@ pub fn parse_manifest_key(key: &str) -> Option<ManifestKey> {
     (parsed.to_key().ok()? == key).then_some(parsed)
 }
 
-/// A new run id, `20261123T183000Z-1a2b3c4d`: the UTC start time (so ids sort in start order)
-/// and 32 random bits (so two runs started in the same second never share an id).
+/// A new run id, `20261123T183000Z-1a2b3c4d`: the UTC start time, and a suffix whose first 10
+/// bits are the millisecond and the other 22 random. Ids sort in start order even for runs
+/// started within one second (a snapshot that finds nothing new ends in well under a second):
+/// the manifest chain links a run to the newest run by id and requires ids to increase along
+/// it, so a random suffix alone broke the chain of back-to-back runs. The random bits keep two
+/// runs started in the same millisecond apart.
 pub fn run_id_new(now: OffsetDateTime) -> String {
-    run_id_with_suffix(now, rand::random())
+    let millis = u32::from(now.to_offset(UtcOffset::UTC).millisecond());
+    run_id_with_suffix(now, (millis << 22) | (rand::random::<u32>() >> 10))
 }
 
 /// A run id with a given suffix (deterministic, for tests).
@@ -888,5 +893,13 @@ mod tests {
         assert!(validate_run_id(&a).is_ok());
         let later = run_id_with_suffix(t + time::Duration::seconds(1), 0);
         assert!(a < later);
+        // Within one second, by the millisecond, whatever the random bits.
+        let mut previous = run_id_new(t);
+        for ms in 1..1000 {
+            let next = run_id_new(t + time::Duration::milliseconds(ms));
+            assert!(previous < next, "{previous} then {next}");
+            previous = next;
+        }
+        assert!(previous < later);
     }
 }

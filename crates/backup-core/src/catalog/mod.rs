@@ -239,7 +239,10 @@ impl Catalog {
             if signed {
                 problems.push(Problem::new(
                     ProblemKind::Unverified,
-                    "the backup's object names are signed, but no verify key is configured, so                      no signature was checked and anyone with write access to the bucket could                      have added or replaced objects; configure the backup's public key                      (restore.verify_key, or --verify-key)",
+                    "the backup's object names are signed, but no verify key is configured, so \
+                     no signature was checked and anyone with write access to the bucket could \
+                     have added or replaced objects; configure the backup's public key \
+                     (restore.verify_key, or --verify-key)",
                 ));
             }
             Authentication::NotChecked { signed }
@@ -409,7 +412,9 @@ impl Catalog {
                 problems.push(
                     Problem::new(
                         ProblemKind::Unauthenticated,
-                        "this gap record's name is not signed by a configured verify key: it was                          planted (a forged gap could hide deleted data) or written before signing                          was enabled; it is ignored",
+                        "this gap record's name is not signed by a configured verify key: it was \
+                         planted (a forged gap could hide deleted data) or written before signing \
+                         was enabled; it is ignored",
                     )
                     .at(&g.topic, g.partition)
                     .offset(g.from)

@@ -681,7 +681,11 @@ impl Validator<'_> {
             .any(|d| matches!(d, DecryptionSettings::AwsKms(k) if k.key_id.is_none()));
         if unrestricted && verify_keys.is_empty() {
             self.warnings.push(
-                "restore.encryption: an aws-kms entry has no kms_key_id, so KMS decrypts with                  whatever key a wrapped key names (also a key of another account whose policy                  allows it), and without restore.verify_key nothing tells planted objects from                  the backup's: set kms_key_id to the backup's key (one entry per key), or sign                  the backups (backup.signing_key) and set restore.verify_key"
+                "restore.encryption: an aws-kms entry has no kms_key_id, so KMS decrypts with \
+                 whatever key a wrapped key names (also a key of another account whose policy \
+                 allows it), and without restore.verify_key nothing tells planted objects from \
+                 the backup's: set kms_key_id to the backup's key (one entry per key), or sign \
+                 the backups (backup.signing_key) and set restore.verify_key"
                     .to_owned(),
             );
         }

@@ -148,7 +148,8 @@ impl Kms {
         // variable says otherwise: then it would log every data key.
         if std::env::var(SENSITIVE_BODIES_VAR).is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
             return Err(KeyError::configuration(format!(
-                "{SENSITIVE_BODIES_VAR}=true is set, which makes the AWS SDK log the data keys                  KMS returns; unset it"
+                "{SENSITIVE_BODIES_VAR}=true is set, which makes the AWS SDK log the data keys \
+                 KMS returns; unset it"
             )));
         }
         Ok(self

@@ -1350,6 +1350,57 @@ fn an_orphan_in_an_unsigned_backup_is_a_warning_and_restored_only_when_accepted(
     assert!(!got.iter().any(is_planted));
 }
 
+#[test]
+fn a_segment_replaced_in_the_clear_with_its_manifest_is_refused_by_a_decrypting_restore() {
+    // The downgrade: in an unsigned backup, nothing authenticates the manifests, so an
+    // attacker can list a segment of their own. They cannot encrypt under the backup's data
+    // key (local provider), so they store it in the clear; a restore that decrypts must not
+    // accept data in the clear that nothing authenticates.
+    let f = fixture();
+    let (victim, key) = plain_segments(0).remove(0);
+    let a = Attack::plain("downgrade");
+    let bytes = a.read(&key);
+    let n = victim.last_offset - victim.start_offset + 1;
+    let replacement = forge_segment(&bytes, n, "downgraded", |_| {});
+    let new_key = replacement.key();
+    // The manifest part that listed it, rewritten in place (no object lock) to list the
+    // replacement.
+    let runs = f.plain_store.join(PLAIN_ID).join("runs");
+    let manifests: Vec<String> = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .flat_map(|run| std::fs::read_dir(run.path()).unwrap().flatten())
+        .map(|e| relative(&f.plain_store, &e.path()))
+        .collect();
+    let part = manifests
+        .iter()
+        .find(|m| {
+            read_manifest(&f.plain_store, m)
+                .segments
+                .iter()
+                .any(|s| s.key == key)
+        })
+        .unwrap()
+        .clone();
+    let mut m = read_manifest(&f.plain_store, &part);
+    for s in &mut m.segments {
+        if s.key == key {
+            *s = SegmentEntry::from_finished(&replacement, new_key.clone());
+        }
+    }
+    a.remove(&key);
+    a.write(&new_key, &replacement.bytes);
+    a.remove(&part);
+    a.write(&part, &m.to_json().unwrap());
+
+    let v = a.validate(&[]);
+    let found = v.problems("in-the-clear", &new_key);
+    assert_eq!(found.len(), 1, "{}", problem_lines(&v.report));
+    let text = a.assert_restore_refused(&[], &[&new_key]);
+    assert!(text.contains("stored in the clear"), "{text}");
+    assert!(text.contains("restore.verify_key"), "{text}");
+}
+
 /// Runs the binary as a child of a Python process that reports its children's peak resident
 /// memory (`ru_maxrss`, KiB): nothing else runs under that process, whatever the tests around
 /// do.

@@ -87,6 +87,10 @@ pub enum ProblemKind {
     RunUnfinished,
     /// A run that must be there (`--expect-run`) is not.
     MissingRun,
+    /// A segment stored in the clear in a backup read with decryption keys and without
+    /// verify keys: written before encryption was enabled, or a downgrade planted in place of
+    /// an encrypted one (restore refuses it unless told to accept unauthenticated data).
+    InTheClear,
     /// An encrypted object whose data key none of the configured keys unwraps (or whose
     /// ciphertext fails authentication).
     Undecryptable,
@@ -106,7 +110,8 @@ impl ProblemKind {
             | Self::GapOverlap
             | Self::Unverified
             | Self::ChainFork
-            | Self::RunUnfinished => Severity::Warning,
+            | Self::RunUnfinished
+            | Self::InTheClear => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -145,6 +150,7 @@ impl ProblemKind {
             Self::MissingRun => "missing-run",
             Self::CoverageShort => "coverage-short",
             Self::Undecryptable => "undecryptable",
+            Self::InTheClear => "in-the-clear",
         }
     }
 }

@@ -485,9 +485,13 @@ async fn prepare(
     }
     // Nothing is produced until every segment to restore has been read and checked.
     let keys = read.data.as_deref();
+    // Without signatures, an encrypted segment authenticates itself (only a key holder could
+    // have made it, for the local and KMS providers); one in the clear could be a downgrade
+    // planted in its place, so a restore that decrypts refuses it unless told otherwise.
+    let require_encrypted = keys.is_some() && !read.trust.verifies() && !accept_unauthenticated;
     let scans = stream::iter(parts)
         .map(|(tp, lineage, part)| async move {
-            scan::scan_partition(storage, tp, &lineage, &part, keys).await
+            scan::scan_partition(storage, tp, &lineage, &part, keys, require_encrypted).await
         })
         .buffer_unordered(SCAN_CONCURRENCY)
         .collect::<Vec<_>>()

@@ -40,6 +40,7 @@ pub(crate) async fn scan_partition(
     lineage: &str,
     catalog: &PartitionCatalog,
     keys: Option<&dyn DataKeys>,
+    require_encrypted: bool,
 ) -> Result<ScannedPartition, crate::storage::StorageError> {
     let mut out = ScannedPartition {
         source: source.clone(),
@@ -121,6 +122,19 @@ pub(crate) async fn scan_partition(
             continue;
         }
         let data_key = match backup_format::segment::peek_header(&bytes) {
+            Ok(header) if require_encrypted && header.encryption.is_none() => {
+                out.problems.push(format!(
+                    "{source}: segment {} is stored in the clear, but this restore decrypts \
+                     (restore.encryption) and nothing authenticates the backup (no \
+                     restore.verify_key): it was written before encryption was enabled, or \
+                     replaced in the clear by someone with write access; restore it with \
+                     --accept-unauthenticated only if you trust everyone who can write to the \
+                     bucket",
+                    seg.key
+                ));
+                out.bad_segments.push(seg.key.clone());
+                continue;
+            }
             Ok(header) => match segment_data_key(keys, &header).await {
                 Ok(k) => k,
                 Err(why) => {

@@ -294,6 +294,20 @@ pub async fn validate(
         report.segments += 1;
         report.orphan_segments += u64::from(s.entry.is_none() && s.signed_by.is_none());
         report.encrypted_segments += u64::from(check.encrypted);
+        if keys.is_some() && !options.trust.verifies() && check.readable && !check.encrypted {
+            problems.push(
+                Problem::new(
+                    ProblemKind::InTheClear,
+                    "this segment is stored in the clear, and nothing authenticates this backup \
+                     (no verify key): it was written before encryption was enabled, or put in \
+                     place of an encrypted segment by someone with write access; restore refuses \
+                     it unless --accept-unauthenticated is given",
+                )
+                .at(&s.parsed.topic, s.parsed.partition)
+                .offset(s.parsed.start_offset)
+                .object(&s.key),
+            );
+        }
         report.not_decrypted_segments += u64::from(check.not_decrypted);
         report.bytes_read += check.bytes;
         report.batches += check.batches;

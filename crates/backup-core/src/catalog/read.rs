@@ -1,0 +1,364 @@
+//! Reading what a backup holds from storage: one LIST sorted into the kinds of objects a
+//! backup has, and the descriptor and manifest parts, each read with a bound and believed only
+//! as far as [`Trust`] allows.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use backup_format::manifest::{BackupDescriptor, DescriptorSignature, RunManifest};
+use backup_format::naming::{self, GapKey, ManifestKey, SegmentKey};
+use futures::{StreamExt, TryStreamExt};
+
+use super::trust::{self, Trust};
+use super::{CatalogError, ManifestRef, Problem, ProblemKind};
+use crate::storage::{Storage, StorageError};
+
+/// Largest objects of each kind a reader accepts, before any GET.
+pub mod read_limits {
+    /// A manifest part.
+    pub const MANIFEST: u64 = backup_format::manifest::MAX_MANIFEST_LEN as u64;
+    /// A descriptor or gap record.
+    pub const SMALL_DOCUMENT: u64 = backup_format::manifest::MAX_SMALL_DOCUMENT_LEN as u64;
+    /// A segment: well above the largest a backup writes (`segment_max_bytes` is at most
+    /// 1 GiB), below what would exhaust a restore host.
+    pub const SEGMENT: u64 = 2 << 30;
+}
+
+/// Manifests read at once while loading.
+const MANIFEST_READS: usize = 4;
+
+/// Reads an object of at most `limit` bytes (streamed, so a hostile endpoint cannot make it
+/// hold more); `Ok(Err(why))` when it is larger.
+pub(crate) async fn get_bounded(
+    storage: &Storage,
+    key: &str,
+    limit: u64,
+) -> Result<Result<bytes::Bytes, String>, StorageError> {
+    match storage.get_bounded(key, limit).await {
+        Ok(b) => Ok(Ok(b)),
+        Err(e @ StorageError::TooLarge { .. }) => Ok(Err(e.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+/// One LIST of `{backup_id}/`, sorted into the kinds of objects a backup has.
+#[derive(Default)]
+pub(super) struct Listing {
+    pub(super) descriptor: bool,
+    pub(super) manifests: Vec<(ManifestKey, String)>,
+    /// Listed sizes of manifests, by object key.
+    pub(super) manifest_sizes: HashMap<String, u64>,
+    pub(super) descriptor_size: u64,
+    pub(super) segments: Vec<(SegmentKey, crate::storage::ObjectInfo)>,
+    pub(super) gaps: Vec<(String, GapKey)>,
+    pub(super) unexpected: Vec<String>,
+}
+
+impl Listing {
+    pub(super) async fn read(storage: &Storage, backup_id: &str) -> Result<Self, CatalogError> {
+        let descriptor_key = naming::backup_descriptor_key(backup_id)?;
+        let mut out = Listing::default();
+        let mut stream = storage.list_stream(backup_id);
+        while let Some(info) = stream.try_next().await? {
+            if info.key == descriptor_key {
+                out.descriptor = true;
+                out.descriptor_size = info.size;
+            } else if let Some(k) = naming::parse_segment_key(&info.key)
+                && k.backup_id == backup_id
+            {
+                out.segments.push((k, info));
+            } else if let Some(g) = naming::parse_gap_key(&info.key)
+                && g.backup_id == backup_id
+            {
+                out.gaps.push((info.key, g));
+            } else if let Some(m) = naming::parse_manifest_key(&info.key)
+                && m.backup_id == backup_id
+            {
+                out.manifest_sizes.insert(info.key.clone(), info.size);
+                out.manifests.push((m, info.key));
+            } else {
+                out.unexpected.push(info.key);
+            }
+        }
+        out.manifests
+            .sort_by(|a, b| (&a.0.run_id, a.0.part).cmp(&(&b.0.run_id, b.0.part)));
+        Ok(out)
+    }
+
+    /// Whether any object name carries a signature.
+    pub(super) fn is_signed(&self) -> bool {
+        self.segments.iter().any(|(k, _)| k.signature.is_some())
+            || self.gaps.iter().any(|(_, g)| g.seal.is_some())
+            || self.manifests.iter().any(|(m, _)| m.seal.is_some())
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        !self.descriptor
+            && self.manifests.is_empty()
+            && self.segments.is_empty()
+            && self.gaps.is_empty()
+            && self.unexpected.is_empty()
+    }
+}
+
+pub(super) async fn read_descriptor(
+    storage: &Storage,
+    backup_id: &str,
+    listing: &Listing,
+    trust: &Trust,
+    problems: &mut Vec<Problem>,
+) -> Result<Option<BackupDescriptor>, CatalogError> {
+    let key = naming::backup_descriptor_key(backup_id)?;
+    let missing = || {
+        Problem::new(
+            ProblemKind::MissingDescriptor,
+            "the backup has no descriptor (every run writes it first, so it was removed, or the \
+             backup was copied incompletely); its data is still readable",
+        )
+        .object(&key)
+    };
+    if !listing.descriptor {
+        problems.push(missing());
+        return Ok(None);
+    }
+    if listing.descriptor_size > read_limits::SMALL_DOCUMENT {
+        problems.push(
+            Problem::new(
+                ProblemKind::CorruptDescriptor,
+                format!(
+                    "the descriptor is {} bytes, far more than any descriptor kafka-backup \
+                     writes; it was not read",
+                    listing.descriptor_size
+                ),
+            )
+            .object(&key),
+        );
+        return Ok(None);
+    }
+    let bytes = match get_bounded(storage, &key, read_limits::SMALL_DOCUMENT).await {
+        Ok(Ok(b)) => b,
+        Err(StorageError::NotFound { .. }) => {
+            problems.push(missing());
+            return Ok(None);
+        }
+        Ok(Err(too_large)) => {
+            problems.push(Problem::new(ProblemKind::CorruptDescriptor, too_large).object(&key));
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let verified = BackupDescriptor::from_json_verified(&bytes, &trust.keys);
+    if trust.verifies()
+        && let Ok((_, signature)) = &verified
+        && !matches!(signature, DescriptorSignature::Verified(_))
+    {
+        problems.push(
+            Problem::new(
+                ProblemKind::Unauthenticated,
+                match signature {
+                    DescriptorSignature::NotVerified(ids) => format!(
+                        "the descriptor is signed by key {}, which is not a configured verify key \
+                         (or its signature does not match); it is ignored",
+                        ids.join(", ")
+                    ),
+                    _ => "the descriptor is not signed: written before signing was enabled, or \
+                          replaced by someone with write access; it is ignored"
+                        .to_owned(),
+                },
+            )
+            .object(&key),
+        );
+        return Ok(None);
+    }
+    match verified.map(|(d, _)| d) {
+        Ok(d) if d.backup_id == backup_id => Ok(Some(d)),
+        Ok(d) => {
+            problems.push(
+                Problem::new(
+                    ProblemKind::CorruptDescriptor,
+                    format!(
+                        "the descriptor names backup `{}`, not `{backup_id}`: it was copied \
+                         here from another backup",
+                        d.backup_id
+                    ),
+                )
+                .object(&key),
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            problems.push(Problem::new(ProblemKind::CorruptDescriptor, e.to_string()).object(&key));
+            Ok(None)
+        }
+    }
+}
+
+/// Reads every manifest part, a few at a time; parts that do not parse, or whose content
+/// disagrees with their key, are problems (and left out). Also reports parts missing before a
+/// run's last one.
+pub(super) async fn read_manifests(
+    storage: &Storage,
+    backup_id: &str,
+    listing: &Listing,
+    trust: &Trust,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<ManifestRef>, CatalogError> {
+    let mut out = Vec::new();
+    let mut to_read = Vec::new();
+    for (mkey, key) in &listing.manifests {
+        let signed_by = mkey.verify(&trust.keys).map(|k| k.key_id());
+        if trust.verifies() && signed_by.is_none() {
+            // Not read at all: nothing in it could be believed.
+            problems.push(
+                Problem::new(
+                    ProblemKind::Unauthenticated,
+                    if mkey.seal.is_some() {
+                        "this manifest part's name is signed, but not by a configured verify key \
+                         (forged, or signed with another key): it is ignored"
+                    } else {
+                        "this manifest part is not signed: forged by someone with write access, \
+                         or written before signing was enabled; it is ignored"
+                    },
+                )
+                .object(key),
+            );
+            continue;
+        }
+        let size = listing.manifest_sizes.get(key).copied().unwrap_or(0);
+        if size > read_limits::MANIFEST {
+            problems.push(
+                Problem::new(
+                    ProblemKind::CorruptManifest,
+                    format!(
+                        "{size} bytes, more than the largest manifest part kafka-backup writes; it \
+                         was not read"
+                    ),
+                )
+                .object(key),
+            );
+            continue;
+        }
+        to_read.push((mkey, key, signed_by));
+    }
+    let mut reads = futures::stream::iter(to_read.into_iter().map(
+        |(mkey, key, signed_by)| async move {
+            let result = get_bounded(storage, key, read_limits::MANIFEST).await;
+            (mkey, key, signed_by, result)
+        },
+    ))
+    .buffered(MANIFEST_READS);
+    while let Some((mkey, key, signed_by, result)) = reads.next().await {
+        let bytes = match result {
+            Ok(Ok(b)) => b,
+            // Listed a moment ago: report it like any other missing part below.
+            Err(StorageError::NotFound { .. }) => continue,
+            Ok(Err(too_large)) => {
+                problems.push(Problem::new(ProblemKind::CorruptManifest, too_large).object(key));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(seal) = &mkey.seal
+            && backup_format::segment::object_sha256(&bytes) != seal.sha256
+        {
+            problems.push(
+                Problem::new(
+                    ProblemKind::HashMismatch,
+                    "the manifest part's content does not match the SHA-256 in its name: it was \
+                     altered after it was written; it is ignored",
+                )
+                .object(key),
+            );
+            continue;
+        }
+        match RunManifest::from_json(&bytes) {
+            Ok(m) if m.backup_id == backup_id && m.run_id == mkey.run_id && m.part == mkey.part => {
+                out.push(ManifestRef {
+                    key: key.clone(),
+                    manifest: m,
+                    signed_by,
+                });
+            }
+            Ok(m) => problems.push(
+                Problem::new(
+                    ProblemKind::ManifestMismatch,
+                    format!(
+                        "the manifest says backup `{}`, run `{}`, part {}, which is not what its \
+                         key says: it was copied here from elsewhere and is ignored",
+                        m.backup_id, m.run_id, m.part
+                    ),
+                )
+                .object(key),
+            ),
+            Err(e) => problems.push(
+                Problem::new(
+                    ProblemKind::CorruptManifest,
+                    format!(
+                        "{e}; the manifest is ignored (its segments are still found by listing)"
+                    ),
+                )
+                .object(key),
+            ),
+        }
+    }
+    // Parts are numbered from 0 without holes: a missing one was removed.
+    let mut parts: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
+    for (m, _) in &listing.manifests {
+        parts.entry(&m.run_id).or_default().insert(m.part);
+    }
+    for (run, listed) in parts {
+        let last = listed.iter().copied().max().unwrap_or(0);
+        for part in (0..=last).filter(|p| !listed.contains(p)) {
+            let key = ManifestKey {
+                backup_id: backup_id.to_owned(),
+                run_id: run.to_owned(),
+                part,
+                seal: None,
+            }
+            .to_key()?;
+            problems.push(
+                Problem::new(
+                    ProblemKind::MissingManifestPart,
+                    format!("run {run} has manifest part {last} but not part {part}"),
+                )
+                .object(&key),
+            );
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.manifest.run_id, a.manifest.part).cmp(&(&b.manifest.run_id, b.manifest.part))
+    });
+    if trust.verifies() {
+        let keys: HashMap<&str, &ManifestKey> = listing
+            .manifests
+            .iter()
+            .map(|(k, o)| (o.as_str(), k))
+            .collect();
+        let parts: Vec<trust::ChainPart<'_>> = out
+            .iter()
+            .filter_map(|m| {
+                Some(trust::ChainPart {
+                    object: &m.key,
+                    key: keys.get(m.key.as_str())?,
+                    manifest: &m.manifest,
+                })
+            })
+            .collect();
+        problems.extend(trust::check_chain(
+            &listing.manifests,
+            &parts,
+            &trust.expected_runs,
+        ));
+    } else if !trust.expected_runs.is_empty() {
+        for run in &trust.expected_runs {
+            if !out.iter().any(|m| &m.manifest.run_id == run) {
+                problems.push(Problem::new(
+                    ProblemKind::MissingRun,
+                    format!(
+                        "run {run} was expected (--expect-run) but no manifest of it is in storage"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -533,7 +533,9 @@ impl RunManifest {
     }
 
     /// Decrypts the sealed fields with the run's (unwrapped) data key and puts them back
-    /// in place. A part that is not sealed is left as it is.
+    /// in place. A part that is not sealed is left as it is. `encryption` stays: it still says
+    /// how the run's objects are encrypted and which keys they need (describe and restore
+    /// report it).
     pub fn open(&mut self, data_key: &DataKey) -> Result<(), CryptoError> {
         let (Some(sealed), Some(encryption)) = (&self.sealed, &self.encryption) else {
             return Ok(());
@@ -556,7 +558,6 @@ impl RunManifest {
         }
         self.consumer_groups = fields.consumer_groups;
         self.sealed = None;
-        self.encryption = None;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use backup_core::backup::progress::human_bytes;
 use backup_core::catalog::Catalog;
 use backup_core::catalog::describe::{
-    BackupDescription, LineageDescription, PartitionDescription, describe,
+    BackupDescription, LineageDescription, PartitionDescription, RunDescription, describe,
 };
 
 use super::{
@@ -91,6 +91,7 @@ pub fn render_text(d: &BackupDescription) -> String {
             .as_deref()
             .unwrap_or("(cluster id not recorded)")
     );
+    let _ = writeln!(out, "Authenticity {}", d.authentication.describe());
     let t = &d.totals;
     let _ = writeln!(
         out,
@@ -148,6 +149,10 @@ pub fn render_text(d: &BackupDescription) -> String {
             ]);
         }
         out.push_str(&table("  ", &rows));
+        // What each run needs: an auditor checks signatures and keys without JSON.
+        for r in &d.runs {
+            let _ = writeln!(out, "  {}: {}", r.run_id, run_keys(r));
+        }
     }
 
     let _ = writeln!(out, "\nTopics");
@@ -198,6 +203,26 @@ pub fn render_text(d: &BackupDescription) -> String {
         }
     }
     out
+}
+
+/// How a run is encrypted and signed, in words: provider, key ids, whether the configured
+/// keys can decrypt it, and the signing key.
+fn run_keys(r: &RunDescription) -> String {
+    let encryption = match &r.encryption {
+        Some(e) => format!(
+            "encrypted ({}, {} key {}; decryptable: {})",
+            e.algorithm,
+            e.provider,
+            e.key_ids.join(", "),
+            e.available.as_deref().unwrap_or("unknown")
+        ),
+        None => "not encrypted".to_owned(),
+    };
+    let signed = match &r.signed_by {
+        Some(id) => format!("signed by key {id}"),
+        None => "signature not verified".to_owned(),
+    };
+    format!("{encryption}, {signed}")
 }
 
 fn render_lineage(out: &mut String, l: &LineageDescription, several: bool) {
@@ -285,9 +310,40 @@ fn partition_row(p: &PartitionDescription) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use backup_core::catalog::describe::{GapDescription, Totals};
+    use backup_core::catalog::describe::{GapDescription, RunEncryption, Totals};
 
     use super::*;
+
+    #[test]
+    fn runs_say_which_keys_they_need_and_who_signed_them() {
+        let mut r = RunDescription {
+            run_id: "r1".into(),
+            mode: "snapshot".into(),
+            status: "complete".into(),
+            finished: true,
+            parts: 1,
+            started_at: "t".into(),
+            finished_at: None,
+            segments: 1,
+            records: 1,
+            stored_bytes: 1,
+            encryption: Some(RunEncryption {
+                algorithm: "AES-256-GCM".into(),
+                provider: "local".into(),
+                key_ids: vec!["0123456789abcdef".into()],
+                available: Some("no: no key of this provider is configured".into()),
+            }),
+            signed_by: Some("fedcba9876543210".into()),
+        };
+        assert_eq!(
+            run_keys(&r),
+            "encrypted (AES-256-GCM, local key 0123456789abcdef; decryptable: no: no key of this \
+             provider is configured), signed by key fedcba9876543210"
+        );
+        r.encryption = None;
+        r.signed_by = None;
+        assert_eq!(run_keys(&r), "not encrypted, signature not verified");
+    }
 
     #[test]
     fn partitions_show_offsets_times_and_gaps() {

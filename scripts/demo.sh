@@ -147,7 +147,7 @@ say "kafka-backup validate --deep   (storage access only: signatures, chain, has
 "$BIN" --log-level warn validate --config "$WORK/restore.yaml" --deep
 
 say "The backup host holds only the public key: it cannot decrypt its own backup"
-"$BIN" --log-level warn validate --config "$WORK/backup.yaml" --deep | grep -E "^(Result|Encryption|  error)" || true
+"$BIN" --log-level warn validate --config "$WORK/backup.yaml" --deep | grep -E "^(Result|Encrypted|  error)" || true
 
 say "kafka-backup list, then describe"
 "$BIN" --log-level warn list --config "$WORK/restore.yaml"

@@ -566,6 +566,36 @@ pub fn run_id_new(now: OffsetDateTime) -> String {
     run_id_with_suffix(now, (millis << 22) | (rand::random::<u32>() >> 10))
 }
 
+/// A new run id that sorts after `newest`, the newest run the backup already holds (the one
+/// the new run's first manifest part chains to). Readers require a run to chain to an earlier
+/// one, and a run started in the same second as `newest` (or on a host whose clock is behind)
+/// would otherwise draw an id that sorts before it half of the time.
+pub fn run_id_after(now: OffsetDateTime, newest: Option<&str>) -> String {
+    let id = run_id_new(now);
+    match newest {
+        Some(newest) if id.as_str() <= newest => run_id_following(newest).unwrap_or(id),
+        _ => id,
+    }
+}
+
+/// An id that sorts after `id`: its time with a larger random suffix, or, when its suffix
+/// is the largest (or `id` is not of this format), `id` with `0` appended.
+fn run_id_following(id: &str) -> Option<String> {
+    if let Some((time, suffix)) = id.rsplit_once('-')
+        && suffix.len() == 8
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && let Ok(n) = u32::from_str_radix(suffix, 16)
+        && n < u32::MAX
+    {
+        let larger = n + 1 + rand::random::<u32>() % (u32::MAX - n);
+        return Some(format!("{time}-{larger:08x}"));
+    }
+    let longer = format!("{id}0");
+    validate_run_id(&longer).is_ok().then_some(longer)
+}
+
 /// A run id with a given suffix (deterministic, for tests).
 pub fn run_id_with_suffix(now: OffsetDateTime, suffix: u32) -> String {
     let t = now.to_offset(UtcOffset::UTC);
@@ -901,5 +931,30 @@ mod tests {
             previous = next;
         }
         assert!(previous < later);
+    }
+
+    #[test]
+    fn a_new_run_id_sorts_after_the_newest_run_even_in_the_same_second() {
+        let t = time::macros::datetime!(2026-11-23 18:30:00 UTC);
+        for newest in [
+            run_id_with_suffix(t, 0xfffffff0),
+            run_id_with_suffix(t, 0xfffffffe),
+            // A clock behind the previous run's host.
+            run_id_with_suffix(t + time::Duration::hours(1), 0x80000000),
+        ] {
+            for _ in 0..100 {
+                let id = run_id_after(t, Some(&newest));
+                assert!(id > newest, "{id} after {newest}");
+                assert_eq!(id.len(), newest.len());
+                assert!(validate_run_id(&id).is_ok());
+            }
+        }
+        let last = run_id_with_suffix(t, u32::MAX);
+        assert_eq!(run_id_after(t, Some(&last)), format!("{last}0"));
+        assert!(run_id_after(t, Some(&format!("{last}0"))) > format!("{last}0"));
+        // An older run leaves the new id as it is.
+        let old = run_id_with_suffix(t - time::Duration::seconds(1), u32::MAX);
+        assert!(run_id_after(t, Some(&old)).starts_with("20261123T183000Z-"));
+        assert!(run_id_after(t, None).starts_with("20261123T183000Z-"));
     }
 }

@@ -251,6 +251,8 @@ fn sealed_fields_are_hidden_and_bound_to_their_part() {
     assert_eq!(back.topics, clear.topics);
     assert_eq!(back.consumer_groups, clear.consumer_groups);
     assert!(!back.is_sealed());
+    // Opened, the part still says how the run is encrypted (describe and restore show it).
+    assert_eq!(back.encryption, m.encryption);
 
     // Sealed fields moved into another part (another run, part, or backup) do not open, nor
     // with another key.

@@ -204,11 +204,17 @@ pub async fn run_backup(
     storage.verify_reachable().await?;
 
     let backup_id = config.backup_id.clone();
-    let run_id = naming::run_id_new(time::OffsetDateTime::now_utc());
+    // The part this run chains to, found before the run id is drawn so that the id sorts
+    // after that run's (readers require a run to chain to an earlier one).
+    let (newest_run, mut previous) =
+        match chain_predecessor(&storage, &backup_id, plan.signing_key.as_ref()).await? {
+            Some((run, link)) => (Some(run), Some(link)),
+            None => (None, None),
+        };
+    let run_id = naming::run_id_after(time::OffsetDateTime::now_utc(), newest_run.as_deref());
     let protection = protection(config, &backup_id, &run_id).await?;
     let cluster_id = client.metadata().cluster_id.clone();
     write_descriptor(&storage, &backup_id, cluster_id.clone(), &protection).await?;
-    let mut previous = chain_predecessor(&storage, &backup_id, &protection).await?;
 
     let topic_names = select_with_retry(&client, &plan.topics).await?;
     let mut topics = plan::describe_topics(&client, &topic_names).await?;
@@ -432,16 +438,16 @@ async fn protection(
     })
 }
 
-/// The newest manifest part of the backup whose name this run's own key signed: the link
-/// the run's first part chains to. Found by LIST (the name carries the content's digest), so
+/// The newest manifest part of the backup whose name this run's own key signed, with its run
+/// id: the link the run's first part chains to. Found by LIST (the name carries the content's digest), so
 /// the write-only backup role needs no read; names not signed by our key are never linked to
 /// (someone who may write to the bucket cannot insert themselves into the chain).
 async fn chain_predecessor(
     storage: &Storage,
     backup_id: &str,
-    protection: &RunProtection,
-) -> Result<Option<ManifestLink>, BackupError> {
-    let Some(signing) = &protection.signing_key else {
+    signing_key: Option<&SigningKey>,
+) -> Result<Option<(String, ManifestLink)>, BackupError> {
+    let Some(signing) = signing_key else {
         return Ok(None);
     };
     let own = backup_format::signing::VerifyingKeys::new(vec![signing.verifying_key().clone()]);
@@ -473,12 +479,15 @@ async fn chain_predecessor(
              with write access to the bucket); `kafka-backup validate` reports them"
         );
     }
-    Ok(newest.map(|(k, key)| ManifestLink {
-        key,
-        sha256: k
-            .seal
-            .expect("a verified manifest name carries a seal")
-            .sha256,
+    Ok(newest.map(|(k, key)| {
+        let link = ManifestLink {
+            key,
+            sha256: k
+                .seal
+                .expect("a verified manifest name carries a seal")
+                .sha256,
+        };
+        (k.run_id, link)
     }))
 }
 

@@ -93,6 +93,7 @@ pub fn render_text(d: &BackupDescription) -> String {
             .as_deref()
             .unwrap_or("(cluster id not recorded)")
     );
+    let _ = writeln!(out, "Authenticity {}", d.authentication.describe());
     let t = &d.totals;
     let _ = writeln!(
         out,
@@ -117,7 +118,6 @@ pub fn render_text(d: &BackupDescription) -> String {
         );
     }
 
-    let _ = writeln!(out, "Authenticity {}", d.authentication.describe());
     if !d.unauthenticated_segments.is_empty() {
         let _ = writeln!(
             out,
@@ -164,31 +164,10 @@ pub fn render_text(d: &BackupDescription) -> String {
             ]);
         }
         out.push_str(&table("  ", &rows));
-        let keys: Vec<&RunDescription> = d
-            .runs
-            .iter()
-            .filter(|r| r.encryption.is_some() || r.signed_by.is_some())
-            .collect();
-        if !keys.is_empty() {
-            let _ = writeln!(out, "\nKeys");
-            for r in keys {
-                let encryption = match &r.encryption {
-                    Some(e) => format!(
-                        "{} by {} (any of {}); configured keys can decrypt: {}",
-                        e.algorithm,
-                        e.provider,
-                        e.key_ids.join(", "),
-                        e.available.as_deref().unwrap_or("unknown")
-                    ),
-                    None => "not encrypted".to_owned(),
-                };
-                let signed = r
-                    .signed_by
-                    .as_deref()
-                    .map(|k| format!("signed by {k}"))
-                    .unwrap_or_else(|| "signature not verified".to_owned());
-                let _ = writeln!(out, "  {}  {encryption}; {signed}", r.run_id);
-            }
+        // What each run needs: an auditor checks signatures and keys without JSON.
+        let _ = writeln!(out, "\nKeys");
+        for r in &d.runs {
+            let _ = writeln!(out, "  {}: {}", r.run_id, run_keys(r));
         }
     }
 
@@ -240,6 +219,26 @@ pub fn render_text(d: &BackupDescription) -> String {
         }
     }
     out
+}
+
+/// How a run is encrypted and signed, in words: provider, key ids, whether the configured
+/// keys can decrypt it, and the signing key.
+fn run_keys(r: &RunDescription) -> String {
+    let encryption = match &r.encryption {
+        Some(e) => format!(
+            "encrypted ({}, {} key {}; decryptable: {})",
+            e.algorithm,
+            e.provider,
+            e.key_ids.join(", "),
+            e.available.as_deref().unwrap_or("unknown")
+        ),
+        None => "not encrypted".to_owned(),
+    };
+    let signed = match &r.signed_by {
+        Some(id) => format!("signed by key {id}"),
+        None => "signature not verified".to_owned(),
+    };
+    format!("{encryption}, {signed}")
 }
 
 fn render_lineage(out: &mut String, l: &LineageDescription, several: bool) {
@@ -327,9 +326,40 @@ fn partition_row(p: &PartitionDescription) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use backup_core::catalog::describe::{GapDescription, Totals};
+    use backup_core::catalog::describe::{GapDescription, RunEncryption, Totals};
 
     use super::*;
+
+    #[test]
+    fn runs_say_which_keys_they_need_and_who_signed_them() {
+        let mut r = RunDescription {
+            run_id: "r1".into(),
+            mode: "snapshot".into(),
+            status: "complete".into(),
+            finished: true,
+            parts: 1,
+            started_at: "t".into(),
+            finished_at: None,
+            segments: 1,
+            records: 1,
+            stored_bytes: 1,
+            encryption: Some(RunEncryption {
+                algorithm: "AES-256-GCM".into(),
+                provider: "local".into(),
+                key_ids: vec!["0123456789abcdef".into()],
+                available: Some("no: no key of this provider is configured".into()),
+            }),
+            signed_by: Some("fedcba9876543210".into()),
+        };
+        assert_eq!(
+            run_keys(&r),
+            "encrypted (AES-256-GCM, local key 0123456789abcdef; decryptable: no: no key of this \
+             provider is configured), signed by key fedcba9876543210"
+        );
+        r.encryption = None;
+        r.signed_by = None;
+        assert_eq!(run_keys(&r), "not encrypted, signature not verified");
+    }
 
     #[test]
     fn partitions_show_offsets_times_and_gaps() {

@@ -93,23 +93,6 @@ pub fn render_text(r: &ValidationReport) -> String {
     };
     let _ = writeln!(out, "Backup       {} at {}", r.backup_id, r.location);
     let _ = writeln!(out, "Checked      {how}");
-    let _ = writeln!(out, "Authenticity {}", r.authentication.describe());
-    if r.encrypted_segments > 0 {
-        let decrypted = r.encrypted_segments - r.not_decrypted_segments;
-        let _ = writeln!(
-            out,
-            "Encryption   {} encrypted segments, {decrypted} decrypted and checked in full{}",
-            r.encrypted_segments,
-            if r.not_decrypted_segments > 0 {
-                format!(
-                    ", {} checked by hash only (no key can decrypt them)",
-                    r.not_decrypted_segments
-                )
-            } else {
-                String::new()
-            }
-        );
-    }
     let counts = format!(
         "{}, {}",
         count(r.errors as u64, "error", "errors"),
@@ -122,6 +105,23 @@ pub fn render_text(r: &ValidationReport) -> String {
             out,
             "Result       FAILED ({counts}): the backup is damaged or incomplete; see the \
              problems below"
+        );
+    }
+    let _ = writeln!(out, "Authenticity {}", r.authentication.describe());
+    if r.encrypted_segments > 0 {
+        let not_decrypted = if r.not_decrypted_segments > 0 {
+            format!(
+                ", {} NOT decrypted (checked by hash and clear header only): configure a key \
+                 that can decrypt them (restore.encryption)",
+                r.not_decrypted_segments
+            )
+        } else {
+            ", all decrypted".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "Encrypted    {}{not_decrypted}",
+            count(r.encrypted_segments, "segment", "segments")
         );
     }
     let _ = writeln!(
@@ -242,6 +242,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Decoded      300 records"), "{text}");
+        assert!(
+            text.contains("Authenticity unsigned: nothing in it is authenticated"),
+            "{text}"
+        );
+        assert!(!text.contains("Encrypted"), "{text}");
         let error = text.find("error hash-mismatch t/1 @100 (b/topics/t/id/00001/c.kbseg)");
         let warning = text.find("warning orphan-segment t/0 @0");
         assert!(error.is_some() && warning.is_some(), "{text}");
@@ -268,5 +273,12 @@ mod tests {
         assert!(!text.contains("Decoded"), "{text}");
         assert!(!text.contains("Transactions"), "{text}");
         assert!(!text.contains("Problems"), "{text}");
+        r.encrypted_segments = 3;
+        r.not_decrypted_segments = 3;
+        let text = render_text(&r);
+        assert!(
+            text.contains("Encrypted    3 segments, 3 NOT decrypted (checked by hash"),
+            "{text}"
+        );
     }
 }

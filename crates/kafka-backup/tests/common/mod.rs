@@ -13,6 +13,8 @@ use kafka_records::txn::{BatchSummary, Decision, MarkerIndex};
 use kafka_records::{DecodeLimits, decode_batch};
 pub use test_support::*;
 
+pub mod protection;
+
 /// Exit codes of the CLI.
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_CONFIG: i32 = 3;

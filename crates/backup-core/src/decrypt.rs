@@ -130,24 +130,57 @@ pub struct ReadKeys {
     pub data: Option<std::sync::Arc<dyn DataKeys>>,
 }
 
+/// Why an object could not be decrypted: what to tell the operator, and the kind of failure
+/// (a key to configure, a key service that refuses, ...), which decides the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFailure {
+    /// One sentence, naming the keys needed; never key material.
+    pub message: String,
+    /// What the operator can do about it.
+    pub kind: crate::keys::KeyErrorKind,
+}
+
+impl std::fmt::Display for KeyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl KeyFailure {
+    /// The failure of an unwrap, classified when it is a [`crate::keys::KeyError`].
+    pub fn of_unwrap(why: &UnwrapError) -> Self {
+        let kind = why
+            .downcast_ref::<crate::keys::KeyError>()
+            .map_or(crate::keys::KeyErrorKind::Internal, |e| e.kind());
+        Self {
+            message: format!("cannot decrypt it: {why}"),
+            kind,
+        }
+    }
+}
+
 /// The data key of an encrypted segment (by its clear header), `None` for a segment in the
 /// clear. Without keys, an encrypted segment is an error naming the keys it needs.
 pub async fn segment_data_key(
     keys: Option<&dyn DataKeys>,
     header: &backup_format::SegmentHeader,
-) -> Result<Option<DataKey>, String> {
+) -> Result<Option<DataKey>, KeyFailure> {
     let Some(e) = &header.encryption else {
         return Ok(None);
     };
     let Some(keys) = keys else {
-        return Err(format!(
-            "it is encrypted ({} key {}) and no decryption key is configured: set restore.encryption",
-            e.key.provider,
-            e.key.key_ids.join(", ")
-        ));
+        return Err(KeyFailure {
+            message: format!(
+                "it is encrypted ({} key {}) and no decryption key is configured: set \
+                 restore.encryption",
+                e.key.provider,
+                e.key.key_ids.join(", ")
+            ),
+            kind: crate::keys::KeyErrorKind::NoMatchingKey,
+        });
     };
     keys.data_key(&e.key, &header.backup_id, &header.run_id)
         .await
         .map(Some)
-        .map_err(|why| format!("cannot decrypt it: {why}"))
+        .map_err(|why| KeyFailure::of_unwrap(&why))
 }

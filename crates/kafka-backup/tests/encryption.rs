@@ -606,7 +606,7 @@ fn a_wrong_or_missing_key_is_refused_before_anything_is_restored() {
             label: "wrong-local",
             keys: &format!("{}{verify}", local_ring(&[&wrong])),
             env: &[],
-            restore_code: EXIT_INTEGRITY,
+            restore_code: EXIT_CONFIG,
             restore: &[&right.id, &wrong.id],
             validate: &[&right.id, &wrong.id],
             validate_names_object: true,
@@ -625,7 +625,7 @@ fn a_wrong_or_missing_key_is_refused_before_anything_is_restored() {
             label: "no-key",
             keys: &verify,
             env: &[],
-            restore_code: EXIT_INTEGRITY,
+            restore_code: EXIT_CONFIG,
             restore: &["restore.encryption", &right.id],
             validate: &["restore.encryption"],
             validate_names_object: false,
@@ -652,7 +652,7 @@ fn a_wrong_or_missing_key_is_refused_before_anything_is_restored() {
             label: "wrong-age",
             keys: &format!("{}{verify}", age_ring(&[&stranger])),
             env: &[],
-            restore_code: EXIT_INTEGRITY,
+            restore_code: EXIT_CONFIG,
             restore: &[&ops.id, &stranger.id],
             validate: &[&ops.id, &stranger.id],
             validate_names_object: true,
@@ -679,7 +679,7 @@ fn a_wrong_or_missing_key_is_refused_before_anything_is_restored() {
             label: "other-kms-key",
             keys: &format!("{}{verify}", kms_ring(Some(&other))),
             env: &[],
-            restore_code: EXIT_INTEGRITY,
+            restore_code: EXIT_CONFIG,
             restore: &[&arn, &other],
             validate: &[&arn, &other],
             validate_names_object: true,
@@ -709,7 +709,7 @@ fn a_wrong_or_missing_key_is_refused_before_anything_is_restored() {
                 ("AWS_EC2_METADATA_DISABLED", "true"),
                 ("HOME", empty.to_str().unwrap()),
             ],
-            restore_code: EXIT_INTEGRITY,
+            restore_code: EXIT_CONFIG,
             restore: &["no AWS credentials for KMS", "access_key_id"],
             validate: &["no AWS credentials for KMS", "access_key_id"],
             validate_names_object: true,
@@ -968,7 +968,8 @@ fn the_backup_identity_writes_encrypted_backups_it_cannot_read_and_the_restore_i
     env.push(("KMS_ACCESS_KEY", &backup_kms[0].1));
     env.push(("KMS_SECRET_KEY", &backup_kms[1].1));
     let denied = run_clean(dir, "restore", &denied_yaml, &env, &[]);
-    denied.assert_code(EXIT_INTEGRITY);
+    // A key service that refuses is a permission problem, not a damaged backup.
+    denied.assert_code(EXIT_STORAGE);
     denied.assert_contains(&format!("grant kms:Decrypt on {arn}"));
     assert!(
         !topic_exists(&plaintext_broker(), &target),
@@ -1430,7 +1431,7 @@ fn after_a_key_rotation_a_restore_needs_both_keys_and_says_which_is_missing() {
     // Only the new key: refused, naming run 1's object and the key it needs.
     let target = format!("{}-new-key-only", source.topic);
     let refused = run_clean(dir, "restore", &with(&[&b], &target), &[], &[]);
-    refused.assert_code(EXIT_INTEGRITY);
+    refused.assert_code(EXIT_CONFIG);
     refused.assert_contains(&a.id);
     let run1_objects: Vec<String> = store_files(&store)
         .into_iter()

@@ -273,9 +273,12 @@ impl Catalog {
     }
 
     /// Decrypts the sealed fields (topic configurations, consumer groups) of every manifest
-    /// part with `keys`, and refreshes the topic snapshots that use them. Returns one line per
-    /// part that could not be opened; those stay sealed.
-    pub async fn unseal(&mut self, keys: &dyn crate::decrypt::DataKeys) -> Vec<String> {
+    /// part with `keys`, and refreshes the topic snapshots that use them. Returns the parts
+    /// that could not be opened (they stay sealed), with why.
+    pub async fn unseal(
+        &mut self,
+        keys: &dyn crate::decrypt::DataKeys,
+    ) -> Vec<(String, crate::decrypt::KeyFailure)> {
         let mut failures = Vec::new();
         for m in &mut self.manifests {
             let Some(e) = &m.manifest.encryption else {
@@ -285,14 +288,14 @@ impl Catalog {
                 .data_key(&e.key, &m.manifest.backup_id, &m.manifest.run_id)
                 .await
             {
-                Ok(k) => m.manifest.open(&k).map_err(|e| e.to_string()),
-                Err(why) => Err(why.to_string()),
+                Ok(k) => m.manifest.open(&k).map_err(|e| crate::decrypt::KeyFailure {
+                    message: format!("cannot decrypt it: {e}"),
+                    kind: crate::keys::KeyErrorKind::InvalidWrappedKey,
+                }),
+                Err(why) => Err(crate::decrypt::KeyFailure::of_unwrap(&why)),
             };
             if let Err(why) = opened {
-                failures.push(format!(
-                    "manifest {}: cannot decrypt its topic configurations and consumer groups: {why}",
-                    m.key
-                ));
+                failures.push((format!("manifest {}", m.key), why));
             }
         }
         let snapshots: Vec<TopicSnapshot> = self

@@ -390,9 +390,13 @@ fn xml_element(body: &[u8], name: &str) -> Option<String> {
     Some(one_line(&text[start..start + len])).filter(|t| !t.is_empty())
 }
 
-/// At most 300 characters, whitespace runs (newlines included) as one space.
+/// At most 1000 characters (cut with an ellipsis), whitespace runs (newlines included) as
+/// one space.
 fn one_line(text: &str) -> String {
-    let t: String = text.chars().take(300).collect();
+    let mut t: String = text.chars().take(1000).collect();
+    if t.len() < text.len() {
+        t.push('…');
+    }
     t.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -68,6 +68,17 @@ pub enum RestoreError {
         /// One line per problem, naming the object.
         problems: Vec<String>,
     },
+    /// Objects could not be decrypted with the configured keys; nothing was produced.
+    #[error(
+        "the backup cannot be decrypted with the configured keys, so nothing was restored:\n  {}\n\
+         Configure a key that can decrypt it (restore.encryption); `kafka-backup describe` shows \
+         the keys each run needs",
+        summarize_key_failures(failures).join("\n  ")
+    )]
+    Keys {
+        /// Each object that could not be decrypted, and why.
+        failures: Vec<(String, crate::decrypt::KeyFailure)>,
+    },
     /// A segment turned out corrupt while restoring.
     #[error("corrupt backup data: {0}")]
     Corrupt(String),
@@ -83,6 +94,42 @@ pub enum RestoreError {
     /// A bug.
     #[error("internal error: {0}; please report it")]
     Internal(String),
+}
+
+/// One line per distinct reason: the first object, how many more, the reason.
+fn summarize_key_failures(failures: &[(String, crate::decrypt::KeyFailure)]) -> Vec<String> {
+    let mut by_reason: Vec<(&str, &str, usize)> = Vec::new();
+    for (object, why) in failures {
+        match by_reason.iter_mut().find(|(m, _, _)| *m == why.message) {
+            Some(entry) => entry.2 += 1,
+            None => by_reason.push((&why.message, object, 0)),
+        }
+    }
+    by_reason
+        .into_iter()
+        .map(|(message, object, more)| match more {
+            0 => format!("{object}: {message}"),
+            n => format!("{object} (and {n} more objects): {message}"),
+        })
+        .collect()
+}
+
+impl RestoreError {
+    /// For [`RestoreError::Keys`]: the kind of the most pressing failure (a key service that
+    /// refuses or cannot be reached before a key to configure), for the exit code.
+    pub fn key_failure_kind(&self) -> Option<crate::keys::KeyErrorKind> {
+        use crate::keys::KeyErrorKind as K;
+        let RestoreError::Keys { failures } = self else {
+            return None;
+        };
+        let rank = |k: &K| match k {
+            K::AccessDenied | K::Unreachable => 0,
+            K::Configuration | K::NoMatchingKey => 1,
+            K::InvalidWrappedKey => 2,
+            K::Internal => 3,
+        };
+        failures.iter().map(|(_, f)| f.kind).min_by_key(rank)
+    }
 }
 
 /// Options from the command line.
@@ -388,18 +435,23 @@ async fn prepare(
             integrity.push(p.to_string());
         }
     }
-    match &read.data {
-        Some(keys) => integrity.extend(catalog.unseal(keys.as_ref()).await),
-        None => {
-            if let Some(m) = catalog.sealed_manifests().next() {
-                integrity.push(format!(
-                    "manifest {} is encrypted (its topic configurations and consumer groups): \
-                     configure a key that can decrypt it (restore.encryption)",
-                    m.key
-                ));
-            }
-        }
-    }
+    let mut key_failures = match &read.data {
+        Some(keys) => catalog.unseal(keys.as_ref()).await,
+        None => catalog
+            .sealed_manifests()
+            .map(|m| {
+                (
+                    format!("manifest {}", m.key),
+                    crate::decrypt::KeyFailure {
+                        message: "its topic configurations and consumer groups are encrypted and \
+                                  no decryption key is configured: set restore.encryption"
+                            .to_owned(),
+                        kind: crate::keys::KeyErrorKind::NoMatchingKey,
+                    },
+                )
+            })
+            .collect(),
+    };
     let encrypted = catalog
         .manifests
         .iter()
@@ -499,9 +551,16 @@ async fn prepare(
     let mut scanned = Vec::new();
     let mut problems = Vec::new();
     for s in scans {
-        let s = s?;
+        let mut s = s?;
         problems.extend(s.problems.iter().cloned());
+        key_failures.append(&mut s.key_failures);
         scanned.push(s);
+    }
+    // A missing or wrong key is not damage in the backup: say so, and never force past it.
+    if !key_failures.is_empty() {
+        return Err(RestoreError::Keys {
+            failures: key_failures,
+        });
     }
     problems.extend(integrity);
     if !problems.is_empty() && !force {

@@ -98,7 +98,10 @@ pub(crate) async fn open_segment(
 ) -> Result<SegmentReader, RestoreError> {
     let corrupt = |e: String| RestoreError::Corrupt(format!("segment {}: {e}", seg.key));
     let header = peek_header(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    match segment_data_key(keys, &header).await.map_err(corrupt)? {
+    match segment_data_key(keys, &header)
+        .await
+        .map_err(|e| corrupt(e.message))?
+    {
         Some(key) => SegmentReader::with_key(bytes, ReaderLimits::default(), &key),
         None => SegmentReader::new(bytes, ReaderLimits::default()),
     }

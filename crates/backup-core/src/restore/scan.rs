@@ -31,6 +31,9 @@ pub(crate) struct ScannedPartition {
     pub problems: Vec<String>,
     /// Segments that failed a check: left out when a restore is forced.
     pub bad_segments: Vec<String>,
+    /// Segments that could not be decrypted with the configured keys, and why: a restore
+    /// stops on them, forced or not (a key is missing, not data).
+    pub key_failures: Vec<(String, crate::decrypt::KeyFailure)>,
 }
 
 /// Reads and checks every segment of one partition, in order.
@@ -57,6 +60,7 @@ pub(crate) async fn scan_partition(
         max_timestamp: None,
         problems: Vec::new(),
         bad_segments: Vec::new(),
+        key_failures: Vec::new(),
     };
     let mut expected: Option<i64> = None;
     for seg in &catalog.segments {
@@ -138,8 +142,8 @@ pub(crate) async fn scan_partition(
             Ok(header) => match segment_data_key(keys, &header).await {
                 Ok(k) => k,
                 Err(why) => {
-                    out.problems
-                        .push(format!("{source}: segment {}: {why}", seg.key));
+                    out.key_failures
+                        .push((format!("{source}: segment {}", seg.key), why));
                     out.bad_segments.push(seg.key.clone());
                     continue;
                 }

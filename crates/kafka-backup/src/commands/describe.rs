@@ -31,8 +31,8 @@ pub async fn run(
         .map_err(catalog_failed)?;
     // Topic configurations and groups of an encrypted backup show when a key is configured.
     if let Some(keys) = &read.data {
-        for failure in catalog.unseal(keys.as_ref()).await {
-            tracing::warn!("{failure}");
+        for (object, failure) in catalog.unseal(keys.as_ref()).await {
+            tracing::warn!("{object}: {failure}");
         }
     }
     let mut description = describe(&storage, &catalog, read.data.as_deref())

@@ -182,6 +182,7 @@ fn failed(e: RestoreError) -> Failed {
         RestoreError::Integrity { .. } | RestoreError::Corrupt(_) => Exit::Integrity,
         RestoreError::Kafka(k) => Exit::for_kafka(k.kind()),
         RestoreError::Storage(_) | RestoreError::Catalog(_) => Exit::Storage,
+        RestoreError::Keys { .. } => e.key_failure_kind().map_or(Exit::Failure, Exit::for_keys),
         RestoreError::Internal(_) => Exit::Failure,
     };
     Failed::new(exit, e.to_string())

@@ -156,11 +156,21 @@ fn main() {
     });
     println!("  batch::verify        {:>8.0} MB/s", mbps(raw, t));
 
-    for (compression, level) in [
-        (Compression::None, None),
-        (Compression::Lz4, None),
-        (Compression::Zstd, Some(1)),
-        (Compression::Zstd, Some(3)),
+    let run_key = std::sync::Arc::new(backup_format::crypto::RunKey {
+        data_key: backup_format::crypto::DataKey::generate().expect("key"),
+        wrapped: backup_format::crypto::WrappedKey {
+            provider: backup_format::crypto::ProviderKind::Local,
+            key_ids: vec!["bench".into()],
+            blob: vec![0; 61],
+        },
+    });
+    for (compression, level, encryption) in [
+        (Compression::None, None, None),
+        (Compression::None, None, Some(run_key.clone())),
+        (Compression::Lz4, None, None),
+        (Compression::Zstd, Some(1), None),
+        (Compression::Zstd, Some(3), None),
+        (Compression::Zstd, Some(3), Some(run_key.clone())),
     ] {
         let mut objects = Vec::new();
         let write = best(iters, || {
@@ -169,6 +179,7 @@ fn main() {
                 compression,
                 level,
                 expected_segment_bytes: segment_raw + (1 << 20),
+                encryption: encryption.clone(),
                 ..WriterOptions::default()
             };
             let mut w = SegmentWriter::new(header(), options.clone()).expect("writer");
@@ -192,6 +203,7 @@ fn main() {
                 compression,
                 level,
                 expected_segment_bytes: segment_raw + (1 << 20),
+                encryption: encryption.clone(),
                 ..WriterOptions::default()
             };
             let buffer = pool.pop().unwrap_or_default();
@@ -212,21 +224,37 @@ fn main() {
             }
             pool.extend(w.finish().expect("finish").into_buffer());
         });
-        let read = best(iters, || {
-            for o in &objects {
-                let r =
-                    SegmentReader::new(o.bytes.clone(), ReaderLimits::default()).expect("reader");
-                for b in r {
-                    sink += b.expect("batch").len() as u64;
+        // Each read gets objects of its own, as a restore does (it reads each object into a
+        // buffer it owns): an encrypted segment is then decrypted in place.
+        let read = (0..iters)
+            .map(|_| {
+                let owned: Vec<Bytes> = objects
+                    .iter()
+                    .map(|o| Bytes::from(o.bytes.to_vec()))
+                    .collect();
+                let t = Instant::now();
+                for bytes in owned {
+                    let r = match &encryption {
+                        Some(k) => {
+                            SegmentReader::with_key(bytes, ReaderLimits::default(), &k.data_key)
+                        }
+                        None => SegmentReader::new(bytes, ReaderLimits::default()),
+                    }
+                    .expect("reader");
+                    for b in r {
+                        sink += b.expect("batch").len() as u64;
+                    }
                 }
-            }
-        });
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or_default();
         let name = match level {
             Some(l) => format!("{compression} {l}"),
             None => compression.to_string(),
-        };
+        } + if encryption.is_some() { " +aead" } else { "" };
         println!(
-            "  {name:<8} write {:>5.0} MB/s (recycled buffers {:>5.0} MB/s)   read {:>5.0} MB/s   ratio {:.2}",
+            "  {name:<12} write {:>5.0} MB/s (recycled buffers {:>5.0} MB/s)   read {:>5.0} MB/s   ratio {:.2}",
             mbps(raw, write),
             mbps(raw, recycled),
             mbps(raw, read),

@@ -6,7 +6,7 @@
 //! limit) is held by the reader at a time. Batches of uncompressed chunks are zero-copy
 //! slices of the object.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_records::{BatchHeader, batch};
 use sha2::{Digest, Sha256};
 
@@ -130,6 +130,13 @@ pub struct SegmentReader {
     done: bool,
     /// The cipher, for an encrypted segment.
     cipher: Option<SegmentCipher>,
+    /// Encrypted segments: the part of the object not read yet, owned, so that each chunk is
+    /// decrypted in place and handed out without a copy (a fresh copy per chunk cost more
+    /// than the decryption itself). `bytes` then holds only what the generic code still
+    /// reads (the trailer), starting at object position `base`.
+    rest: Option<BytesMut>,
+    /// Object position of `bytes[0]`.
+    base: usize,
     /// SHA-256 of preamble and header, which the encrypted trailer authenticates.
     head_sha256: [u8; 32],
 }
@@ -177,7 +184,19 @@ impl SegmentReader {
             _ => None,
         };
         let head_sha256 = Sha256::digest(&bytes[..pos]).into();
+        let (bytes, rest, base) = if cipher.is_some() {
+            // Owned without a copy when the caller handed over the only reference.
+            let mut owned = bytes
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+            let rest = owned.split_off(pos);
+            (Bytes::new(), Some(rest), pos)
+        } else {
+            (bytes, None, 0)
+        };
         Ok(Self {
+            rest,
+            base,
             bytes,
             limits,
             header,
@@ -249,13 +268,35 @@ impl SegmentReader {
 
     /// Bytes `at..at + len`, or `Truncated`.
     fn need(&self, at: usize, len: usize) -> Result<&[u8], FormatError> {
-        take(&self.bytes, at, len)
+        match at.checked_sub(self.base) {
+            Some(relative) => take(&self.bytes, relative, len).map_err(|e| match e {
+                FormatError::Truncated { need, have, .. } => FormatError::Truncated {
+                    at: at as u64,
+                    need,
+                    have,
+                },
+                other => other,
+            }),
+            None => Err(FormatError::Truncated {
+                at: at as u64,
+                need: len as u64,
+                have: 0,
+            }),
+        }
     }
 
     /// Reads the next block: loads a chunk and returns true, or reads and verifies the
     /// trailer and returns false.
     fn next_chunk(&mut self) -> Result<bool, FormatError> {
         let at = self.pos;
+        if let Some(rest) = &self.rest {
+            if rest.first() == Some(&KIND_CHUNK) {
+                return self.next_owned_chunk();
+            }
+            // The trailer (or whatever else follows): read by the generic code below.
+            self.bytes = self.rest.take().map(BytesMut::freeze).unwrap_or_default();
+            self.base = at;
+        }
         let kind = self.need(at, 1)?[0];
         match kind {
             KIND_CHUNK => {}
@@ -275,6 +316,133 @@ impl SegmentReader {
         let raw_len = be_u32(&head[1..5]) as usize;
         let stored_len = be_u32(&head[5..9]) as usize;
         let stored_crc = be_u32(&head[9..13]);
+        let compression = self.header.compression;
+        self.check_chunk_header(index, at, raw_len, stored_len)?;
+        let data_at = at + CHUNK_HEADER_LEN;
+        let stored = self.need(data_at, stored_len)?;
+        let computed = crc32c::crc32c(stored);
+        if computed != stored_crc {
+            return Err(FormatError::ChunkCrcMismatch {
+                chunk: index,
+                offset_in_object: at as u64,
+                stored: stored_crc,
+                computed,
+            });
+        }
+        self.chunk = match &self.cipher {
+            None if compression == Compression::None => {
+                let from = data_at - self.base;
+                self.bytes.slice(from..from + stored_len)
+            }
+            None => {
+                let from = data_at - self.base;
+                let stored = &self.bytes[from..from + stored_len];
+                Bytes::from(self.decoder.decompress(
+                    compression,
+                    stored,
+                    raw_len,
+                    index,
+                    at as u64,
+                )?)
+            }
+            Some(_) => {
+                return Err(FormatError::InvalidChunk {
+                    chunk: index,
+                    at: at as u64,
+                    reason: "an encrypted chunk outside the owned reading path",
+                });
+            }
+        };
+        self.chunk_pos = 0;
+        self.chunk_index = index;
+        self.chunks += 1;
+        self.pos = data_at + stored_len;
+        Ok(true)
+    }
+
+    /// A chunk of an encrypted segment, from the owned rest of the object: checked (lengths,
+    /// CRC32C of the ciphertext), decrypted in place, and handed out without a copy.
+    fn next_owned_chunk(&mut self) -> Result<bool, FormatError> {
+        let at = self.pos;
+        let index = self.chunks;
+        let have = self.rest.as_ref().map_or(0, BytesMut::len);
+        if have < CHUNK_HEADER_LEN {
+            return Err(FormatError::Truncated {
+                at: at as u64,
+                need: CHUNK_HEADER_LEN as u64,
+                have: have as u64,
+            });
+        }
+        let (raw_len, stored_len, stored_crc) = {
+            let head = &self.rest.as_ref().expect("checked above")[..CHUNK_HEADER_LEN];
+            (
+                be_u32(&head[1..5]) as usize,
+                be_u32(&head[5..9]) as usize,
+                be_u32(&head[9..13]),
+            )
+        };
+        self.check_chunk_header(index, at, raw_len, stored_len)?;
+        if have - CHUNK_HEADER_LEN < stored_len {
+            return Err(FormatError::Truncated {
+                at: (at + CHUNK_HEADER_LEN) as u64,
+                need: stored_len as u64,
+                have: (have - CHUNK_HEADER_LEN) as u64,
+            });
+        }
+        let mut piece = self
+            .rest
+            .as_mut()
+            .expect("checked above")
+            .split_to(CHUNK_HEADER_LEN + stored_len);
+        let computed = crc32c::crc32c(&piece[CHUNK_HEADER_LEN..]);
+        if computed != stored_crc {
+            return Err(FormatError::ChunkCrcMismatch {
+                chunk: index,
+                offset_in_object: at as u64,
+                stored: stored_crc,
+                computed,
+            });
+        }
+        let cipher = self.cipher.as_ref().ok_or(FormatError::InvalidChunk {
+            chunk: index,
+            at: at as u64,
+            reason: "an encrypted chunk without a key",
+        })?;
+        let plain_len = cipher
+            .open_chunk(index, raw_len as u32, &mut piece[CHUNK_HEADER_LEN..])
+            .map_err(|source| FormatError::Crypto {
+                what: format!("at byte {at}"),
+                source,
+            })?
+            .len();
+        let block = piece
+            .freeze()
+            .slice(CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + plain_len);
+        let compression = self.header.compression;
+        self.chunk = if compression == Compression::None {
+            block
+        } else {
+            Bytes::from(
+                self.decoder
+                    .decompress(compression, &block, raw_len, index, at as u64)?,
+            )
+        };
+        self.chunk_pos = 0;
+        self.chunk_index = index;
+        self.chunks += 1;
+        self.pos = at + CHUNK_HEADER_LEN + stored_len;
+        Ok(true)
+    }
+
+    /// The checks of a chunk header before its content is touched: lengths within the
+    /// format's and the reader's limits.
+    fn check_chunk_header(
+        &self,
+        index: u64,
+        at: usize,
+        raw_len: usize,
+        stored_len: usize,
+    ) -> Result<(), FormatError> {
         let compression = self.header.compression;
         let too_large = |field, len: usize, limit: usize| FormatError::ChunkTooLarge {
             chunk: index,
@@ -312,59 +480,7 @@ impl SegmentReader {
                 reason: "an encrypted chunk shorter than its authentication tag",
             });
         }
-        let data_at = at + CHUNK_HEADER_LEN;
-        let stored = self.need(data_at, stored_len)?;
-        let computed = crc32c::crc32c(stored);
-        if computed != stored_crc {
-            return Err(FormatError::ChunkCrcMismatch {
-                chunk: index,
-                offset_in_object: at as u64,
-                stored: stored_crc,
-                computed,
-            });
-        }
-        self.chunk = match &self.cipher {
-            None if compression == Compression::None => {
-                self.bytes.slice(data_at..data_at + stored_len)
-            }
-            None => {
-                let stored = &self.bytes[data_at..data_at + stored_len];
-                Bytes::from(self.decoder.decompress(
-                    compression,
-                    stored,
-                    raw_len,
-                    index,
-                    at as u64,
-                )?)
-            }
-            Some(cipher) => {
-                let mut block = self.bytes[data_at..data_at + stored_len].to_vec();
-                let plain_len = cipher
-                    .open_chunk(index, raw_len as u32, &mut block)
-                    .map_err(|source| FormatError::Crypto {
-                        what: format!("at byte {at}"),
-                        source,
-                    })?
-                    .len();
-                block.truncate(plain_len);
-                if compression == Compression::None {
-                    Bytes::from(block)
-                } else {
-                    Bytes::from(self.decoder.decompress(
-                        compression,
-                        &block,
-                        raw_len,
-                        index,
-                        at as u64,
-                    )?)
-                }
-            }
-        };
-        self.chunk_pos = 0;
-        self.chunk_index = index;
-        self.chunks += 1;
-        self.pos = data_at + stored_len;
-        Ok(true)
+        Ok(())
     }
 
     /// Reads the trailer at `at`, checks it against the totals and checks the end.
@@ -406,10 +522,11 @@ impl SegmentReader {
                 reason: e.to_string(),
             })?;
         let end_at = json_at + len + END_MAGIC.len();
-        if end_at < self.bytes.len() {
+        let object_end = self.base + self.bytes.len();
+        if end_at < object_end {
             return Err(FormatError::TrailingBytes {
                 at: end_at as u64,
-                count: (self.bytes.len() - end_at) as u64,
+                count: (object_end - end_at) as u64,
             });
         }
         let read = self

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::protection::first_records_of_group;
 use common::*;
 use serde_json::Value;
 
@@ -69,40 +70,6 @@ fn without_offsets(mut records: Vec<Rec>) -> Vec<Rec> {
         r.offset = 0;
     }
     records
-}
-
-/// The first record a consumer of `group` gets from each partition of `topic`, starting at
-/// the group's committed offsets: `{partition: key (hex)}`.
-fn first_records_of_group(topic: &str, group: &str, partitions: &[i32]) -> Value {
-    let out = python(
-        "import sys, json, time\nfrom confluent_kafka import Consumer, TopicPartition\n\
-         topic, group = sys.argv[2], sys.argv[3]\n\
-         parts = [int(p) for p in sys.argv[4].split(',')]\n\
-         c = Consumer({'bootstrap.servers': sys.argv[1], 'group.id': group, 'enable.auto.commit': False,\n\
-                       'auto.offset.reset': 'error', 'isolation.level': 'read_committed'})\n\
-         c.assign([TopicPartition(topic, p) for p in parts])\n\
-         got = {}\n\
-         deadline = time.time() + 30\n\
-         while len(got) < len(parts) and time.time() < deadline:\n\
-         \x20   m = c.poll(1.0)\n\
-         \x20   if m is None: continue\n\
-         \x20   if m.error(): raise SystemExit(str(m.error()))\n\
-         \x20   if str(m.partition()) not in got:\n\
-         \x20       got[str(m.partition())] = {'key': m.key().hex() if m.key() is not None else None, 'offset': m.offset()}\n\
-         c.close()\n\
-         print(json.dumps(got))\n",
-        &[
-            &plaintext_broker(),
-            topic,
-            group,
-            &partitions
-                .iter()
-                .map(i32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        ],
-    );
-    serde_json::from_str(out.trim()).unwrap()
 }
 
 fn commit_group(topic: &str, group: &str, offsets: &[(i32, i64)]) {

@@ -7,69 +7,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use backup_core::storage::{Storage, StorageError};
 use common::*;
-
-fn spawn_backup(dir: &Path, yaml: &str) -> Child {
-    let config = dir.join("backup.yaml");
-    std::fs::write(&config, yaml).unwrap();
-    Command::new(binary())
-        .args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-            "backup",
-            "--format",
-            "json",
-            "--config",
-        ])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn finish(child: Child, timeout: Duration) -> Run {
-    let deadline = Instant::now() + timeout;
-    let mut child = child;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the backup did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 const PRODUCE: &str = "import sys\nfrom confluent_kafka import Producer\n\
 p = Producer({'bootstrap.servers': sys.argv[1]})\n\

@@ -370,3 +370,65 @@ pub fn assert_same_records(got: &[Rec], want: &[Rec]) {
         panic!("{} records, expected {}; {extra}", got.len(), want.len());
     }
 }
+
+/// Starts `kafka-backup backup` on `yaml` (written into `dir`) in the background, JSON logs
+/// at info and a JSON report, for tests that stop it with a signal.
+pub fn spawn_backup(dir: &Path, yaml: &str) -> std::process::Child {
+    let config = dir.join("continuous.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    Command::new(binary())
+        .args([
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+            "backup",
+            "--format",
+            "json",
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIGTERM to `child`.
+pub fn sigterm(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for `child` to exit (killing it and failing after `timeout`) and collects its output.
+pub fn finish(mut child: std::process::Child, timeout: std::time::Duration) -> Run {
+    let deadline = std::time::Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the backup did not exit within {timeout:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Polls `ok` every 100 ms until it holds; fails after `timeout`, naming `what`.
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -40,7 +40,6 @@ use backup_format::naming::{self, GapKey, NameError, SegmentKey};
 use crate::storage::{Storage, StorageError};
 pub use list::{BackupSummary, list_backups};
 pub use problem::{Problem, ProblemKind, Severity};
-pub(crate) use read::get_bounded;
 pub use read::read_limits;
 use read::{Listing, read_descriptor, read_manifests};
 pub use trust::{Authentication, Trust};

@@ -26,20 +26,6 @@ pub mod read_limits {
 /// Manifests read at once while loading.
 const MANIFEST_READS: usize = 4;
 
-/// Reads an object of at most `limit` bytes (streamed, so a hostile endpoint cannot make it
-/// hold more); `Ok(Err(why))` when it is larger.
-pub(crate) async fn get_bounded(
-    storage: &Storage,
-    key: &str,
-    limit: u64,
-) -> Result<Result<bytes::Bytes, String>, StorageError> {
-    match storage.get_bounded(key, limit).await {
-        Ok(b) => Ok(Ok(b)),
-        Err(e @ StorageError::TooLarge { .. }) => Ok(Err(e.to_string())),
-        Err(e) => Err(e),
-    }
-}
-
 /// One LIST of `{backup_id}/`, sorted into the kinds of objects a backup has.
 #[derive(Default)]
 pub(super) struct Listing {
@@ -134,14 +120,16 @@ pub(super) async fn read_descriptor(
         );
         return Ok(None);
     }
-    let bytes = match get_bounded(storage, &key, read_limits::SMALL_DOCUMENT).await {
-        Ok(Ok(b)) => b,
+    let bytes = match storage.get_bounded(&key, read_limits::SMALL_DOCUMENT).await {
+        Ok(b) => b,
         Err(StorageError::NotFound { .. }) => {
             problems.push(missing());
             return Ok(None);
         }
-        Ok(Err(too_large)) => {
-            problems.push(Problem::new(ProblemKind::CorruptDescriptor, too_large).object(&key));
+        Err(too_large @ StorageError::TooLarge { .. }) => {
+            problems.push(
+                Problem::new(ProblemKind::CorruptDescriptor, too_large.to_string()).object(&key),
+            );
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
@@ -241,18 +229,20 @@ pub(super) async fn read_manifests(
     }
     let mut reads = futures::stream::iter(to_read.into_iter().map(
         |(mkey, key, signed_by)| async move {
-            let result = get_bounded(storage, key, read_limits::MANIFEST).await;
+            let result = storage.get_bounded(key, read_limits::MANIFEST).await;
             (mkey, key, signed_by, result)
         },
     ))
     .buffered(MANIFEST_READS);
     while let Some((mkey, key, signed_by, result)) = reads.next().await {
         let bytes = match result {
-            Ok(Ok(b)) => b,
+            Ok(b) => b,
             // Listed a moment ago: report it like any other missing part below.
             Err(StorageError::NotFound { .. }) => continue,
-            Ok(Err(too_large)) => {
-                problems.push(Problem::new(ProblemKind::CorruptManifest, too_large).object(key));
+            Err(too_large @ StorageError::TooLarge { .. }) => {
+                problems.push(
+                    Problem::new(ProblemKind::CorruptManifest, too_large.to_string()).object(key),
+                );
                 continue;
             }
             Err(e) => return Err(e.into()),

@@ -89,10 +89,9 @@ pub(crate) async fn scan_partition(
             out.bad_segments.push(seg.key.clone());
             continue;
         }
-        let bytes = match crate::catalog::get_bounded(storage, &seg.key, read_limits::SEGMENT).await
-        {
-            Ok(Ok(b)) => b,
-            Ok(Err(too_large)) => {
+        let bytes = match storage.get_bounded(&seg.key, read_limits::SEGMENT).await {
+            Ok(b) => b,
+            Err(too_large @ crate::storage::StorageError::TooLarge { .. }) => {
                 out.problems
                     .push(format!("{source}: segment {}: {too_large}", seg.key));
                 out.bad_segments.push(seg.key.clone());

@@ -92,13 +92,15 @@ pub(crate) async fn fetch_and_check(
             ..SegmentCheck::default()
         });
     }
-    let bytes = match crate::catalog::get_bounded(storage, &segment.key, read_limits::SEGMENT).await
+    let bytes = match storage
+        .get_bounded(&segment.key, read_limits::SEGMENT)
+        .await
     {
-        Ok(Ok(b)) => b,
-        Ok(Err(too_large)) => {
+        Ok(b) => b,
+        Err(too_large @ StorageError::TooLarge { .. }) => {
             return Ok(SegmentCheck {
                 problems: vec![located(
-                    Problem::new(ProblemKind::CorruptSegment, too_large),
+                    Problem::new(ProblemKind::CorruptSegment, too_large.to_string()),
                     segment,
                 )],
                 ..SegmentCheck::default()

@@ -24,7 +24,8 @@ struct Inner {
     settings: ConnectSettings,
     warnings: Vec<String>,
     metadata: RwLock<Arc<ClusterMetadata>>,
-    brokers: Mutex<HashMap<i32, Slot>>,
+    /// Per broker and lane (see [`KafkaClient::lane_connection`]).
+    brokers: Mutex<HashMap<(i32, usize), Slot>>,
     bootstrap: tokio::sync::Mutex<Option<Connection>>,
 }
 
@@ -181,6 +182,16 @@ impl KafkaClient {
 
     /// The connection to broker `id`, opened on first use and reopened after it failed.
     pub async fn broker_connection(&self, id: i32) -> Result<Connection> {
+        self.lane_connection(id, 0).await
+    }
+
+    /// Connection number `lane` to broker `id` (lane 0 is [`KafkaClient::broker_connection`]),
+    /// opened on first use and reopened after it failed.
+    ///
+    /// A Kafka broker reads the next request of a connection only after it has answered the
+    /// previous one, so requests that should keep the broker busy at the same time (fetches
+    /// for different partitions, say) need connections of their own.
+    pub async fn lane_connection(&self, id: i32, lane: usize) -> Result<Connection> {
         let address = match self.metadata().brokers.get(&id) {
             Some(b) => b.address.clone(),
             None => {
@@ -200,7 +211,7 @@ impl KafkaClient {
         };
         let slot = {
             let mut map = self.inner.brokers.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(id).or_default().clone()
+            map.entry((id, lane)).or_default().clone()
         };
         let mut guard = slot.lock().await;
         if let Some(conn) = guard.as_ref().filter(|c| c.is_alive())

@@ -42,6 +42,9 @@ pub struct FetchOptions {
     pub max_bytes: i32,
     /// Whether to stop at the last stable offset and list aborted transactions.
     pub isolation: IsolationLevel,
+    /// Which of the broker's connections carries the fetch (see
+    /// [`KafkaClient::lane_connection`]): fetches on different lanes are served in parallel.
+    pub lane: usize,
 }
 
 impl Default for FetchOptions {
@@ -51,6 +54,7 @@ impl Default for FetchOptions {
             min_bytes: 1,
             max_bytes: 50 * 1024 * 1024,
             isolation: IsolationLevel::ReadCommitted,
+            lane: 0,
         }
     }
 }
@@ -104,7 +108,7 @@ impl KafkaClient {
         partitions: &[FetchPartition],
         options: &FetchOptions,
     ) -> Result<FetchResult> {
-        let conn = self.broker_connection(broker).await?;
+        let conn = self.lane_connection(broker, options.lane).await?;
         let negotiated = conn.version::<FetchRequest>()?;
         let metadata = self.metadata();
 

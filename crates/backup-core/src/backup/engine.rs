@@ -1,8 +1,9 @@
-//! The fetch loop: one Fetch in flight per broker for all the partitions it leads, the next
-//! one sent before the previous answer is processed, partition errors handled where they
-//! occur (leader moves, retention gaps, deleted topics), segments cut by size, age and memory.
+//! The fetch loop: several Fetches in flight per broker (one per connection, each for its share
+//! of the partitions the broker leads), the next one sent before the previous answer is
+//! processed, partition errors handled where they occur (leader moves, retention gaps, deleted
+//! topics), segments cut by size, age and memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use backup_format::manifest::Gap;
@@ -35,10 +36,13 @@ const MAX_EMPTY_FETCHES: u32 = 20;
 type FetchFuture = std::pin::Pin<
     Box<
         dyn std::future::Future<
-                Output = (i32, Vec<TopicPartition>, kafka_client::Result<FetchResult>),
+                Output = (Lane, Vec<TopicPartition>, kafka_client::Result<FetchResult>),
             > + Send,
     >,
 >;
+
+/// A broker and one of its fetch connections.
+type Lane = (i32, usize);
 
 /// Batches of one partition taken from an answer, waiting to be written.
 pub(crate) struct Work {
@@ -56,6 +60,27 @@ pub(crate) enum LoopExit {
     Interrupted,
     /// Continuous mode: time for a manifest part and topic discovery; segments stay open.
     Checkpoint,
+}
+
+/// The connections with a Fetch in flight, and the partitions it asked for.
+#[derive(Default)]
+struct Busy {
+    lanes: HashSet<Lane>,
+    partitions: HashSet<TopicPartition>,
+}
+
+impl Busy {
+    fn take(&mut self, lane: Lane, asked: &[TopicPartition]) {
+        self.lanes.insert(lane);
+        self.partitions.extend(asked.iter().cloned());
+    }
+
+    fn release(&mut self, lane: Lane, asked: &[TopicPartition]) {
+        self.lanes.remove(&lane);
+        for tp in asked {
+            self.partitions.remove(tp);
+        }
+    }
 }
 
 /// Runs the fetch loop until every partition is done (snapshot), `shutdown` fires, or a
@@ -77,7 +102,7 @@ impl Engine<'_> {
         checkpoint_at: Option<Instant>,
     ) -> Result<LoopExit, BackupError> {
         let mut inflight: FuturesUnordered<FetchFuture> = FuturesUnordered::new();
-        let mut busy: HashMap<i32, ()> = HashMap::new();
+        let mut busy = Busy::default();
         let mut broker_retry_at: HashMap<i32, Instant> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut interrupted = *shutdown.borrow();
@@ -103,8 +128,8 @@ impl Engine<'_> {
                 }
             }
             tokio::select! {
-                Some((broker, asked, result)) = inflight.next(), if !inflight.is_empty() => {
-                    busy.remove(&broker);
+                Some(((broker, lane), asked, result)) = inflight.next(), if !inflight.is_empty() => {
+                    busy.release((broker, lane), &asked);
                     match result {
                         Ok(answer) => {
                             broker_retry_at.remove(&broker);
@@ -149,11 +174,12 @@ impl Engine<'_> {
         })
     }
 
-    /// Sends one Fetch to each idle broker that leads active partitions.
+    /// Sends a Fetch on each idle connection of each broker that leads active partitions not
+    /// already asked for: the partitions a broker leads are shared among its idle connections.
     fn schedule(
         &mut self,
         inflight: &mut FuturesUnordered<FetchFuture>,
-        busy: &mut HashMap<i32, ()>,
+        busy: &mut Busy,
         broker_retry_at: &HashMap<i32, Instant>,
     ) {
         if self.sink.pending_bytes > MEMORY_BUDGET / 2 {
@@ -162,6 +188,8 @@ impl Engine<'_> {
         }
         let now = Instant::now();
         let mut by_broker: BTreeMap<i32, Vec<FetchPartition>> = BTreeMap::new();
+        // Active partitions per leader, in a Fetch or not.
+        let mut leads: HashMap<i32, usize> = HashMap::new();
         let mut open = 0usize;
         for p in self.partitions.values() {
             if p.status != Status::Active || p.retry_at.is_some_and(|t| t > now) {
@@ -174,39 +202,79 @@ impl Engine<'_> {
             let Ok(leader) = self.client.leader_for(p.tp()) else {
                 continue;
             };
+            *leads.entry(leader).or_default() += 1;
+            // A partition is in one Fetch at a time: two answers for one position would
+            // both be written.
+            if busy.partitions.contains(p.tp()) {
+                continue;
+            }
             by_broker.entry(leader).or_default().push(FetchPartition {
                 tp: p.tp().clone(),
                 offset: p.position,
                 max_bytes: p.max_bytes,
             });
         }
+        let lanes = self.settings.connections_per_broker.max(1);
         for (broker, parts) in by_broker {
-            if busy.contains_key(&broker) || broker_retry_at.get(&broker).is_some_and(|t| *t > now)
-            {
+            // fetch_max_bytes bounds what a broker's answers in flight hold together: shared
+            // among the connections that can be busy at once (a partition is in one Fetch at
+            // a time, so never more than the broker's partitions).
+            let leads = leads.get(&broker).copied().unwrap_or(1);
+            let request_max = (self.settings.fetch_max_bytes as usize / lanes.min(leads).max(1))
+                .max(1024 * 1024) as i32;
+            if broker_retry_at.get(&broker).is_some_and(|t| *t > now) {
                 continue;
             }
-            busy.insert(broker, ());
-            let client = self.client.clone();
-            let options = FetchOptions {
-                max_wait: FETCH_MAX_WAIT,
-                min_bytes: 1,
-                max_bytes: self.settings.fetch_max_bytes as i32,
-                isolation: IsolationLevel::ReadCommitted,
-            };
-            let asked: Vec<TopicPartition> = parts.iter().map(|p| p.tp.clone()).collect();
-            // A task of its own, so the request goes out and the answer comes in while this
-            // loop writes the previous answer.
-            let fetch = tokio::spawn(async move { client.fetch(broker, &parts, &options).await });
-            inflight.push(Box::pin(async move {
-                let result = fetch.await.unwrap_or_else(|e| {
-                    Err(kafka_client::Error::Disconnected {
-                        broker: format!("broker {broker}"),
-                        context: format!("because the fetch task ended: {e}"),
-                    })
-                });
-                (broker, asked, result)
-            }));
+            let idle: Vec<usize> = (0..lanes)
+                .filter(|lane| !busy.lanes.contains(&(broker, *lane)))
+                .collect();
+            if idle.is_empty() {
+                continue;
+            }
+            // Dealt round-robin, so each idle connection gets an even share.
+            let mut shares: Vec<Vec<FetchPartition>> = vec![Vec::new(); idle.len()];
+            for (i, part) in parts.into_iter().enumerate() {
+                shares[i % idle.len()].push(part);
+            }
+            for (lane, share) in idle.into_iter().zip(shares) {
+                if share.is_empty() {
+                    continue;
+                }
+                self.send_fetch(inflight, busy, (broker, lane), share, request_max);
+            }
         }
+    }
+
+    fn send_fetch(
+        &self,
+        inflight: &mut FuturesUnordered<FetchFuture>,
+        busy: &mut Busy,
+        (broker, lane): Lane,
+        parts: Vec<FetchPartition>,
+        max_bytes: i32,
+    ) {
+        let asked: Vec<TopicPartition> = parts.iter().map(|p| p.tp.clone()).collect();
+        busy.take((broker, lane), &asked);
+        let client = self.client.clone();
+        let options = FetchOptions {
+            max_wait: FETCH_MAX_WAIT,
+            min_bytes: 1,
+            max_bytes,
+            isolation: IsolationLevel::ReadCommitted,
+            lane,
+        };
+        // A task of its own, so the request goes out and the answer comes in while this
+        // loop writes the previous answer.
+        let fetch = tokio::spawn(async move { client.fetch(broker, &parts, &options).await });
+        inflight.push(Box::pin(async move {
+            let result = fetch.await.unwrap_or_else(|e| {
+                Err(kafka_client::Error::Disconnected {
+                    broker: format!("broker {broker}"),
+                    context: format!("because the fetch task ended: {e}"),
+                })
+            });
+            ((broker, lane), asked, result)
+        }));
     }
 
     /// Phase one of an answer: advances positions and handles partition errors. Returns the

@@ -30,6 +30,7 @@ pub(crate) struct RawBackup {
     pub stop_at_current_offsets: Option<ConfigBool>,
     pub max_concurrent_partitions: Option<ConfigU64>,
     pub fetch_max_bytes: Option<ConfigU64>,
+    pub connections_per_broker: Option<ConfigU64>,
     pub consumer_group_snapshot: Option<ConfigBool>,
     pub metadata_max_age_ms: Option<ConfigU64>,
     pub include_offset_headers: Option<ConfigBool>,
@@ -153,6 +154,10 @@ pub struct BackupSettings {
     pub max_concurrent_partitions: usize,
     /// Most bytes asked for in one Fetch.
     pub fetch_max_bytes: u32,
+    /// Connections to each broker, each with one Fetch in flight for its share of the
+    /// broker's partitions: a broker serves one request per connection at a time, so one
+    /// connection leaves it idle while an answer travels and is taken apart.
+    pub connections_per_broker: usize,
     /// Capture the committed offsets of consumer groups on the backed-up topics.
     pub consumer_group_snapshot: bool,
     /// Continuous mode: how often to look for new topics and partitions (Kafka's
@@ -169,6 +174,8 @@ impl BackupSettings {
     pub const DEFAULT_MAX_CONCURRENT_PARTITIONS: usize = 32;
     /// Default `fetch_max_bytes`.
     pub const DEFAULT_FETCH_MAX_BYTES: u32 = 16 * 1024 * 1024;
+    /// Default `connections_per_broker`.
+    pub const DEFAULT_CONNECTIONS_PER_BROKER: usize = 3;
     /// Default `metadata_max_age_ms`.
     pub const DEFAULT_METADATA_MAX_AGE: Duration = Duration::from_secs(60);
 }
@@ -183,6 +190,7 @@ impl Default for BackupSettings {
             continuous: false,
             max_concurrent_partitions: Self::DEFAULT_MAX_CONCURRENT_PARTITIONS,
             fetch_max_bytes: Self::DEFAULT_FETCH_MAX_BYTES,
+            connections_per_broker: Self::DEFAULT_CONNECTIONS_PER_BROKER,
             consumer_group_snapshot: true,
             metadata_max_age: Self::DEFAULT_METADATA_MAX_AGE,
         }
@@ -328,6 +336,14 @@ impl Validator<'_> {
             256 * 1024 * 1024,
             "bytes",
         )? as u32;
+        let connections_per_broker = self.bounded(
+            raw.connections_per_broker,
+            "backup.connections_per_broker",
+            d.connections_per_broker as u64,
+            1,
+            16,
+            "connections",
+        )? as usize;
 
         let metadata_max_age = Duration::from_millis(self.bounded(
             raw.metadata_max_age_ms,
@@ -374,6 +390,7 @@ impl Validator<'_> {
             segment_max_interval,
             continuous,
             max_concurrent_partitions,
+            connections_per_broker,
             fetch_max_bytes,
             consumer_group_snapshot: raw
                 .consumer_group_snapshot

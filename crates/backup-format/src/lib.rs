@@ -26,5 +26,5 @@ pub use manifest::{BackupDescriptor, ManifestError, RunManifest, SegmentEntry};
 pub use naming::{GapKey, ManifestKey, NameError, SegmentKey};
 pub use segment::{
     AbortedTransaction, Compression, FinishedSegment, ReaderLimits, Segment, SegmentHeader,
-    SegmentReader, SegmentTrailer, SegmentWriter, WriterOptions, peek_header, read_all,
+    SegmentReader, SegmentTrailer, SegmentWriter, TxnMarker, WriterOptions, peek_header, read_all,
 };

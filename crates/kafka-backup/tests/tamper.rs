@@ -450,6 +450,48 @@ impl Attack {
         text
     }
 
+    /// A restore refused over the content of a segment (each is checked whole when its turn
+    /// comes, before any of its batches is produced), naming at least one of `objects`; or
+    /// refused before anything, naming all of them. Either way no record of a named segment
+    /// reaches the target: its partition holds at most the records before it.
+    #[track_caller]
+    fn assert_segment_refused(&self, args: &[&str], objects: &[&str]) -> String {
+        let out = self.restore(args);
+        out.assert_code(EXIT_INTEGRITY);
+        let text = error_text(&out);
+        if text.contains("nothing was restored") {
+            return self.assert_restore_refused(args, objects);
+        }
+        assert!(
+            text.contains("before producing any of its batches"),
+            "{text}"
+        );
+        assert!(text.contains("kafka-backup validate"), "{text}");
+        assert!(text.contains("--force"), "{text}");
+        let named: Vec<&&str> = objects.iter().filter(|o| text.contains(**o)).collect();
+        assert!(
+            !named.is_empty(),
+            "the refusal names one of {objects:?}:\n{text}"
+        );
+        if topic_exists(&plaintext_broker(), &self.target) {
+            let restored = self.restored();
+            for key in named {
+                let parsed = backup_format::naming::parse_segment_key(key)
+                    .unwrap_or_else(|| panic!("{key} is a segment key"));
+                let held = restored
+                    .iter()
+                    .filter(|r| r.partition == parsed.partition)
+                    .count() as i64;
+                assert!(
+                    held <= parsed.start_offset,
+                    "partition {} holds {held} records, more than come before {key}",
+                    parsed.partition
+                );
+            }
+        }
+        text
+    }
+
     #[track_caller]
     fn assert_target_untouched(&self) {
         assert!(
@@ -735,7 +777,7 @@ fn a_flipped_bit_in_a_segment_is_caught_by_its_hash_and_by_the_aead() {
     let v = a.validate(&[]);
     let message = v.assert_error("hash-mismatch", &victim);
     assert!(message.contains("changed or replaced after it was written"));
-    a.assert_restore_refused(&[], &[&victim]);
+    a.assert_segment_refused(&[], &[&victim]);
 
     // (b) The same with the chunk's CRC32C fixed up: only the hash in the signed name and the
     // AEAD tag can tell. A segment of the last run, so that --force can be checked exactly.
@@ -757,7 +799,7 @@ fn a_flipped_bit_in_a_segment_is_caught_by_its_hash_and_by_the_aead() {
         "decrypting the chunk fails its authentication too:\n{}",
         problem_lines(&v.report)
     );
-    b.assert_restore_refused(&[], &[&victim]);
+    b.assert_segment_refused(&[], &[&victim]);
 
     // --force restores everything else and says what it left out.
     let forced = b.restore(&["--force", "--format", "json"]);
@@ -825,7 +867,7 @@ fn two_segments_with_their_contents_swapped_are_caught() {
     let v = a.validate(&[]);
     v.assert_error("hash-mismatch", &first);
     v.assert_error("hash-mismatch", &second);
-    a.assert_restore_refused(&[], &[&first, &second]);
+    a.assert_segment_refused(&[], &[&first, &second]);
 }
 
 #[test]
@@ -1344,7 +1386,7 @@ fn a_segment_replaced_in_the_clear_with_its_manifest_is_refused_by_a_decrypting_
     let v = a.validate(&[]);
     let found = v.problems("in-the-clear", &new_key);
     assert_eq!(found.len(), 1, "{}", problem_lines(&v.report));
-    let text = a.assert_restore_refused(&[], &[&new_key]);
+    let text = a.assert_segment_refused(&[], &[&new_key]);
     assert!(text.contains("stored in the clear"), "{text}");
     assert!(text.contains("restore.verify_key"), "{text}");
 }

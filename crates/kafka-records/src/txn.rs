@@ -234,6 +234,30 @@ impl MarkerIndex {
         Ok(())
     }
 
+    /// Records a marker known without reading its batch (listed in a backup's manifest),
+    /// in offset order with the batches and markers fed before it. Pass 2 then checks, as
+    /// it meets each control batch, that the marker recorded for it is what the log holds
+    /// ([`MarkerFilter::decide_summary`]).
+    pub fn record_marker(
+        &mut self,
+        offset: i64,
+        producer_id: i64,
+        kind: ControlKind,
+    ) -> Result<(), RecordError> {
+        if let Some(previous) = self.order.last_offset
+            && offset <= previous
+        {
+            return Err(RecordError::OutOfOrder { offset, previous });
+        }
+        self.order.last_offset = Some(offset);
+        self.markers
+            .entry(producer_id)
+            .or_default()
+            .push_back((offset, kind));
+        self.open.remove(&producer_id);
+        Ok(())
+    }
+
     /// Transactions with data but no marker so far, by first offset: their batches will be
     /// [`Decision::Undecided`].
     pub fn open_transactions(&self) -> Vec<OpenTransaction> {
@@ -302,6 +326,32 @@ impl MarkerFilter {
             (false, Some(ControlKind::Abort)) => Decision::Aborted,
             (false, None) => Decision::Undecided,
         })
+    }
+
+    /// Like [`MarkerFilter::decide`], and for a control batch with a COMMIT or ABORT marker,
+    /// checks that pass 1 recorded exactly that marker: markers listed apart from the data
+    /// (in a manifest) must agree with the log, or a listed ABORT could drop committed data.
+    pub fn decide_summary(&mut self, batch: &BatchSummary) -> Result<Decision, RecordError> {
+        let header = &batch.header;
+        let Some(marker) = batch.marker.filter(|_| header.is_control()) else {
+            return self.decide(header);
+        };
+        let known = self.markers.get(&header.producer_id).is_some_and(|queue| {
+            queue
+                .iter()
+                .find(|(at, _)| *at >= header.base_offset)
+                .is_some_and(|(at, kind)| *at == header.base_offset && *kind == marker.kind)
+        });
+        if !known {
+            return Err(RecordError::InvalidControlBatch {
+                offset: header.base_offset,
+                what: format!(
+                    "its {:?} marker for producer {} is not among the markers listed for this                      partition",
+                    marker.kind, header.producer_id
+                ),
+            });
+        }
+        self.decide(header)
     }
 
     /// Markers not yet passed.

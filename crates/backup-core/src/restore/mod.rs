@@ -1,11 +1,14 @@
 //! `restore`: put a backup into a target cluster so that producers' data and consumers'
 //! positions are as they were.
 //!
-//! Nothing is produced before every segment to be restored has been read and checked (hash,
-//! identity, batches, continuity) and the target is ready: topics exist with the right
-//! partition count, and each target partition's starting offset is recorded in the progress
-//! store. Records then go out in offset order per partition, as the stored batches wherever
-//! possible; aborted transactions and transaction markers are left out. A restore interrupted
+//! Nothing is produced before the plan is complete (every segment listed, continuity,
+//! authenticity, figures and transaction markers, from the manifests) and the target is
+//! ready: topics exist with the right partition count, and each target partition's starting
+//! offset is recorded in the progress store. Each segment is then read once, checked whole
+//! (its SHA-256 against its signed name, its header and trailer against its place) before any
+//! of its batches is produced, and its records go out in offset order per partition, as the
+//! stored batches wherever possible; aborted transactions and transaction markers are left
+//! out. A segment that fails its check stops the restore (or, forced, is left out). A restore interrupted
 //! at any point and run again with the same configuration skips what the target already holds
 //! (the target's end offset minus the recorded start), so every record lands exactly once.
 
@@ -35,14 +38,16 @@ use crate::storage::{Storage, StorageError};
 pub use groups::{GroupOutcome, TranslatedOffset};
 pub use offsets::{OffsetMaps, OffsetRun, PartitionMap};
 use produce::{
-    Counters, PartitionJob, PartitionOutcome, RateLimit, SEGMENT_MEMORY_KIB, restore_partition,
+    Counters, OnBadSegment, PartitionJob, PartitionOutcome, RateLimit, SEGMENT_MEMORY_KIB,
+    restore_partition,
 };
 use repartition::{RepartitionJob, SourcePart, TargetSlot, restore_repartitioned};
 pub use target::TopicAction;
 use target::{StartRecord, TopicPlan};
 pub use units::{murmur2, partition_for_key};
 
-/// Segments read and checked at once before a restore.
+/// Partitions planned at once before a restore (reading the segments whose manifest entries
+/// do not list their transaction markers).
 const SCAN_CONCURRENCY: usize = 4;
 
 /// Why a restore could not run or finish, by what the operator can do.
@@ -78,6 +83,17 @@ pub enum RestoreError {
     Keys {
         /// Each object that could not be decrypted, and why.
         failures: Vec<(String, crate::decrypt::KeyFailure)>,
+    },
+    /// A segment failed its check while restoring: none of its batches were produced.
+    #[error(
+        "a segment failed its check while restoring, so the restore stopped before producing any \
+         of its batches:\n  {problem}\nWhat was restored before it stays in the target, and running \
+         the restore again continues from there. Run `kafka-backup validate` for a full report; \
+         restore anyway with --force only if you accept losing the records of this segment"
+    )]
+    Rejected {
+        /// What is wrong, naming the segment.
+        problem: String,
     },
     /// A segment turned out corrupt while restoring.
     #[error("corrupt backup data: {0}")]
@@ -168,8 +184,8 @@ pub struct PartitionReport {
     pub already_restored: u64,
     /// Of which this run wrote.
     pub written: u64,
-    /// Stored bytes read from the backup for it (0 for a repartitioned topic, whose bytes are
-    /// in [`RestoreReport::stored_bytes_read`] only).
+    /// Stored bytes of its segments (0 for a repartitioned topic, whose bytes are in
+    /// [`RestoreReport::stored_bytes_read`] only).
     pub stored_bytes: u64,
 }
 
@@ -190,7 +206,10 @@ pub struct RestoreReport {
     pub topic_mapping: BTreeMap<String, String>,
     /// Per target partition.
     pub partitions: Vec<PartitionReport>,
-    /// Bytes of segments read from the backup for the restore (after the integrity pass).
+    /// Bytes of segments read from storage by the restore: each segment is read once, when
+    /// it is produced, plus once more before producing for segments whose manifest entry
+    /// does not list their transaction markers (older backups, runs killed before their
+    /// manifest).
     pub stored_bytes_read: u64,
     /// Records written by this run.
     pub records_written: u64,
@@ -240,6 +259,11 @@ pub(crate) struct JobContext<'a> {
     pub shutdown: &'a watch::Receiver<bool>,
     pub memory: &'a Semaphore,
     pub keys: Option<&'a dyn DataKeys>,
+    /// Refuse segments in the clear (see `prepare`).
+    pub require_encrypted: bool,
+    pub on_bad_segment: OnBadSegment,
+    /// Segments left out, and why (with `OnBadSegment::Skip`).
+    pub problems: &'a std::sync::Mutex<Vec<String>>,
 }
 
 impl Job {
@@ -267,6 +291,10 @@ struct Prepared {
     settings: RestoreSettings,
     read: ReadKeys,
     encrypted: bool,
+    /// Refuse segments in the clear: see `prepare`.
+    require_encrypted: bool,
+    /// Segment bytes the plan read (segments whose entries list no markers).
+    planned_bytes_read: u64,
 }
 
 /// Restores as configured. `shutdown` turning true stops between batches; the next run
@@ -301,9 +329,9 @@ pub async fn run_restore(
 
     let memory = Semaphore::new(SEGMENT_MEMORY_KIB);
     let mut partitions = Vec::new();
-    let mut stored_bytes_read = 0u64;
     let mut maps = OffsetMaps::default();
     let mut interrupted = false;
+    let left_out = std::sync::Mutex::new(Vec::new());
     {
         let cx = JobContext {
             storage: &storage,
@@ -313,6 +341,14 @@ pub async fn run_restore(
             shutdown: &shutdown,
             memory: &memory,
             keys: p.read.data.as_deref(),
+            require_encrypted: p.require_encrypted,
+            // A dry run reports every problem, as the restore would meet them.
+            on_bad_segment: if options.force || dry_run {
+                OnBadSegment::Skip
+            } else {
+                OnBadSegment::Stop
+            },
+            problems: &left_out,
         };
         let cx = &cx;
         let mut results = stream::iter(jobs)
@@ -320,7 +356,6 @@ pub async fn run_restore(
             .buffer_unordered(settings.max_concurrent_partitions);
         while let Some(result) = results.next().await {
             let (outcomes, stored_bytes) = result?;
-            stored_bytes_read += stored_bytes;
             let single = outcomes.len() == 1;
             for outcome in outcomes {
                 interrupted |= outcome.interrupted;
@@ -348,8 +383,21 @@ pub async fn run_restore(
         r.abort();
     }
     partitions.sort_by(|a, b| a.target.cmp(&b.target));
+    let left_out = left_out.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !left_out.is_empty() && !options.force {
+        // A dry run: nothing was produced.
+        return Err(RestoreError::Integrity { problems: left_out });
+    }
+    p.problems_ignored.extend(left_out);
 
     let mut warnings = std::mem::take(&mut p.warnings);
+    let undecided = counters.undecided_records.load(Ordering::Relaxed);
+    if undecided > 0 {
+        warnings.push(format!(
+            "{undecided} record(s) of transactions still open when the backup ended are left out, as \
+             a read_committed consumer would not have seen them"
+        ));
+    }
     let consumer_groups = if interrupted {
         Vec::new()
     } else {
@@ -365,7 +413,8 @@ pub async fn run_restore(
         topics: p.actions,
         topic_mapping: p.targets,
         partitions,
-        stored_bytes_read,
+        stored_bytes_read: p.planned_bytes_read
+            + counters.stored_bytes_read.load(Ordering::Relaxed),
         records_written: counters.records.load(Ordering::Relaxed),
         bytes_written: bytes,
         batches_written: counters.batches.load(Ordering::Relaxed),
@@ -443,9 +492,17 @@ async fn prepare(
                 (
                     format!("manifest {}", m.key),
                     crate::decrypt::KeyFailure {
-                        message: "its topic configurations and consumer groups are encrypted and \
-                                  no decryption key is configured: set restore.encryption"
-                            .to_owned(),
+                        message: match &m.manifest.encryption {
+                            Some(e) => format!(
+                                "it is encrypted ({} key {}) and no decryption key is configured: \
+                                 set restore.encryption",
+                                e.key.provider,
+                                e.key.key_ids.join(", ")
+                            ),
+                            None => "its topic configurations and consumer groups are encrypted \
+                                     and no decryption key is configured: set restore.encryption"
+                                .to_owned(),
+                        },
                         kind: crate::keys::KeyErrorKind::NoMatchingKey,
                     },
                 )
@@ -535,7 +592,7 @@ async fn prepare(
             }
         )));
     }
-    // Nothing is produced until every segment to restore has been read and checked.
+    // The plan reads only segments whose entries do not list their markers.
     let keys = read.data.as_deref();
     // Without signatures, an encrypted segment authenticates itself (only a key holder could
     // have made it, for the local and KMS providers); one in the clear could be a downgrade
@@ -567,16 +624,7 @@ async fn prepare(
         return Err(RestoreError::Integrity { problems });
     }
     let problems_ignored = problems;
-    for s in &scanned {
-        if !s.open_transactions.is_empty() {
-            warnings.push(format!(
-                "{}: {} transaction(s) were still open when the backup ended; their records are left out, \
-                 as a read_committed consumer would not have seen them",
-                s.source,
-                s.open_transactions.len()
-            ));
-        }
-    }
+    let planned_bytes_read = scanned.iter().map(|s| s.stored_bytes).sum();
 
     let client = KafkaClient::connect(
         config
@@ -722,7 +770,7 @@ async fn prepare(
         }
         if repartitioned.contains_key(&s.source.topic) {
             let entry = by_topic.entry(s.source.topic.clone()).or_default();
-            entry.1 += s.stored_bytes;
+            entry.1 += s.segments.iter().map(|seg| seg.size).sum::<u64>();
             entry.0.push(SourcePart {
                 source: s.source,
                 segments: s.segments,
@@ -732,6 +780,7 @@ async fn prepare(
         }
         let target = TopicPartition::new(&targets[&s.source.topic], s.source.partition);
         let (start, already) = starts[&target];
+        let segment_bytes = s.segments.iter().map(|seg| seg.size).sum::<u64>();
         jobs.push((
             Job::Partition(PartitionJob {
                 source: s.source,
@@ -743,7 +792,7 @@ async fn prepare(
                 target_start: start,
                 already,
             }),
-            s.stored_bytes,
+            segment_bytes,
         ));
     }
     for (topic, (mut sources, stored_bytes)) in by_topic {
@@ -788,6 +837,8 @@ async fn prepare(
         settings: settings.clone(),
         read,
         encrypted,
+        require_encrypted,
+        planned_bytes_read,
     })
 }
 
@@ -852,6 +903,7 @@ pub async fn show_offsets(
     let (_tx, rx) = watch::channel(false);
     let memory = Semaphore::new(SEGMENT_MEMORY_KIB);
     let mut maps = OffsetMaps::default();
+    let left_out = std::sync::Mutex::new(Vec::new());
     let cx = JobContext {
         storage: &storage,
         producer: None,
@@ -860,6 +912,9 @@ pub async fn show_offsets(
         shutdown: &rx,
         memory: &memory,
         keys: p.read.data.as_deref(),
+        require_encrypted: p.require_encrypted,
+        on_bad_segment: OnBadSegment::Skip,
+        problems: &left_out,
     };
     // Repartitioned topics have no offset map to show.
     for (job, _) in p.jobs {

@@ -5,20 +5,20 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use backup_format::segment::object_sha256;
-use backup_format::segment::peek_header;
+use backup_format::segment::{object_sha256, peek_header, read_trailer};
 use backup_format::{ReaderLimits, SegmentReader};
 use kafka_client::TopicPartition;
 use kafka_records::batch::BatchHeader;
-use kafka_records::txn::{Decision, MarkerFilter, MarkerIndex};
-use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
+use kafka_records::txn::{BatchSummary, Decision, MarkerFilter, MarkerIndex};
+use tokio::sync::{Mutex, SemaphorePermit};
 
 use super::offsets::PartitionMap;
+use super::scan::check_identity;
 use super::units::{Rules, unit_for};
 use super::{JobContext, RestoreError};
 use crate::catalog::SegmentRef;
-use crate::decrypt::{DataKeys, segment_data_key};
-use crate::storage::Storage;
+use crate::decrypt::segment_data_key;
+use crate::storage::StorageError;
 
 /// Counters shared by every partition of a restore, for progress and the report.
 #[derive(Debug, Default)]
@@ -30,6 +30,8 @@ pub(crate) struct Counters {
     pub aborted_records: AtomicU64,
     pub undecided_records: AtomicU64,
     pub skipped_records: AtomicU64,
+    /// Segment bytes read from storage by the produce pass.
+    pub stored_bytes_read: AtomicU64,
 }
 
 /// A byte-rate limit shared by every partition.
@@ -65,47 +67,118 @@ impl RateLimit {
 /// larger than the whole budget takes all of it.
 pub(crate) const SEGMENT_MEMORY_KIB: usize = 64 * 1024;
 
-/// Reads a segment for producing, within the memory budget, and checks it again against
-/// the SHA-256 in its name: the object could have changed since the integrity pass.
-pub(crate) async fn load_segment<'m>(
-    storage: &Storage,
-    memory: &'m Semaphore,
+/// What the produce pass does with a segment that fails its check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnBadSegment {
+    /// Stop the restore (nothing of the segment was produced).
+    Stop,
+    /// Leave the segment out and say so (`--force`, and dry runs, which report every
+    /// problem).
+    Skip,
+}
+
+/// A segment read and checked whole, ready to produce; or why it may not be.
+pub(crate) enum Staged<'m> {
+    Ready(SemaphorePermit<'m>, Box<SegmentReader>),
+    Rejected(String),
+}
+
+/// Reads a segment for producing, within the memory budget, and checks it before any of its
+/// batches can be produced: its SHA-256 against its (signed) name, whether it must be
+/// encrypted, its key, and that its header and trailer describe the partition and range its
+/// name says. Each segment is read from storage once per restore: this is the read.
+pub(crate) async fn stage_segment<'m>(
+    cx: &JobContext<'m>,
     seg: &SegmentRef,
-) -> Result<(SemaphorePermit<'m>, bytes::Bytes), RestoreError> {
+) -> Result<Staged<'m>, RestoreError> {
     let kib = usize::try_from(seg.size / 1024 + 1)
         .unwrap_or(SEGMENT_MEMORY_KIB)
         .min(SEGMENT_MEMORY_KIB);
-    let permit = memory
+    let permit = cx
+        .memory
         .acquire_many(kib as u32)
         .await
         .map_err(|_| RestoreError::Internal("the segment memory budget was closed".into()))?;
-    // Exactly the size the integrity pass saw: an object that grew since is refused unread.
-    let bytes = storage.get_bounded(&seg.key, seg.size).await?;
+    let rejected = |why: String| Ok(Staged::Rejected(format!("segment {}: {why}", seg.key)));
+    // Exactly the size listed (and planned): an object that grew since is refused unread.
+    let bytes = match cx.storage.get_bounded(&seg.key, seg.size).await {
+        Ok(bytes) => bytes,
+        Err(StorageError::NotFound { .. }) => return rejected("it is missing".into()),
+        Err(e @ StorageError::TooLarge { .. }) => return rejected(e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    cx.counters
+        .stored_bytes_read
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
     if object_sha256(&bytes) != seg.parsed.sha256 {
-        return Err(RestoreError::Corrupt(format!(
-            "segment {} changed since it was verified (its SHA-256 no longer matches its name)",
-            seg.key
-        )));
+        return rejected(
+            "it does not match the SHA-256 in its name (changed or replaced after it was written)"
+                .into(),
+        );
     }
-    Ok((permit, bytes))
+    let header = match peek_header(&bytes) {
+        Ok(header) => header,
+        Err(e) => return rejected(e.to_string()),
+    };
+    if cx.require_encrypted && header.encryption.is_none() {
+        return rejected(
+            "it is stored in the clear, but this restore decrypts (restore.encryption) and \
+             nothing authenticates the backup (no restore.verify_key): it was written before \
+             encryption was enabled, or replaced in the clear by someone with write access; \
+             restore it with --accept-unauthenticated only if you trust everyone who can write \
+             to the bucket"
+                .into(),
+        );
+    }
+    let key = match segment_data_key(cx.keys, &header).await {
+        Ok(key) => key,
+        Err(why) => {
+            return Err(RestoreError::Keys {
+                failures: vec![(format!("segment {}", seg.key), why)],
+            });
+        }
+    };
+    let (header, trailer) = match read_trailer(&bytes, &bytes, key.as_ref()) {
+        Ok(found) => found,
+        Err(e) => return rejected(e.to_string()),
+    };
+    if let Err(why) = check_identity(&header, &seg.parsed) {
+        return rejected(why);
+    }
+    if trailer.end_offset != seg.parsed.last_offset + 1 {
+        return rejected(format!(
+            "its trailer ends at offset {}, its name at {}",
+            trailer.end_offset - 1,
+            seg.parsed.last_offset
+        ));
+    }
+    let reader = match &key {
+        Some(key) => SegmentReader::with_key(bytes, ReaderLimits::default(), key),
+        None => SegmentReader::new(bytes, ReaderLimits::default()),
+    };
+    // Encrypted: every chunk's AEAD tag is checked now, so a chunk forged where nothing
+    // signs the name (and so its SHA-256) stops the restore before the segment's first batch.
+    let checked = reader.and_then(|mut reader| reader.authenticate_chunks().map(|()| reader));
+    match checked {
+        Ok(reader) => Ok(Staged::Ready(permit, Box::new(reader))),
+        Err(e) => rejected(e.to_string()),
+    }
 }
 
-/// A reader over a loaded segment, decrypting it when it is encrypted.
-pub(crate) async fn open_segment(
-    seg: &SegmentRef,
-    bytes: bytes::Bytes,
-    keys: Option<&dyn DataKeys>,
-) -> Result<SegmentReader, RestoreError> {
-    let corrupt = |e: String| RestoreError::Corrupt(format!("segment {}: {e}", seg.key));
-    let header = peek_header(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    match segment_data_key(keys, &header)
-        .await
-        .map_err(|e| corrupt(e.message))?
-    {
-        Some(key) => SegmentReader::with_key(bytes, ReaderLimits::default(), &key),
-        None => SegmentReader::new(bytes, ReaderLimits::default()),
+/// A segment that failed its check: the restore stops, or (forced, or a dry run) leaves it
+/// out and records why.
+pub(crate) fn reject_segment(cx: &JobContext<'_>, problem: String) -> Result<(), RestoreError> {
+    match cx.on_bad_segment {
+        OnBadSegment::Stop => Err(RestoreError::Rejected { problem }),
+        OnBadSegment::Skip => {
+            tracing::warn!("{problem}: left out");
+            cx.problems
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(problem);
+            Ok(())
+        }
     }
-    .map_err(|e| corrupt(e.to_string()))
 }
 
 /// Whether a batch is restored: committed data is; aborted transactions, transactions still
@@ -113,10 +186,17 @@ pub(crate) async fn open_segment(
 pub(crate) fn keep_batch(
     filter: &mut MarkerFilter,
     header: &BatchHeader,
+    batch: &bytes::Bytes,
     counters: &Counters,
 ) -> Result<bool, kafka_records::RecordError> {
     let count = u64::from(header.record_count.max(0) as u32);
-    Ok(match filter.decide(header)? {
+    let decision = if header.is_control() {
+        // Its marker must be one the plan knew of (see MarkerFilter::decide_summary).
+        filter.decide_summary(&BatchSummary::read(batch, &super::units::limits())?)?
+    } else {
+        filter.decide(header)?
+    };
+    Ok(match decision {
         Decision::Keep => true,
         Decision::Aborted => {
             counters.aborted_records.fetch_add(count, Ordering::Relaxed);
@@ -192,13 +272,11 @@ pub(crate) async fn restore_partition(
     job: PartitionJob,
 ) -> Result<PartitionOutcome, RestoreError> {
     let JobContext {
-        storage,
         producer,
         counters,
         limit,
         shutdown,
-        memory,
-        keys,
+        ..
     } = *cx;
     let mut filter = job.index.into_filter();
     let mut map = PartitionMap::new(job.target_start);
@@ -214,8 +292,13 @@ pub(crate) async fn restore_partition(
                 true,
             ));
         }
-        let (_permit, bytes) = load_segment(storage, memory, seg).await?;
-        let mut reader = open_segment(seg, bytes, keys).await?;
+        let (_permit, mut reader) = match stage_segment(cx, seg).await? {
+            Staged::Ready(permit, reader) => (permit, reader),
+            Staged::Rejected(problem) => {
+                reject_segment(cx, format!("{}: {problem}", job.source))?;
+                continue;
+            }
+        };
         let rules = Rules {
             coverage_start: reader.header().start_offset,
             window_start: job.window_start,
@@ -226,7 +309,7 @@ pub(crate) async fn restore_partition(
             .map_err(|e| RestoreError::Corrupt(format!("segment {}: {e}", seg.key)))?
         {
             let count = u64::from(header.record_count.max(0) as u32);
-            if !keep_batch(&mut filter, &header, counters)
+            if !keep_batch(&mut filter, &header, &batch, counters)
                 .map_err(|e| RestoreError::Corrupt(format!("segment {}: {e}", seg.key)))?
             {
                 continue;

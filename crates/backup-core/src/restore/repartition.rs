@@ -15,7 +15,9 @@ use kafka_client::{IdempotentProducer, TopicPartition};
 use kafka_records::txn::MarkerIndex;
 use kafka_records::{Compression, Record};
 
-use super::produce::{Counters, PartitionOutcome, RateLimit, keep_batch, load_segment};
+use super::produce::{
+    Counters, PartitionOutcome, RateLimit, Staged, keep_batch, reject_segment, stage_segment,
+};
 use super::units::{encode, limits, partition_for_key};
 use super::{JobContext, RestoreError};
 use crate::catalog::SegmentRef;
@@ -74,13 +76,11 @@ pub(crate) async fn restore_repartitioned(
     job: RepartitionJob,
 ) -> Result<Vec<PartitionOutcome>, RestoreError> {
     let JobContext {
-        storage,
         producer,
         counters,
         limit,
         shutdown,
-        memory,
-        keys,
+        ..
     } = *cx;
     let n = job.targets.len() as i32;
     let mut targets: Vec<Target> = job
@@ -110,14 +110,19 @@ pub(crate) async fn restore_repartitioned(
                 interrupted = true;
                 break 'sources;
             }
-            let (_permit, bytes) = load_segment(storage, memory, seg).await?;
+            let (_permit, mut reader) = match stage_segment(cx, seg).await? {
+                Staged::Ready(permit, reader) => (permit, reader),
+                Staged::Rejected(problem) => {
+                    reject_segment(cx, format!("{}: {problem}", part.source))?;
+                    continue;
+                }
+            };
             let corrupt = |e: &dyn std::fmt::Display| {
                 RestoreError::Corrupt(format!("segment {}: {e}", seg.key))
             };
-            let mut reader = super::produce::open_segment(seg, bytes, keys).await?;
             let coverage_start = reader.header().start_offset;
             while let Some((header, batch)) = reader.next_batch().map_err(|e| corrupt(&e))? {
-                if !keep_batch(&mut filter, &header, counters).map_err(|e| corrupt(&e))? {
+                if !keep_batch(&mut filter, &header, &batch, counters).map_err(|e| corrupt(&e))? {
                     continue;
                 }
                 let decoded = kafka_records::decode_batch(&batch, &limits()).map_err(|e| {

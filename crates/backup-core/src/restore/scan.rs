@@ -1,6 +1,11 @@
-//! The pass before a restore produces anything: every segment it will use is read, its hash,
-//! identity, batches and continuity checked, and the transaction markers of each partition
-//! indexed, so that aborted transactions can be left out while producing.
+//! The plan of one partition before a restore produces anything: its segments' continuity,
+//! figures and transaction markers, so that aborted transactions can be left out while
+//! producing.
+//!
+//! A segment whose manifest entry lists its markers is planned from the entry alone and read
+//! once, by the produce pass, which checks it whole before producing any of its batches. A
+//! segment without such an entry (a run killed before its manifest, or a manifest from before
+//! markers were listed) is read and checked here, and read again when produced.
 
 use backup_format::crypto::DataKey;
 use backup_format::segment::object_sha256;
@@ -22,6 +27,7 @@ pub(crate) struct ScannedPartition {
     pub open_transactions: Vec<OpenTransaction>,
     pub batches: u64,
     pub records: u64,
+    /// Bytes read from storage by the plan (segments without markers in their entry).
     pub stored_bytes: u64,
     pub first_offset: Option<i64>,
     pub end_offset: Option<i64>,
@@ -81,12 +87,32 @@ pub(crate) async fn scan_partition(
             }
         }
         expected = Some(key.last_offset + 1);
+        if let Some(entry) = &seg.entry
+            && (entry.sha256 != key.sha256 || entry.stored_bytes != seg.size)
+        {
+            out.problems.push(format!(
+                "{source}: segment {} does not match the SHA-256 and size its manifest lists",
+                seg.key
+            ));
+            out.bad_segments.push(seg.key.clone());
+            continue;
+        }
         if seg.size > read_limits::SEGMENT {
             out.problems.push(format!(
                 "{source}: segment {} is {} bytes, more than any segment kafka-backup writes",
                 seg.key, seg.size
             ));
             out.bad_segments.push(seg.key.clone());
+            continue;
+        }
+        if let Some(entry) = &seg.entry
+            && let Some(markers) = &entry.markers
+        {
+            if let Err(problem) = plan_from_entry(&mut out, entry, markers) {
+                out.problems
+                    .push(format!("{source}: segment {}: {problem}", seg.key));
+                out.bad_segments.push(seg.key.clone());
+            }
             continue;
         }
         let bytes = match storage.get_bounded(&seg.key, read_limits::SEGMENT).await {
@@ -109,16 +135,6 @@ pub(crate) async fn scan_partition(
         if object_sha256(&bytes) != key.sha256 {
             out.problems.push(format!(
                 "{source}: segment {} does not match the SHA-256 in its name (changed or replaced after it was written)",
-                seg.key
-            ));
-            out.bad_segments.push(seg.key.clone());
-            continue;
-        }
-        if let Some(entry) = &seg.entry
-            && entry.sha256 != key.sha256
-        {
-            out.problems.push(format!(
-                "{source}: segment {} does not match the SHA-256 its manifest lists",
                 seg.key
             ));
             out.bad_segments.push(seg.key.clone());
@@ -178,6 +194,44 @@ pub(crate) async fn scan_partition(
     Ok(out)
 }
 
+/// Plans a segment from its (authentic) manifest entry: figures and markers, nothing read.
+fn plan_from_entry(
+    out: &mut ScannedPartition,
+    entry: &backup_format::SegmentEntry,
+    markers: &[backup_format::TxnMarker],
+) -> Result<(), String> {
+    use kafka_records::ControlKind;
+    for m in markers {
+        let kind = if m.commit {
+            ControlKind::Commit
+        } else {
+            ControlKind::Abort
+        };
+        out.index
+            .record_marker(m.offset, m.producer_id, kind)
+            .map_err(|e| {
+                format!("its manifest entry lists transaction markers out of order: {e}")
+            })?;
+    }
+    out.batches += entry.batches;
+    out.records += entry.records;
+    out.first_offset.get_or_insert(entry.start_offset);
+    out.end_offset = Some(entry.end_offset);
+    if entry.max_timestamp >= 0 {
+        out.max_timestamp = Some(
+            out.max_timestamp
+                .map_or(entry.max_timestamp, |m| m.max(entry.max_timestamp)),
+        );
+    }
+    if entry.min_timestamp >= 0 {
+        out.min_timestamp = Some(
+            out.min_timestamp
+                .map_or(entry.min_timestamp, |m| m.min(entry.min_timestamp)),
+        );
+    }
+    Ok(())
+}
+
 /// The quick check of a segment whose SHA-256 matched its name (so every byte is what the
 /// backup wrote): its header must name this backup's partition and range, and its trailer
 /// must end where its name says. A segment without transactional batches needs nothing more
@@ -225,7 +279,7 @@ fn check_without_transactions(
 
 /// A segment's header must describe the partition and range its name (and so its place in
 /// the backup) says: a segment of another backup or partition copied in its place does not.
-fn check_identity(
+pub(crate) fn check_identity(
     header: &backup_format::SegmentHeader,
     parsed: &backup_format::SegmentKey,
 ) -> Result<(), String> {

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{CryptoError, DataKey, Encryption, RunKey};
 use crate::naming::{self, ManifestKey, NameError};
-use crate::segment::{AbortedTransaction, Compression, FinishedSegment};
+use crate::segment::{AbortedTransaction, Compression, FinishedSegment, TxnMarker};
 pub use descriptor::{BackupDescriptor, DescriptorSignature};
 pub use gap::{Gap, GapRecord};
 pub use json::timestamp;
@@ -286,6 +286,11 @@ pub struct SegmentEntry {
     pub max_timestamp: i64,
     /// Aborted transactions overlapping the segment.
     pub aborted_transactions: Vec<AbortedTransaction>,
+    /// The segment's COMMIT and ABORT markers in offset order. `None` in manifests written
+    /// before kafka-backup recorded them (or when a control batch did not decode): a restore
+    /// then reads the segment once more, before producing, to find them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markers: Option<Vec<TxnMarker>>,
 }
 
 impl SegmentEntry {
@@ -311,6 +316,7 @@ impl SegmentEntry {
             min_timestamp: t.min_timestamp,
             max_timestamp: t.max_timestamp,
             aborted_transactions: h.aborted_transactions.clone(),
+            markers: segment.markers.clone(),
         }
     }
 
@@ -337,6 +343,18 @@ impl SegmentEntry {
                 "segment {:?}: first_batch_offset after last_offset",
                 self.key
             ));
+        }
+        if let Some(markers) = &self.markers {
+            let in_range = markers
+                .iter()
+                .all(|m| m.offset >= self.first_batch_offset && m.offset <= self.last_offset);
+            let ordered = markers.windows(2).all(|w| w[0].offset < w[1].offset);
+            if !in_range || !ordered {
+                return Err(format!(
+                    "segment {:?}: its transaction markers are out of order or outside its offsets",
+                    self.key
+                ));
+            }
         }
         Ok(())
     }

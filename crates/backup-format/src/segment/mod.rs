@@ -148,6 +148,20 @@ pub struct AbortedTransaction {
     pub producer_id: i64,
 }
 
+/// A transaction marker (a COMMIT or ABORT control batch) in a segment, as listed in the
+/// segment's manifest entry: a restore that knows every marker of a partition before reading
+/// its segments can decide each transactional batch as it streams past, so it reads each
+/// segment once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TxnMarker {
+    /// The control batch's offset.
+    pub offset: i64,
+    /// The producer whose transaction it ends.
+    pub producer_id: i64,
+    /// `true` for COMMIT, `false` for ABORT.
+    pub commit: bool,
+}
+
 /// What a segment holds, written before its chunks so that a streaming reader knows it
 /// before the first batch.
 ///

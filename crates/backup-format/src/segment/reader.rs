@@ -139,6 +139,10 @@ pub struct SegmentReader {
     base: usize,
     /// SHA-256 of preamble and header, which the encrypted trailer authenticates.
     head_sha256: [u8; 32],
+    /// Encrypted chunks already checked and decrypted by
+    /// [`SegmentReader::authenticate_chunks`], not yet read: content, raw length, index and
+    /// object position of each.
+    opened: std::collections::VecDeque<(Bytes, usize, u64, usize)>,
 }
 
 impl SegmentReader {
@@ -211,7 +215,31 @@ impl SegmentReader {
             done: false,
             cipher,
             head_sha256,
+            opened: std::collections::VecDeque::new(),
         })
+    }
+
+    /// Encrypted segments: checks and decrypts every chunk now (in place, as reading them
+    /// would, so nothing is done twice), so that a caller learns of a forged or damaged chunk
+    /// before it acts on the first batch. Chunks are still decompressed one at a time as they
+    /// are read. Does nothing for a segment in the clear, whose bytes only the SHA-256 in its
+    /// name can vouch for anyway.
+    pub fn authenticate_chunks(&mut self) -> Result<(), FormatError> {
+        while self
+            .rest
+            .as_ref()
+            .is_some_and(|rest| rest.first() == Some(&KIND_CHUNK))
+        {
+            let opened = self.open_owned_chunk();
+            match opened {
+                Ok(chunk) => self.opened.push_back(chunk),
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The segment's header.
@@ -290,7 +318,7 @@ impl SegmentReader {
     fn next_chunk(&mut self) -> Result<bool, FormatError> {
         let at = self.pos;
         if let Some(rest) = &self.rest {
-            if rest.first() == Some(&KIND_CHUNK) {
+            if !self.opened.is_empty() || rest.first() == Some(&KIND_CHUNK) {
                 return self.next_owned_chunk();
             }
             // The trailer (or whatever else follows): read by the generic code below.
@@ -360,9 +388,31 @@ impl SegmentReader {
         Ok(true)
     }
 
-    /// A chunk of an encrypted segment, from the owned rest of the object: checked (lengths,
-    /// CRC32C of the ciphertext), decrypted in place, and handed out without a copy.
+    /// The next chunk of an encrypted segment: one [`SegmentReader::authenticate_chunks`]
+    /// opened, or the next from the owned rest of the object; decompressed when needed.
     fn next_owned_chunk(&mut self) -> Result<bool, FormatError> {
+        let (block, raw_len, index, at) = match self.opened.pop_front() {
+            Some(opened) => opened,
+            None => self.open_owned_chunk()?,
+        };
+        let compression = self.header.compression;
+        self.chunk = if compression == Compression::None {
+            block
+        } else {
+            Bytes::from(
+                self.decoder
+                    .decompress(compression, &block, raw_len, index, at as u64)?,
+            )
+        };
+        self.chunk_pos = 0;
+        self.chunk_index = index;
+        Ok(true)
+    }
+
+    /// Takes the next chunk of an encrypted segment from the owned rest of the object:
+    /// checked (lengths, CRC32C of the ciphertext), decrypted in place, and handed out
+    /// without a copy, with its raw length, index and object position.
+    fn open_owned_chunk(&mut self) -> Result<(Bytes, usize, u64, usize), FormatError> {
         let at = self.pos;
         let index = self.chunks;
         let have = self.rest.as_ref().map_or(0, BytesMut::len);
@@ -418,20 +468,9 @@ impl SegmentReader {
         let block = piece
             .freeze()
             .slice(CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + plain_len);
-        let compression = self.header.compression;
-        self.chunk = if compression == Compression::None {
-            block
-        } else {
-            Bytes::from(
-                self.decoder
-                    .decompress(compression, &block, raw_len, index, at as u64)?,
-            )
-        };
-        self.chunk_pos = 0;
-        self.chunk_index = index;
         self.chunks += 1;
         self.pos = at + CHUNK_HEADER_LEN + stored_len;
-        Ok(true)
+        Ok((block, raw_len, index, at))
     }
 
     /// The checks of a chunk header before its content is touched: lengths within the

@@ -22,6 +22,10 @@ pub(crate) struct Tally {
     control: u64,
     transactional: u64,
     producers: HashSet<i64>,
+    /// COMMIT and ABORT markers, in offset order.
+    markers: Vec<super::TxnMarker>,
+    /// A control batch did not decode, so `markers` may miss one.
+    markers_incomplete: bool,
 }
 
 impl Tally {
@@ -95,6 +99,21 @@ impl Tally {
         if h.producer_id >= 0 {
             self.producers.insert(h.producer_id);
         }
+    }
+
+    /// Adds the marker of a control batch just added (see `writer::control_marker`).
+    pub(crate) fn add_marker(&mut self, marker: Result<Option<super::TxnMarker>, ()>) {
+        match marker {
+            Ok(Some(m)) => self.markers.push(m),
+            Ok(None) => {}
+            Err(()) => self.markers_incomplete = true,
+        }
+    }
+
+    /// The markers, when every control batch decoded.
+    pub(crate) fn take_markers(&mut self) -> Option<Vec<super::TxnMarker>> {
+        let markers = std::mem::take(&mut self.markers);
+        (!self.markers_incomplete).then_some(markers)
     }
 
     /// The trailer for these totals; `None` when no batch was added.

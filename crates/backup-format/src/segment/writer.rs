@@ -78,6 +78,9 @@ pub struct FinishedSegment {
     pub header: SegmentHeader,
     /// The trailer as written.
     pub trailer: SegmentTrailer,
+    /// The segment's transaction markers, in offset order (for its manifest entry); `None`
+    /// when a control batch did not decode.
+    pub markers: Option<Vec<super::TxnMarker>>,
 }
 
 impl FinishedSegment {
@@ -276,6 +279,9 @@ impl SegmentWriter {
         }
         self.chunk_raw_len += batch.len();
         self.tally.add(&h, last, batch.len());
+        if h.is_control() {
+            self.tally.add_marker(control_marker(batch));
+        }
         if self.chunk_raw_len >= self.chunk_target {
             self.close_chunk()?;
         }
@@ -387,6 +393,7 @@ impl SegmentWriter {
             sha256,
             header: self.header,
             trailer,
+            markers: self.tally.take_markers(),
         })
     }
 
@@ -491,4 +498,26 @@ fn encode_head(header: &SegmentHeader) -> Result<Vec<u8>, FormatError> {
     head.extend_from_slice(&(json.len() as u32).to_be_bytes());
     head.extend_from_slice(&json);
     Ok(head)
+}
+
+/// The COMMIT or ABORT marker of a control batch: `Ok(None)` for other control types, which
+/// decide nothing; `Err` for one that does not decode (the broker stored it, so the backup
+/// keeps it, and its entry lists no markers: a restore then reads the segment to decide).
+/// Control batches hold one small record, so decoding it costs little.
+fn control_marker(batch: &[u8]) -> Result<Option<super::TxnMarker>, ()> {
+    use kafka_records::control::{ControlKind, parse_control_batch};
+    let decoded = kafka_records::record::decode_batch(
+        &Bytes::copy_from_slice(batch),
+        &kafka_records::compression::DecodeLimits::default(),
+    )
+    .map_err(|_| ())?;
+    match parse_control_batch(&decoded) {
+        Ok(marker) => Ok(Some(super::TxnMarker {
+            offset: marker.offset,
+            producer_id: marker.producer_id,
+            commit: marker.kind == ControlKind::Commit,
+        })),
+        Err(kafka_records::RecordError::UnknownControlType { .. }) => Ok(None),
+        Err(_) => Err(()),
+    }
 }

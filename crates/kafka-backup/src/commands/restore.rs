@@ -179,7 +179,9 @@ fn print_json<T: Serialize>(value: &T) -> Result<(), Failed> {
 fn failed(e: RestoreError) -> Failed {
     let exit = match &e {
         RestoreError::Config(_) | RestoreError::Target(_) => Exit::Config,
-        RestoreError::Integrity { .. } | RestoreError::Corrupt(_) => Exit::Integrity,
+        RestoreError::Integrity { .. }
+        | RestoreError::Rejected { .. }
+        | RestoreError::Corrupt(_) => Exit::Integrity,
         RestoreError::Kafka(k) => Exit::for_kafka(k.kind()),
         RestoreError::Storage(_) | RestoreError::Catalog(_) => Exit::Storage,
         RestoreError::Keys { .. } => e.key_failure_kind().map_or(Exit::Failure, Exit::for_keys),
@@ -248,6 +250,13 @@ pub fn render(r: &RestoreReport) -> String {
             r.batches_reencoded
         );
     }
+    let stored: u64 = r.partitions.iter().map(|p| p.stored_bytes).sum();
+    let _ = writeln!(
+        out,
+        "Read         {} from storage ({} of segments restored)",
+        human_bytes(r.stored_bytes_read),
+        human_bytes(stored)
+    );
     let _ = writeln!(
         out,
         "Left out     {} of aborted transactions, {} of transactions still open, {} outside the window",

@@ -98,6 +98,27 @@ const PUT_RETRY_FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest such pause.
 const PUT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Whether `err` is a request that was sent, or may have been, and then timed out or lost its
+/// connection without an answer (or in the middle of one): what `object_store` does not retry
+/// for requests it cannot tell are idempotent, nor while it reads a listing's body.
+fn cut_off(err: &object_store::Error) -> bool {
+    let facts = Facts::read(err);
+    facts.status.is_none()
+        && matches!(
+            facts.transport,
+            Some(
+                object_store::client::HttpErrorKind::Timeout
+                    | object_store::client::HttpErrorKind::Interrupted
+            )
+        )
+}
+
+/// [`cut_off`], or a connection closed before the answer was complete: for listings, whose
+/// bodies `object_store` reads after its retries are done with.
+fn listing_cut_off(err: &object_store::Error) -> bool {
+    cut_off(err) || Facts::read(err).transport == Some(object_store::client::HttpErrorKind::Request)
+}
+
 /// What [`Storage::put_new`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -324,13 +345,7 @@ impl Storage {
                 Ok(_) => return Ok(PutOutcome::Created),
                 Err(e) => e,
             };
-            let sent_maybe = matches!(
-                Facts::read(&err).transport,
-                Some(
-                    object_store::client::HttpErrorKind::Timeout
-                        | object_store::client::HttpErrorKind::Interrupted
-                )
-            );
+            let sent_maybe = cut_off(&err);
             let classified = self.classify(Operation::Put, key, &err);
             if matches!(classified, StorageError::AlreadyExists { .. }) {
                 return self.compare_existing(key, &data, classified).await;
@@ -542,8 +557,7 @@ impl Storage {
             self.target.prefix.len() + 1
         };
         let prefix = prefix.to_owned();
-        self.store
-            .list(path.as_ref())
+        self.resumable_list(path)
             .map(move |item| match item {
                 Ok(meta) => {
                     let full: &str = meta.location.as_ref();
@@ -558,6 +572,81 @@ impl Storage {
             .boxed()
     }
 
+    /// The store's listing of `path`, which on the cloud backends picks up after the last key
+    /// it returned when a page's answer is cut off (a reset mid-body, a timeout):
+    /// `object_store` retries a page request that fails, but not a failure while its body is
+    /// read. Within [`StorageOptions::max_retries`] and [`StorageOptions::retry_timeout`].
+    /// Their listings are in key order, which is what makes resuming after a key exact; the
+    /// file system's is not, and has no such failures.
+    fn resumable_list(
+        &self,
+        path: Option<StorePath>,
+    ) -> BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        struct State {
+            stream: BoxStream<'static, object_store::Result<object_store::ObjectMeta>>,
+            last: Option<StorePath>,
+            retries: usize,
+            backoff: Duration,
+            done: bool,
+        }
+        let first = self.store.list(path.as_ref());
+        if self.target.backend == Backend::Filesystem {
+            return first;
+        }
+        let store = self.store.clone();
+        let options = self.options.clone();
+        let started = std::time::Instant::now();
+        let state = State {
+            stream: first,
+            last: None,
+            retries: 0,
+            backoff: PUT_RETRY_FIRST_BACKOFF,
+            done: false,
+        };
+        futures::stream::unfold(state, move |mut st| {
+            let store = store.clone();
+            let path = path.clone();
+            let options = options.clone();
+            async move {
+                if st.done {
+                    return None;
+                }
+                loop {
+                    match st.stream.next().await {
+                        None => return None,
+                        Some(Ok(meta)) => {
+                            st.last = Some(meta.location.clone());
+                            return Some((Ok(meta), st));
+                        }
+                        Some(Err(e))
+                            if listing_cut_off(&e)
+                                && st.retries < options.max_retries
+                                && started.elapsed() + st.backoff < options.retry_timeout =>
+                        {
+                            st.retries += 1;
+                            tracing::info!(
+                                retries = st.retries,
+                                error = %e,
+                                "a listing was cut off; resuming after the last key received"
+                            );
+                            tokio::time::sleep(st.backoff).await;
+                            st.backoff = (st.backoff * 2).min(PUT_RETRY_MAX_BACKOFF);
+                            st.stream = match &st.last {
+                                Some(last) => store.list_with_offset(path.as_ref(), last),
+                                None => store.list(path.as_ref()),
+                            };
+                        }
+                        Some(Err(e)) => {
+                            st.done = true;
+                            return Some((Err(e), st));
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+
     /// [`Storage::list_stream`] collected: a few dozen bytes per object.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
         self.list_stream(prefix).try_collect().await
@@ -570,11 +659,25 @@ impl Storage {
     /// [`Storage::list`].
     pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let path = self.list_path(prefix)?;
-        let result = self
-            .store
-            .list_with_delimiter(path.as_ref())
-            .await
-            .map_err(|e| self.classify(Operation::List, prefix, &e))?;
+        let started = std::time::Instant::now();
+        let mut backoff = PUT_RETRY_FIRST_BACKOFF;
+        let mut retries = 0;
+        // A LIST may be repeated: a cut-off answer is asked for again (see `resumable_list`).
+        let result = loop {
+            match self.store.list_with_delimiter(path.as_ref()).await {
+                Ok(result) => break result,
+                Err(e)
+                    if listing_cut_off(&e)
+                        && retries < self.options.max_retries
+                        && started.elapsed() + backoff < self.options.retry_timeout =>
+                {
+                    retries += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(PUT_RETRY_MAX_BACKOFF);
+                }
+                Err(e) => return Err(self.classify(Operation::List, prefix, &e)),
+            }
+        };
         let root_len = if self.target.prefix.is_empty() {
             0
         } else {
@@ -628,7 +731,7 @@ impl Storage {
             };
         }
         let path = self.list_path("")?;
-        let mut stream = self.store.list(path.as_ref());
+        let mut stream = self.resumable_list(path);
         match stream.next().await {
             None | Some(Ok(_)) => Ok(()),
             Some(Err(e)) => Err(self.classify(Operation::List, "", &e)),

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use backup_core::storage::{
     AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, Missing, ObjectInfo, Operation,
-    S3Config, S3Credentials, S3Encryption, Storage, StorageConfig, StorageError, StorageOptions,
+    PutOutcome, S3Config, S3Credentials, S3Encryption, Storage, StorageConfig, StorageError,
+    StorageOptions,
 };
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -273,12 +274,63 @@ async fn put_new_never_overwrites() {
             matches!(&err, StorageError::AlreadyExists { key, .. } if key == "k/first"),
             "{name}: {err:?}"
         );
-        assert_one_paragraph(&err, &["already exists", "k/first", "never overwritten"]);
+        assert_one_paragraph(
+            &err,
+            &[
+                "already exists and holds other bytes (8 bytes; 11 were to be written)",
+                "k/first",
+                "never overwritten",
+            ],
+        );
         assert!(!err.is_retriable());
         assert_eq!(
             storage.get("k/first").await.unwrap(),
             Bytes::from_static(b"original"),
             "{name}: the object was replaced"
+        );
+        assert_eq!(storage.list("k").await.unwrap().len(), 1, "{name}");
+    }
+}
+
+/// A retry whose first attempt was stored but not answered finds its own object: the same
+/// bytes count as written, other bytes (shorter, longer, or the same length) are a conflict,
+/// and the object stays as the first write left it.
+#[tokio::test]
+async fn put_new_of_the_same_bytes_again_counts_as_written() {
+    for backend in writable_backends("same-bytes") {
+        let storage = open(&backend.config);
+        let name = storage.backend_name();
+        let data = pattern(100_000);
+        assert_eq!(
+            storage.put_new("k/seg", data.clone()).await.unwrap(),
+            PutOutcome::Created,
+            "{name}"
+        );
+        assert_eq!(
+            storage.put_new("k/seg", data.clone()).await.unwrap(),
+            PutOutcome::AlreadyStored,
+            "{name}"
+        );
+        let mut flipped = data.to_vec();
+        flipped[50_000] ^= 1;
+        for other in [
+            Bytes::from(flipped),
+            data.slice(..99_999),
+            Bytes::from([&data[..], b"x"].concat()),
+            Bytes::new(),
+        ] {
+            let err = storage.put_new("k/seg", other.clone()).await.unwrap_err();
+            assert!(
+                matches!(&err, StorageError::AlreadyExists { key, .. } if key == "k/seg"),
+                "{name}, {} bytes: {err:?}",
+                other.len()
+            );
+            assert_one_paragraph(&err, &["already exists and holds other bytes", "k/seg"]);
+        }
+        assert_eq!(
+            storage.get("k/seg").await.unwrap(),
+            data,
+            "{name}: replaced"
         );
         assert_eq!(storage.list("k").await.unwrap().len(), 1, "{name}");
     }
@@ -301,7 +353,7 @@ async fn listing_crosses_pages() {
                 }
             })
             .buffer_unordered(16)
-            .try_collect::<Vec<()>>()
+            .try_collect::<Vec<_>>()
             .await
             .unwrap();
         let written = t0.elapsed();
@@ -675,6 +727,13 @@ async fn s3_writer_identity_can_write_and_list_only() {
         .await
         .unwrap();
     assert_eq!(keys(&writer.list("b").await.unwrap()), ["b/seg-0"]);
+    // Without read permission a taken key cannot be compared, so it stays a conflict.
+    let err = writer
+        .put_new("b/seg-0", Bytes::from_static(b"data"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::AlreadyExists { .. }), "{err:?}");
+    assert_one_paragraph(&err, &["could not be read back", "s3:GetObject"]);
 
     let err = writer.get("b/seg-0").await.unwrap_err();
     match &err {

@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backup_core::config::{self, ConfigError};
 use backup_core::storage::{
-    ObjectLock, ObjectLockMode, Operation, S3Config, S3Credentials, S3Encryption, Storage,
-    StorageConfig, StorageError, StorageOptions,
+    ObjectLock, ObjectLockMode, Operation, PutOutcome, S3Config, S3Credentials, S3Encryption,
+    Storage, StorageConfig, StorageError, StorageOptions,
 };
 use bytes::Bytes;
 use kafka_client::Secret;
@@ -153,6 +153,12 @@ async fn every_write_carries_the_retention_in_both_modes() {
                 "{mode}: {err:?}"
             );
             assert_eq!(storage.get(key).await.unwrap(), data, "{key} was replaced");
+            // A retry of a write whose answer was lost finds its own locked object: written.
+            assert_eq!(
+                storage.put_new(key, data.clone()).await.unwrap(),
+                PutOutcome::AlreadyStored,
+                "{key}"
+            );
 
             // The locked version stays (no governance bypass is sent).
             let version = retention.version_id.expect("a versioned bucket");

@@ -253,3 +253,96 @@ impl Drop for OwnBroker {
         self.kill();
     }
 }
+
+/// A fault-injecting HTTP proxy (`scripts/fault-proxy.py`) in front of the plain moto, owned
+/// by one test: S3 requests sent to [`FaultProxy::endpoint`] reach moto unchanged, except
+/// every `every`th PUT (and, for the modes that name it, GET) is faulted as `mode` says.
+/// Stopped (by its PID) when dropped.
+pub struct FaultProxy {
+    child: Child,
+    port: u16,
+}
+
+impl FaultProxy {
+    /// Starts the proxy in `mode` (`error-before`, `error-after`, `reset`, `reset-after`,
+    /// `slow`, `none`), faulting every `every`th request of a faulted method; `slow` holds its
+    /// answers for `delay`.
+    pub fn start(mode: &str, every: u32, delay: Duration) -> Self {
+        use std::io::BufRead;
+        // KB_FAULT_PROXY_VERBOSE=1 shows every request the proxy sees, for debugging a test.
+        let verbose = std::env::var_os("KB_FAULT_PROXY_VERBOSE").is_some();
+        let endpoint = get("/s3/endpoint");
+        let upstream = endpoint
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("the test moto is not plain HTTP: {endpoint}"));
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fault-proxy.py");
+        let mut child = Command::new(get("/venv_python"))
+            .arg(&script)
+            .args(["--upstream", upstream, "--mode", mode])
+            .args(["--every", &every.to_string()])
+            .args(["--delay", &delay.as_secs_f64().to_string()])
+            .args(verbose.then_some("--verbose"))
+            .stdout(Stdio::piped())
+            .stderr(if verbose {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
+        // The proxy prints its port once it listens: the readiness probe.
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("the fault proxy did not start: {line:?}")
+            });
+        Self { child, port }
+    }
+
+    /// `http://127.0.0.1:PORT`, to use as the S3 endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the proxy has done: `{"requests": {"PUT": n, ...}, "faults": {"PUT": n, ...}}`.
+    pub fn stats(&self) -> Value {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .write_all(
+                b"GET /__fault-proxy__/stats HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("bad stats ({e}): {answer}"))
+    }
+
+    /// Faults injected so far into requests of `method`.
+    pub fn faults(&self, method: &str) -> u64 {
+        self.stats()["faults"][method].as_u64().unwrap_or(0)
+    }
+
+    /// Requests of `method` seen so far (faulted or not).
+    pub fn requests(&self, method: &str) -> u64 {
+        self.stats()["requests"][method].as_u64().unwrap_or(0)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -583,7 +583,9 @@ async fn write_descriptor(
         )
         .await
     {
-        Ok(()) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
+        // Each run writes its own creation time, so an earlier run's descriptor differs and is
+        // kept: it describes the backup as well.
+        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

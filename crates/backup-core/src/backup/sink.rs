@@ -94,8 +94,8 @@ impl SegmentSink {
         self.pending_bytes += size;
         self.uploads.spawn(async move {
             let _permit = permit;
-            storage.put_new(&key, finished.bytes.clone()).await?;
-            tracing::debug!(key, size, "segment stored");
+            let outcome = storage.put_new(&key, finished.bytes.clone()).await?;
+            tracing::debug!(key, size, ?outcome, "segment stored");
             if let Some(buffer) = finished.into_buffer() {
                 buffers.give(buffer);
             }
@@ -131,8 +131,9 @@ impl SegmentSink {
             None => gap.key(&self.backup_id)?,
         };
         match self.storage.put_new(&key, Bytes::from(body)).await {
-            // An earlier, interrupted run may have recorded the same gap.
-            Ok(()) | Err(crate::storage::StorageError::AlreadyExists { .. }) => {}
+            // An earlier, interrupted run may have recorded the same gap (with its own run id,
+            // so other bytes under the same name).
+            Ok(_) | Err(crate::storage::StorageError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
         self.gaps.push(gap);

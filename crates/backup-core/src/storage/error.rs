@@ -140,18 +140,22 @@ pub enum StorageError {
         fix: String,
     },
 
-    /// `put_new` found the key taken; the existing object was left as it was.
+    /// `put_new` found the key taken by an object that is not the one being written (or that
+    /// could not be read back to tell); the existing object was left as it was.
     #[error(
-        "{location} already exists, so it was not written (storage objects are never \
-         overwritten); another run may be writing to the same backup id, or an earlier attempt \
-         of this very write succeeded before its answer was lost: use a new backup id, or \
-         compare the existing object with what was to be written"
+        "{location} already exists{found}, so it was not written (storage objects are never \
+         overwritten); another run may be writing to the same backup id, or the object was \
+         replaced by someone else: use a new backup id, or compare the existing object with \
+         what was to be written"
     )]
     AlreadyExists {
         /// The full location.
         location: String,
         /// The key relative to the configured prefix.
         key: String,
+        /// What the read-back found, as a clause starting with a space (or empty): different
+        /// bytes, or why it could not be compared.
+        found: String,
     },
 
     /// No answer from the endpoint: DNS, connection refused or reset, timeout, TLS.

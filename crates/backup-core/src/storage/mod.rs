@@ -5,8 +5,10 @@
 //!
 //! - [`Storage::put_new`] creates an object and never replaces one (`PutMode::Create`:
 //!   `If-None-Match: *` on S3 and Azure, `ifGenerationMatch=0` on GCS, a hard link that
-//!   fails on an existing name on the file system). A taken key is
-//!   [`StorageError::AlreadyExists`]. On S3 with [`S3Config::object_lock`], every object is
+//!   fails on an existing name on the file system). A taken key is read back (bounded by the
+//!   size being written): the very same bytes mean an earlier attempt of this write stored
+//!   them and lost its answer, which counts as written ([`PutOutcome::AlreadyStored`]); other
+//!   bytes are [`StorageError::AlreadyExists`]. On S3 with [`S3Config::object_lock`], every object is
 //!   written with that S3 Object Lock retention, set by the `PutObject` request itself (its
 //!   `x-amz-object-lock-*` headers, signed with it): there is no second request a crash could
 //!   skip. A bucket without Object Lock refuses such writes:
@@ -57,7 +59,9 @@
 //!
 //! See [`StorageOptions`]: 5 s to connect, 120 s per request, and `object_store`'s retries
 //! (5xx, connection errors, and timeouts of idempotent requests) limited to 5 retries within
-//! 60 s, with exponential backoff from 100 ms to 5 s. Past that the error surfaces, and
+//! 60 s, with exponential backoff from 100 ms to 5 s. `object_store` does not retry a
+//! create-only write that timed out or was cut off once sent; [`Storage::put_new`] does, within
+//! the same budget, since its read-back makes such a retry safe. Past that the error surfaces, and
 //! [`StorageError::is_retriable`] says whether a later, higher-level retry may help.
 
 mod backends;
@@ -87,6 +91,43 @@ use error::{Facts, Variant, sanitize};
 
 /// Longest key accepted, in bytes (S3's limit for a whole key is 1024).
 pub const MAX_KEY_BYTES: usize = 1024;
+
+/// First pause before [`Storage::put_new`] tries a cut-off write again; doubled each time, as
+/// `object_store`'s own backoff is.
+const PUT_RETRY_FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest such pause.
+const PUT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Whether `err` is a request that was sent, or may have been, and then timed out or lost its
+/// connection without an answer (or in the middle of one): what `object_store` does not retry
+/// for requests it cannot tell are idempotent, nor while it reads a listing's body.
+fn cut_off(err: &object_store::Error) -> bool {
+    let facts = Facts::read(err);
+    facts.status.is_none()
+        && matches!(
+            facts.transport,
+            Some(
+                object_store::client::HttpErrorKind::Timeout
+                    | object_store::client::HttpErrorKind::Interrupted
+            )
+        )
+}
+
+/// [`cut_off`], or a connection closed before the answer was complete: for listings, whose
+/// bodies `object_store` reads after its retries are done with.
+fn listing_cut_off(err: &object_store::Error) -> bool {
+    cut_off(err) || Facts::read(err).transport == Some(object_store::client::HttpErrorKind::Request)
+}
+
+/// What [`Storage::put_new`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// This call created the object.
+    Created,
+    /// The key already held exactly these bytes: an earlier attempt of this write had stored
+    /// them, and its answer was lost.
+    AlreadyStored,
+}
 
 /// Timeouts and retry budget of the HTTP backends (the file system has none).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,23 +311,114 @@ impl Storage {
     }
 
     /// Creates `key` with `data`, failing with [`StorageError::AlreadyExists`] (and leaving
-    /// the object untouched) when the key exists. One request: objects up to the backend's
-    /// single-request limit (5 GiB on S3). With [`S3Config::object_lock`], that request also
-    /// sets the object's retention (and its `Content-MD5`).
-    pub async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+    /// the object untouched) when the key holds a different object. One request per attempt:
+    /// objects up to the backend's single-request limit (5 GiB on S3). With
+    /// [`S3Config::object_lock`], that request also sets the object's retention (and its
+    /// `Content-MD5`).
+    ///
+    /// A key that is taken is read back ([`Storage::get_bounded`], limited to `data`'s size):
+    /// if it holds exactly `data`, an earlier attempt of this write stored it and only its
+    /// answer was lost (a 5xx or a reset after the upload, then a retry that found the key
+    /// taken), so the write counts as done: [`PutOutcome::AlreadyStored`]. That is sound
+    /// because every key kafka-backup writes, other than the backup descriptor, carries the
+    /// SHA-256 of its content: the same name with the same bytes is the same object. When the
+    /// object cannot be read back (an identity without read permission), nothing can be
+    /// told apart and the answer stays [`StorageError::AlreadyExists`].
+    ///
+    /// Because such a retry is safe, an attempt that timed out or was cut off after its request
+    /// may have been sent (which `object_store` does not retry for create-only writes, as they
+    /// are not idempotent in general) is tried again here, within the same
+    /// [`StorageOptions::max_retries`] and [`StorageOptions::retry_timeout`].
+    pub async fn put_new(&self, key: &str, data: Bytes) -> Result<PutOutcome, StorageError> {
         let path = self.path(key)?;
-        let options = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .store
-            .put_opts(&path, PutPayload::from_bytes(data), options)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.classify(Operation::Put, key, &e)),
+        let started = std::time::Instant::now();
+        let mut backoff = PUT_RETRY_FIRST_BACKOFF;
+        let mut retries = 0;
+        loop {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            // `Bytes` clones share the buffer: a retry costs no copy.
+            let payload = PutPayload::from_bytes(data.clone());
+            let err = match self.store.put_opts(&path, payload, options).await {
+                Ok(_) => return Ok(PutOutcome::Created),
+                Err(e) => e,
+            };
+            let sent_maybe = cut_off(&err);
+            let classified = self.classify(Operation::Put, key, &err);
+            if matches!(classified, StorageError::AlreadyExists { .. }) {
+                return self.compare_existing(key, &data, classified).await;
+            }
+            if !sent_maybe
+                || retries >= self.options.max_retries
+                || started.elapsed() + backoff > self.options.retry_timeout
+            {
+                return Err(classified);
+            }
+            retries += 1;
+            tracing::info!(
+                key,
+                retries,
+                error = %classified,
+                "write timed out or was cut off; trying it again"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(PUT_RETRY_MAX_BACKOFF);
         }
+    }
+
+    /// The answer to a create-only write that found `key` taken (`taken`): success if the
+    /// object holds exactly `data`, else `taken`, saying what was found.
+    async fn compare_existing(
+        &self,
+        key: &str,
+        data: &Bytes,
+        taken: StorageError,
+    ) -> Result<PutOutcome, StorageError> {
+        let StorageError::AlreadyExists {
+            location, key: k, ..
+        } = taken
+        else {
+            return Err(taken);
+        };
+        let found = match self.get_bounded(key, data.len() as u64).await {
+            Ok(existing) if existing == *data => {
+                tracing::info!(
+                    key,
+                    size = data.len(),
+                    "an earlier attempt had already stored this object (its answer was lost); \
+                     the stored bytes are identical, so it counts as written"
+                );
+                return Ok(PutOutcome::AlreadyStored);
+            }
+            Ok(existing) => format!(
+                " and holds other bytes ({} bytes; {} were to be written)",
+                existing.len(),
+                data.len()
+            ),
+            Err(StorageError::TooLarge { claimed, .. }) => match claimed {
+                Some(size) => format!(
+                    " and holds other bytes ({size} bytes; {} were to be written)",
+                    data.len()
+                ),
+                None => format!(
+                    " and holds other bytes (more than the {} to be written)",
+                    data.len()
+                ),
+            },
+            Err(StorageError::PermissionDenied { permission, .. }) => format!(
+                " and could not be read back to compare it with what was to be written \
+                 ({permission} is not granted to this identity)"
+            ),
+            // The read-back's own failure (unreachable, ...) is the better explanation.
+            Err(e) => return Err(e),
+        };
+        Err(StorageError::AlreadyExists {
+            location,
+            key: k,
+            found,
+        })
     }
 
     /// The whole object.
@@ -425,8 +557,7 @@ impl Storage {
             self.target.prefix.len() + 1
         };
         let prefix = prefix.to_owned();
-        self.store
-            .list(path.as_ref())
+        self.resumable_list(path)
             .map(move |item| match item {
                 Ok(meta) => {
                     let full: &str = meta.location.as_ref();
@@ -441,6 +572,81 @@ impl Storage {
             .boxed()
     }
 
+    /// The store's listing of `path`, which on the cloud backends picks up after the last key
+    /// it returned when a page's answer is cut off (a reset mid-body, a timeout):
+    /// `object_store` retries a page request that fails, but not a failure while its body is
+    /// read. Within [`StorageOptions::max_retries`] and [`StorageOptions::retry_timeout`].
+    /// Their listings are in key order, which is what makes resuming after a key exact; the
+    /// file system's is not, and has no such failures.
+    fn resumable_list(
+        &self,
+        path: Option<StorePath>,
+    ) -> BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        struct State {
+            stream: BoxStream<'static, object_store::Result<object_store::ObjectMeta>>,
+            last: Option<StorePath>,
+            retries: usize,
+            backoff: Duration,
+            done: bool,
+        }
+        let first = self.store.list(path.as_ref());
+        if self.target.backend == Backend::Filesystem {
+            return first;
+        }
+        let store = self.store.clone();
+        let options = self.options.clone();
+        let started = std::time::Instant::now();
+        let state = State {
+            stream: first,
+            last: None,
+            retries: 0,
+            backoff: PUT_RETRY_FIRST_BACKOFF,
+            done: false,
+        };
+        futures::stream::unfold(state, move |mut st| {
+            let store = store.clone();
+            let path = path.clone();
+            let options = options.clone();
+            async move {
+                if st.done {
+                    return None;
+                }
+                loop {
+                    match st.stream.next().await {
+                        None => return None,
+                        Some(Ok(meta)) => {
+                            st.last = Some(meta.location.clone());
+                            return Some((Ok(meta), st));
+                        }
+                        Some(Err(e))
+                            if listing_cut_off(&e)
+                                && st.retries < options.max_retries
+                                && started.elapsed() + st.backoff < options.retry_timeout =>
+                        {
+                            st.retries += 1;
+                            tracing::info!(
+                                retries = st.retries,
+                                error = %e,
+                                "a listing was cut off; resuming after the last key received"
+                            );
+                            tokio::time::sleep(st.backoff).await;
+                            st.backoff = (st.backoff * 2).min(PUT_RETRY_MAX_BACKOFF);
+                            st.stream = match &st.last {
+                                Some(last) => store.list_with_offset(path.as_ref(), last),
+                                None => store.list(path.as_ref()),
+                            };
+                        }
+                        Some(Err(e)) => {
+                            st.done = true;
+                            return Some((Err(e), st));
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+
     /// [`Storage::list_stream`] collected: a few dozen bytes per object.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
         self.list_stream(prefix).try_collect().await
@@ -453,11 +659,25 @@ impl Storage {
     /// [`Storage::list`].
     pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let path = self.list_path(prefix)?;
-        let result = self
-            .store
-            .list_with_delimiter(path.as_ref())
-            .await
-            .map_err(|e| self.classify(Operation::List, prefix, &e))?;
+        let started = std::time::Instant::now();
+        let mut backoff = PUT_RETRY_FIRST_BACKOFF;
+        let mut retries = 0;
+        // A LIST may be repeated: a cut-off answer is asked for again (see `resumable_list`).
+        let result = loop {
+            match self.store.list_with_delimiter(path.as_ref()).await {
+                Ok(result) => break result,
+                Err(e)
+                    if listing_cut_off(&e)
+                        && retries < self.options.max_retries
+                        && started.elapsed() + backoff < self.options.retry_timeout =>
+                {
+                    retries += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(PUT_RETRY_MAX_BACKOFF);
+                }
+                Err(e) => return Err(self.classify(Operation::List, prefix, &e)),
+            }
+        };
         let root_len = if self.target.prefix.is_empty() {
             0
         } else {
@@ -511,7 +731,7 @@ impl Storage {
             };
         }
         let path = self.list_path("")?;
-        let mut stream = self.store.list(path.as_ref());
+        let mut stream = self.resumable_list(path);
         match stream.next().await {
             None | Some(Ok(_)) => Ok(()),
             Some(Err(e)) => Err(self.classify(Operation::List, "", &e)),
@@ -622,6 +842,7 @@ impl Storage {
             return StorageError::AlreadyExists {
                 location,
                 key: key.to_owned(),
+                found: String::new(),
             };
         }
 

@@ -180,6 +180,8 @@ class Proxy:
         self.requests = {}
         self.faults = {}
         self.connections = 0
+        # Response body bytes forwarded from upstream, per method (what a client downloaded).
+        self.response_bytes = {}
 
     def stats(self):
         return {
@@ -188,6 +190,7 @@ class Proxy:
             "connections": self.connections,
             "requests": self.requests,
             "faults": self.faults,
+            "response_bytes": self.response_bytes,
         }
 
     def decide(self, method):
@@ -240,6 +243,7 @@ class Proxy:
                 await up[1].drain()
                 response = await read_response(up[0], method)
                 log(f"  -> {response.start_line} ({len(response.body)} body bytes)")
+                self.response_bytes[method] = self.response_bytes.get(method, 0) + len(response.body)
                 if response.wants_close() or response.until_eof:
                     up[1].close()
                     up = None

@@ -181,3 +181,59 @@ fn connections_reset_halfway_through_a_body() {
 fn connections_reset_after_the_write_was_stored() {
     backups_and_restores_survive("reset-after", false);
 }
+
+/// A restore reads each segment from storage once: through a proxy that only counts, the
+/// bytes moto sends for GETs are the segments' size plus the small documents (descriptor and
+/// manifests), and the report's count of bytes read agrees.
+#[test]
+fn a_restore_downloads_each_segment_once() {
+    let topic = unique_topic("sf-once");
+    let broker = plaintext_broker();
+    fidelity(&["bulk", &broker, &topic, "20000", "4"]);
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("once/{topic}");
+    let direct = get("/s3/endpoint");
+    // Small segments, so that partitions have several.
+    run(
+        dir.path(),
+        "backup",
+        &backup_yaml(&direct, &prefix, "once", &topic, "  compression: none\n"),
+        &[],
+        &[],
+    )
+    .assert_code(EXIT_OK);
+    let proxy = FaultProxy::start("none", 1, Duration::from_secs(0));
+    let target = format!("{topic}-once");
+    let yaml = format!(
+        "mode: restore\nbackup_id: once\ntarget:\n  bootstrap_servers: [\"{broker}\"]\n{}\
+         restore:\n  topic_mapping:\n    {topic}: {target}\n  restore_id: {target}\n  \
+         progress_file: {}\n",
+        s3_storage(&proxy.endpoint(), &prefix),
+        dir.path().join("once.progress.json").display(),
+    );
+    let out = run(dir.path(), "restore", &yaml, &[], &["--format", "json"]);
+    out.assert_code(EXIT_OK);
+    let report = out.json();
+    let segments: u64 = report["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["stored_bytes"].as_u64().unwrap())
+        .sum();
+    let read = report["stored_bytes_read"].as_u64().unwrap();
+    let downloaded = proxy.response_bytes("GET");
+    eprintln!(
+        "segments {segments} B, read {read} B, downloaded {downloaded} B: {}",
+        proxy.stats()
+    );
+    assert!(
+        segments > 2 * 1024 * 1024,
+        "a backup worth measuring: {segments} B"
+    );
+    assert_eq!(read, segments, "the report counts each segment once");
+    // The rest is the descriptor and the manifests: small beside the segments.
+    assert!(
+        downloaded >= segments && downloaded < segments + segments / 20,
+        "moto sent {downloaded} B for {segments} B of segments"
+    );
+}

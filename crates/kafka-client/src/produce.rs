@@ -1,9 +1,17 @@
 //! An idempotent producer: record batches sent with acks=all under a producer id from
 //! InitProducerId, with per-partition sequence numbers, so that a retry after a lost
 //! response can never write a batch twice.
+//!
+//! Batches bound for one broker share Produce requests: a task per broker takes whatever
+//! batches are waiting (one per partition, as each partition has one batch in flight) into
+//! one request, with a few requests in flight. A broker answers one request per connection at
+//! a time, so one request per batch made a restore of thousands of small partitions wait a
+//! round trip for each.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
@@ -41,6 +49,20 @@ pub struct IdempotentProducer {
     producer_id: i64,
     producer_epoch: i16,
     partitions: Mutex<HashMap<TopicPartition, Arc<tokio::sync::Mutex<PartitionState>>>>,
+    /// Per broker, the queue of the task that combines batches into requests.
+    combiners: Mutex<HashMap<i32, mpsc::UnboundedSender<Outgoing>>>,
+}
+
+/// Requests in flight per broker from one producer (a connection allows 5).
+const REQUESTS_IN_FLIGHT: usize = 4;
+/// Batch bytes combined into one request, at most (a larger batch goes alone).
+const REQUEST_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// A stamped batch waiting for a combined request.
+struct Outgoing {
+    tp: TopicPartition,
+    batch: Bytes,
+    reply: oneshot::Sender<Option<Result<ProduceAck>>>,
 }
 
 impl std::fmt::Debug for IdempotentProducer {
@@ -80,6 +102,7 @@ impl KafkaClient {
             producer_id: response.producer_id.0,
             producer_epoch: response.producer_epoch,
             partitions: Mutex::new(HashMap::new()),
+            combiners: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -122,73 +145,184 @@ impl IdempotentProducer {
         Ok(ack)
     }
 
+    /// One attempt: through the broker's combined requests, or, when a combined request
+    /// failed as a whole (a broken connection, say), alone, so the error is this batch's own.
     async fn send_once(&self, tp: &TopicPartition, batch: Bytes) -> Result<ProduceAck> {
         let leader = self.client.leader_for(tp)?;
+        let queue = {
+            let mut map = self.combiners.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(leader)
+                .or_insert_with(|| spawn_combiner(self.client.clone(), leader))
+                .clone()
+        };
+        let (reply, answer) = oneshot::channel();
+        let outgoing = Outgoing {
+            tp: tp.clone(),
+            batch: batch.clone(),
+            reply,
+        };
+        if queue.send(outgoing).is_ok()
+            && let Ok(Some(result)) = answer.await
+        {
+            return result;
+        }
+        self.send_alone(tp, batch).await
+    }
+
+    async fn send_alone(&self, tp: &TopicPartition, batch: Bytes) -> Result<ProduceAck> {
+        let leader = self.client.leader_for(tp)?;
         let conn = self.client.broker_connection(leader).await?;
-        let timeout_ms =
-            i32::try_from(self.client.config().request_timeout.as_millis()).unwrap_or(i32::MAX);
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(timeout_ms)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(tp.partition)
-                            .with_records(Some(batch)),
-                    ]),
-            ]);
+        let request = produce_request(&self.client, [(tp, batch)]);
         let response = conn.send(&request).await?;
-        let partition = response
-            .responses
-            .iter()
-            .filter(|t| t.name.0.as_str() == tp.topic)
-            .flat_map(|t| t.partition_responses.iter())
-            .find(|p| p.index == tp.partition)
-            .ok_or_else(|| Error::Protocol {
-                broker: conn.label().to_owned(),
-                detail: format!("the Produce answer left out partition {tp}"),
-            })?;
-        let log_append_time =
-            (partition.log_append_time_ms >= 0).then_some(partition.log_append_time_ms);
-        match ResponseError::try_from_code(partition.error_code) {
-            None => Ok(ProduceAck {
-                base_offset: partition.base_offset,
-                log_append_time,
-                duplicate: false,
-            }),
-            Some(ResponseError::DuplicateSequenceNumber) => Ok(ProduceAck {
-                base_offset: partition.base_offset,
-                log_append_time,
-                duplicate: true,
-            }),
-            Some(code) => {
-                let mut message = partition.error_message.as_ref().map(|m| m.to_string());
-                for e in &partition.record_errors {
-                    let m = e
-                        .batch_index_error_message
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default();
-                    let note = format!("record {} of the batch: {m}", e.batch_index);
-                    message = Some(match message {
-                        Some(prev) if !prev.is_empty() => format!("{prev}; {note}"),
-                        _ => note,
-                    });
+        partition_result(conn.label(), tp, &response)
+    }
+}
+
+/// A Produce request (acks=all) carrying one batch per partition.
+fn produce_request<'a>(
+    client: &KafkaClient,
+    batches: impl IntoIterator<Item = (&'a TopicPartition, Bytes)>,
+) -> ProduceRequest {
+    let timeout_ms = i32::try_from(client.config().request_timeout.as_millis()).unwrap_or(i32::MAX);
+    let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
+    for (tp, batch) in batches {
+        topics.entry(tp.topic.as_str()).or_default().push(
+            PartitionProduceData::default()
+                .with_index(tp.partition)
+                .with_records(Some(batch)),
+        );
+    }
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                        .with_partition_data(partitions)
+                })
+                .collect(),
+        )
+}
+
+/// Starts the task that sends the batches queued for `broker` in combined requests.
+fn spawn_combiner(client: KafkaClient, broker: i32) -> mpsc::UnboundedSender<Outgoing> {
+    let (queue, mut waiting) = mpsc::unbounded_channel::<Outgoing>();
+    tokio::spawn(async move {
+        let slots = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT));
+        loop {
+            // A slot first: while every request is in flight, batches gather in the queue
+            // and go out together.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let Some(first) = waiting.recv().await else {
+                return;
+            };
+            let mut bytes = first.batch.len();
+            let mut group = vec![first];
+            while bytes < REQUEST_MAX_BYTES {
+                match waiting.try_recv() {
+                    Ok(next) => {
+                        bytes += next.batch.len();
+                        group.push(next);
+                    }
+                    Err(_) => break,
                 }
-                let error = Error::Broker {
-                    broker: conn.label().to_owned(),
-                    api: "Produce",
-                    resource: Some(format!("partition {tp}")),
-                    code,
-                    message,
-                };
-                if needs_metadata_refresh(code) {
-                    tracing::debug!(%tp, %error, "leader moved; will refresh metadata");
-                }
-                Err(error)
             }
+            let client = client.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                send_group(&client, broker, group).await;
+            });
+        }
+    });
+    queue
+}
+
+/// Sends one combined request and hands each batch its own answer; `None` to all when the
+/// request failed as a whole.
+async fn send_group(client: &KafkaClient, broker: i32, group: Vec<Outgoing>) {
+    let sent = async {
+        let conn = client.broker_connection(broker).await?;
+        let request = produce_request(client, group.iter().map(|o| (&o.tp, o.batch.clone())));
+        let response = conn.send(&request).await?;
+        Ok::<_, Error>((conn, response))
+    }
+    .await;
+    match sent {
+        Ok((conn, response)) => {
+            for o in group {
+                let _ = o
+                    .reply
+                    .send(Some(partition_result(conn.label(), &o.tp, &response)));
+            }
+        }
+        Err(error) => {
+            tracing::debug!(broker, %error, "a combined Produce request failed; its batches are sent alone");
+            for o in group {
+                let _ = o.reply.send(None);
+            }
+        }
+    }
+}
+
+/// This partition's answer in a Produce response.
+fn partition_result(
+    broker: &str,
+    tp: &TopicPartition,
+    response: &kafka_protocol::messages::ProduceResponse,
+) -> Result<ProduceAck> {
+    let partition = response
+        .responses
+        .iter()
+        .filter(|t| t.name.0.as_str() == tp.topic)
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.index == tp.partition)
+        .ok_or_else(|| Error::Protocol {
+            broker: broker.to_owned(),
+            detail: format!("the Produce answer left out partition {tp}"),
+        })?;
+    let log_append_time =
+        (partition.log_append_time_ms >= 0).then_some(partition.log_append_time_ms);
+    match ResponseError::try_from_code(partition.error_code) {
+        None => Ok(ProduceAck {
+            base_offset: partition.base_offset,
+            log_append_time,
+            duplicate: false,
+        }),
+        Some(ResponseError::DuplicateSequenceNumber) => Ok(ProduceAck {
+            base_offset: partition.base_offset,
+            log_append_time,
+            duplicate: true,
+        }),
+        Some(code) => {
+            let mut message = partition.error_message.as_ref().map(|m| m.to_string());
+            for e in &partition.record_errors {
+                let m = e
+                    .batch_index_error_message
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                let note = format!("record {} of the batch: {m}", e.batch_index);
+                message = Some(match message {
+                    Some(prev) if !prev.is_empty() => format!("{prev}; {note}"),
+                    _ => note,
+                });
+            }
+            let error = Error::Broker {
+                broker: broker.to_owned(),
+                api: "Produce",
+                resource: Some(format!("partition {tp}")),
+                code,
+                message,
+            };
+            if needs_metadata_refresh(code) {
+                tracing::debug!(%tp, %error, "leader moved; will refresh metadata");
+            }
+            Err(error)
         }
     }
 }

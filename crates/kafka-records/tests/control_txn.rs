@@ -370,3 +370,58 @@ fn batches_out_of_order_are_refused() {
     filter.decide(&s[0]).unwrap();
     assert!(filter.decide(&s[0]).is_err());
 }
+
+/// Markers known from a manifest (recorded apart, data batches never observed) decide every
+/// batch as reading the log would; a listed marker that the log contradicts (an ABORT where the
+/// log holds a COMMIT) or a marker missing from the list stops pass 2 at that control batch.
+#[test]
+fn markers_recorded_apart_decide_the_same_and_a_wrong_list_is_refused() {
+    let mut log = Log::new();
+    let a = log.data(1, true, 2);
+    log.data(-1, false, 1);
+    let b = log.data(2, true, 1);
+    log.end(1, ControlKind::Commit, &[a]);
+    let c = log.data(2, true, 2);
+    log.end(2, ControlKind::Abort, &[b, c]);
+    log.data(-1, false, 1);
+    let summaries = log.summaries();
+    let listed: Vec<(i64, i64, ControlKind)> = summaries
+        .iter()
+        .filter_map(|s| s.marker.map(|m| (m.offset, m.producer_id, m.kind)))
+        .collect();
+    assert_eq!(listed.len(), 2);
+
+    let decide_with = |markers: &[(i64, i64, ControlKind)]| {
+        let mut index = MarkerIndex::new();
+        for &(offset, pid, kind) in markers {
+            index.record_marker(offset, pid, kind).unwrap();
+        }
+        let mut filter = index.into_filter();
+        summaries
+            .iter()
+            .map(|s| filter.decide_summary(s))
+            .collect::<Result<Vec<Decision>, RecordError>>()
+    };
+    assert_eq!(decide_with(&listed).unwrap(), log.truth);
+
+    // The COMMIT listed as an ABORT: it would drop committed data, and is refused.
+    let mut forged = listed.clone();
+    forged[0].2 = ControlKind::Abort;
+    let err = decide_with(&forged).unwrap_err();
+    assert!(
+        matches!(err, RecordError::InvalidControlBatch { offset, .. } if offset == listed[0].0),
+        "{err}"
+    );
+    // A marker left out of the list.
+    assert!(decide_with(&listed[1..]).is_err());
+    // Listed out of order.
+    let mut index = MarkerIndex::new();
+    index
+        .record_marker(listed[1].0, 2, ControlKind::Abort)
+        .unwrap();
+    assert!(
+        index
+            .record_marker(listed[0].0, 1, ControlKind::Commit)
+            .is_err()
+    );
+}

@@ -334,6 +334,12 @@ impl FaultProxy {
         self.stats()["faults"][method].as_u64().unwrap_or(0)
     }
 
+    /// Response body bytes forwarded from moto for requests of `method` (as framed on the
+    /// wire: exact for the Content-Length bodies S3 sends).
+    pub fn response_bytes(&self, method: &str) -> u64 {
+        self.stats()["response_bytes"][method].as_u64().unwrap_or(0)
+    }
+
     /// Requests of `method` seen so far (faulted or not).
     pub fn requests(&self, method: &str) -> u64 {
         self.stats()["requests"][method].as_u64().unwrap_or(0)

@@ -340,3 +340,36 @@ fn every_single_bit_flip_anywhere_in_an_encrypted_segment_is_refused() {
         }
     }
 }
+
+/// A restore must learn of a forged chunk before it acts on the segment's first batch:
+/// `authenticate_chunks` checks every chunk's tag up front, and reading afterwards gives back
+/// every batch, each chunk decrypted once.
+#[test]
+fn every_chunk_is_authenticated_before_the_first_batch_is_read() {
+    let key = run_key();
+    for compression in [Compression::None, Compression::Zstd] {
+        let (bytes, batches) = write_encrypted(&key, 0, compression);
+        let mut reader =
+            SegmentReader::with_key(bytes.clone(), ReaderLimits::default(), &key.data_key)
+                .unwrap();
+        reader.authenticate_chunks().unwrap();
+        let mut got = Vec::new();
+        while let Some((_, b)) = reader.next_batch().unwrap() {
+            got.push(b);
+        }
+        assert_eq!(got, batches, "{compression:?}");
+        assert!(reader.trailer().is_some());
+
+        // The last chunk forged (its CRC fixed up): refused before any batch is handed out.
+        let mut p = Parts::split(&bytes);
+        let last = p.chunks.len() - 1;
+        assert!(last > 0, "several chunks");
+        p.chunks[last].4[3] ^= 0x40;
+        p.chunks[last].3 = crc32c::crc32c(&p.chunks[last].4);
+        let mut reader =
+            SegmentReader::with_key(p.join(), ReaderLimits::default(), &key.data_key).unwrap();
+        let err = reader.authenticate_chunks().unwrap_err();
+        assert!(err.to_string().contains("failed authentication"), "{err}");
+        assert!(reader.next_batch().unwrap().is_none(), "nothing after a refusal");
+    }
+}

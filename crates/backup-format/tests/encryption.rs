@@ -350,8 +350,7 @@ fn every_chunk_is_authenticated_before_the_first_batch_is_read() {
     for compression in [Compression::None, Compression::Zstd] {
         let (bytes, batches) = write_encrypted(&key, 0, compression);
         let mut reader =
-            SegmentReader::with_key(bytes.clone(), ReaderLimits::default(), &key.data_key)
-                .unwrap();
+            SegmentReader::with_key(bytes.clone(), ReaderLimits::default(), &key.data_key).unwrap();
         reader.authenticate_chunks().unwrap();
         let mut got = Vec::new();
         while let Some((_, b)) = reader.next_batch().unwrap() {
@@ -370,6 +369,9 @@ fn every_chunk_is_authenticated_before_the_first_batch_is_read() {
             SegmentReader::with_key(p.join(), ReaderLimits::default(), &key.data_key).unwrap();
         let err = reader.authenticate_chunks().unwrap_err();
         assert!(err.to_string().contains("failed authentication"), "{err}");
-        assert!(reader.next_batch().unwrap().is_none(), "nothing after a refusal");
+        assert!(
+            reader.next_batch().unwrap().is_none(),
+            "nothing after a refusal"
+        );
     }
 }

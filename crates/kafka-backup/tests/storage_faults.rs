@@ -18,10 +18,15 @@ const PARTITIONS: usize = 12;
 
 /// The `storage:` section for the plain moto, reached at `endpoint`, under `prefix`.
 fn s3_storage(endpoint: &str, prefix: &str) -> String {
+    s3_storage_tuned(endpoint, prefix, "")
+}
+
+/// [`s3_storage`] with more `storage:` lines (timeouts, retries).
+fn s3_storage_tuned(endpoint: &str, prefix: &str, tuning: &str) -> String {
     format!(
         "storage:\n  backend: s3\n  bucket: {}\n  region: {}\n  endpoint: {endpoint}\n  \
          force_path_style: true\n  allow_http: true\n  prefix: {prefix}\n  access_key: {}\n  \
-         secret_key: {}\n",
+         secret_key: {}\n{tuning}",
         get("/s3/bucket"),
         get("/s3/region"),
         get("/s3/access_key_id"),
@@ -235,5 +240,43 @@ fn a_restore_downloads_each_segment_once() {
     assert!(
         downloaded >= segments && downloaded < segments + segments / 20,
         "moto sent {downloaded} B for {segments} B of segments"
+    );
+}
+
+/// Answers slower than `storage.request_timeout_ms`: the request is abandoned and retried
+/// (a PUT whose first attempt was stored finds its own object), and a snapshot backup and its
+/// restore both complete, exact.
+#[test]
+fn answers_slower_than_the_request_timeout() {
+    let topic = unique_topic("sf-slow");
+    let broker = plaintext_broker();
+    fidelity(&["bulk", &broker, &topic, "1200", "4"]);
+    let source = consumed(&topic);
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("slow/{topic}");
+    let proxy = FaultProxy::start("slow", 3, Duration::from_secs(3));
+    let tuning = "  request_timeout_ms: 1000\n  retry_timeout_ms: 30000\n";
+    let storage = s3_storage_tuned(&proxy.endpoint(), &prefix, tuning);
+    let backup = format!(
+        "mode: backup\nbackup_id: slow\nsource:\n  bootstrap_servers: [\"{broker}\"]\n  topics:\n    \
+         include: [\"{topic}\"]\n{storage}backup:\n  consumer_group_snapshot: false\n"
+    );
+    let out = run(dir.path(), "backup", &backup, &[], &["--format", "json"]);
+    out.assert_code(EXIT_OK);
+    assert_eq!(out.json()["outcome"], "complete", "{}", out.all());
+    let target = format!("{topic}-slow");
+    let restore = format!(
+        "mode: restore\nbackup_id: slow\ntarget:\n  bootstrap_servers: [\"{broker}\"]\n{storage}\
+         restore:\n  topic_mapping:\n    {topic}: {target}\n  restore_id: {target}\n  \
+         progress_file: {}\n",
+        dir.path().join("slow.progress.json").display(),
+    );
+    run(dir.path(), "restore", &restore, &[], &[]).assert_code(EXIT_OK);
+    assert_same_records(&consumed(&target), &source);
+    eprintln!("slow: {}", proxy.stats());
+    assert!(
+        proxy.faults("PUT") >= 1 && proxy.faults("GET") >= 1,
+        "slow answers on both paths: {}",
+        proxy.stats()
     );
 }

@@ -400,7 +400,7 @@ impl Validator<'_> {
         })
     }
 
-    fn bounded(
+    pub(super) fn bounded(
         &self,
         value: Option<ConfigU64>,
         key: &str,

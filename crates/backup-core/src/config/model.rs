@@ -57,6 +57,9 @@ pub struct LoadedConfig {
     /// `storage:`. Optional so that `check` works without it; backup and restore get it
     /// through [`LoadedConfig::require_storage`].
     pub storage: Option<crate::storage::StorageConfig>,
+    /// Timeouts and retries of storage requests (`storage.connect_timeout_ms`,
+    /// `request_timeout_ms`, `max_retries`, `retry_timeout_ms`); the defaults without them.
+    pub storage_options: crate::storage::StorageOptions,
     /// Settings that are allowed but weaken security (hostname verification off, passwords in
     /// clear text, a private key readable by others). The CLI logs each one at warn level;
     /// none contains a secret.

@@ -63,6 +63,10 @@ pub(crate) struct RawStorage {
     pub sas_token: Option<ConfigSecret>,
     pub service_account_path: Option<ConfigString>,
     pub object_lock: Option<RawObjectLock>,
+    pub connect_timeout_ms: Option<ConfigU64>,
+    pub request_timeout_ms: Option<ConfigU64>,
+    pub max_retries: Option<ConfigU64>,
+    pub retry_timeout_ms: Option<ConfigU64>,
 }
 
 /// `storage.object_lock:` as written. Both keys are optional here so that a missing one is
@@ -303,6 +307,50 @@ impl LoadedConfig {
 }
 
 impl Validator<'_> {
+    /// Timeouts and retries of storage requests, for every backend.
+    pub(super) fn storage_options(
+        &self,
+        raw: &RawStorage,
+    ) -> Result<crate::storage::StorageOptions, ConfigError> {
+        let d = crate::storage::StorageOptions::default();
+        let ms = |v: u64| std::time::Duration::from_millis(v);
+        Ok(crate::storage::StorageOptions {
+            connect_timeout: ms(self.bounded(
+                raw.connect_timeout_ms,
+                "storage.connect_timeout_ms",
+                d.connect_timeout.as_millis() as u64,
+                100,
+                600_000,
+                "ms",
+            )?),
+            request_timeout: ms(self.bounded(
+                raw.request_timeout_ms,
+                "storage.request_timeout_ms",
+                d.request_timeout.as_millis() as u64,
+                100,
+                3_600_000,
+                "ms",
+            )?),
+            max_retries: self.bounded(
+                raw.max_retries,
+                "storage.max_retries",
+                d.max_retries as u64,
+                0,
+                100,
+                "retries",
+            )? as usize,
+            // Signed requests may be reused for retries: keep under S3's 5 minutes.
+            retry_timeout: ms(self.bounded(
+                raw.retry_timeout_ms,
+                "storage.retry_timeout_ms",
+                d.retry_timeout.as_millis() as u64,
+                100,
+                240_000,
+                "ms",
+            )?),
+        })
+    }
+
     /// Checks `storage:` and builds the backend's settings.
     pub(super) fn storage(&mut self, raw: RawStorage) -> Result<StorageConfig, ConfigError> {
         let backend = raw.backend.value;
@@ -328,6 +376,10 @@ impl Validator<'_> {
             sas_token,
             service_account_path,
             object_lock,
+            connect_timeout_ms: _,
+            request_timeout_ms: _,
+            max_retries: _,
+            retry_timeout_ms: _,
         } = raw;
         let required = |value: Option<ConfigString>, key: &'static str| {
             value.ok_or_else(|| ConfigError::MissingKey {

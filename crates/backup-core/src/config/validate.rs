@@ -118,6 +118,10 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
         }
     };
     let cluster = v.cluster(cluster, key)?;
+    let storage_options = match &raw.storage {
+        Some(s) => v.storage_options(s)?,
+        None => crate::storage::StorageOptions::default(),
+    };
     let storage = raw.storage.map(|s| v.storage(s)).transpose()?;
     Ok(LoadedConfig {
         mode,
@@ -126,6 +130,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
         backup,
         restore,
         storage,
+        storage_options,
         warnings: v.warnings,
     })
 }

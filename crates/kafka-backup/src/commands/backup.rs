@@ -37,8 +37,10 @@ pub async fn run(
     }
     tracing::info!("{loaded}");
     let storage_config = loaded.require_storage(&config_path.display().to_string())?;
-    let storage =
-        Storage::open(storage_config).map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
+    let storage = Storage::open_with(storage_config, &loaded.storage_options, &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {

@@ -29,8 +29,10 @@ pub(crate) fn open_store(config_path: &Path) -> Result<(LoadedConfig, Storage), 
         tracing::warn!("{warning}");
     }
     let storage_config = loaded.require_storage(&config_path.display().to_string())?;
-    let storage =
-        Storage::open(storage_config).map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
+    let storage = Storage::open_with(storage_config, &loaded.storage_options, &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
     Ok((loaded, storage))
 }
 

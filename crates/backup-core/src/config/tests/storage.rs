@@ -632,3 +632,37 @@ fn no_storage_secret_reaches_debug_display_warnings_or_errors() {
         check(&format!("{e:?}"));
     }
 }
+
+#[test]
+fn storage_timeouts_and_retries_are_read_and_bounded() {
+    let loaded = ok(
+        &with_storage(
+            "  backend: s3\n  bucket: bkt\n  connect_timeout_ms: 2000\n  request_timeout_ms: 30000\n  \
+             max_retries: 8\n  retry_timeout_ms: 90000\n",
+        ),
+        &[],
+    );
+    let o = &loaded.storage_options;
+    assert_eq!(o.connect_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(o.request_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(o.max_retries, 8);
+    assert_eq!(o.retry_timeout, std::time::Duration::from_secs(90));
+    // Without them: the defaults.
+    let loaded = ok(&with_storage("  backend: s3\n  bucket: bkt\n"), &[]);
+    assert_eq!(
+        loaded.storage_options.request_timeout,
+        crate::storage::StorageOptions::default().request_timeout
+    );
+    // Out of range: an error naming the key, never a silent clamp.
+    for (key, value) in [
+        ("request_timeout_ms", "10"),
+        ("retry_timeout_ms", "600000"),
+        ("max_retries", "1000"),
+    ] {
+        let e = storage_err(
+            &format!("  backend: s3\n  bucket: bkt\n  {key}: {value}\n"),
+            &[],
+        );
+        assert!(e.to_string().contains(&format!("storage.{key}")), "{e}");
+    }
+}

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use backup_format::segment::{object_sha256, peek_header, read_trailer};
+use backup_format::segment::{object_sha256, peek_header};
 use backup_format::{ReaderLimits, SegmentReader};
 use kafka_client::TopicPartition;
 use kafka_records::batch::BatchHeader;
@@ -13,7 +13,7 @@ use kafka_records::txn::{BatchSummary, Decision, MarkerFilter, MarkerIndex};
 use tokio::sync::{Mutex, SemaphorePermit};
 
 use super::offsets::PartitionMap;
-use super::scan::check_identity;
+use super::scan::check_place;
 use super::units::{Rules, unit_for};
 use super::{JobContext, RestoreError};
 use crate::catalog::SegmentRef;
@@ -138,19 +138,8 @@ pub(crate) async fn stage_segment<'m>(
             });
         }
     };
-    let (header, trailer) = match read_trailer(&bytes, &bytes, key.as_ref()) {
-        Ok(found) => found,
-        Err(e) => return rejected(e.to_string()),
-    };
-    if let Err(why) = check_identity(&header, &seg.parsed) {
+    if let Err(why) = check_place(&bytes, &seg.parsed, key.as_ref()) {
         return rejected(why);
-    }
-    if trailer.end_offset != seg.parsed.last_offset + 1 {
-        return rejected(format!(
-            "its trailer ends at offset {}, its name at {}",
-            trailer.end_offset - 1,
-            seg.parsed.last_offset
-        ));
     }
     let reader = match &key {
         Some(key) => SegmentReader::with_key(bytes, ReaderLimits::default(), key),

@@ -11,7 +11,7 @@ use backup_format::crypto::DataKey;
 use backup_format::segment::object_sha256;
 use backup_format::{ReaderLimits, SegmentReader};
 use kafka_client::TopicPartition;
-use kafka_records::txn::{BatchSummary, MarkerIndex, OpenTransaction};
+use kafka_records::txn::{BatchSummary, MarkerIndex};
 
 use super::units::limits;
 use crate::catalog::{PartitionCatalog, SegmentRef, read_limits};
@@ -24,7 +24,6 @@ pub(crate) struct ScannedPartition {
     pub lineage: String,
     pub segments: Vec<SegmentRef>,
     pub index: MarkerIndex,
-    pub open_transactions: Vec<OpenTransaction>,
     pub batches: u64,
     pub records: u64,
     /// Bytes read from storage by the plan (segments without markers in their entry).
@@ -56,7 +55,6 @@ pub(crate) async fn scan_partition(
         lineage: lineage.to_owned(),
         segments: catalog.segments.clone(),
         index: MarkerIndex::new(),
-        open_transactions: Vec::new(),
         batches: 0,
         records: 0,
         stored_bytes: 0,
@@ -190,7 +188,6 @@ pub(crate) async fn scan_partition(
     let bad = std::mem::take(&mut out.bad_segments);
     out.segments.retain(|s| !bad.contains(&s.key));
     out.bad_segments = bad;
-    out.open_transactions = out.index.open_transactions();
     Ok(out)
 }
 
@@ -213,22 +210,14 @@ fn plan_from_entry(
                 format!("its manifest entry lists transaction markers out of order: {e}")
             })?;
     }
-    out.batches += entry.batches;
-    out.records += entry.records;
-    out.first_offset.get_or_insert(entry.start_offset);
-    out.end_offset = Some(entry.end_offset);
-    if entry.max_timestamp >= 0 {
-        out.max_timestamp = Some(
-            out.max_timestamp
-                .map_or(entry.max_timestamp, |m| m.max(entry.max_timestamp)),
-        );
-    }
-    if entry.min_timestamp >= 0 {
-        out.min_timestamp = Some(
-            out.min_timestamp
-                .map_or(entry.min_timestamp, |m| m.min(entry.min_timestamp)),
-        );
-    }
+    out.add_segment(Figures {
+        batches: entry.batches,
+        records: entry.records,
+        start_offset: entry.start_offset,
+        end_offset: entry.end_offset,
+        min_timestamp: entry.min_timestamp,
+        max_timestamp: entry.max_timestamp,
+    });
     Ok(())
 }
 
@@ -245,9 +234,31 @@ fn check_without_transactions(
     data_key: Option<&DataKey>,
 ) -> Result<bool, String> {
     let parsed = backup_format::naming::parse_segment_key(key).ok_or("its name does not parse")?;
+    let (header, trailer) = check_place(bytes, &parsed, data_key)?;
+    if trailer.transactional_batches > 0 {
+        return Ok(false);
+    }
+    out.add_segment(Figures {
+        batches: trailer.batches,
+        records: trailer.records,
+        start_offset: header.start_offset,
+        end_offset: trailer.end_offset,
+        min_timestamp: trailer.min_timestamp,
+        max_timestamp: trailer.max_timestamp,
+    });
+    Ok(true)
+}
+
+/// A segment's header and trailer (read from its tail; for an encrypted segment the
+/// trailer's tag authenticates both) must describe the partition and range its name says.
+pub(crate) fn check_place(
+    bytes: &[u8],
+    parsed: &backup_format::SegmentKey,
+    data_key: Option<&DataKey>,
+) -> Result<(backup_format::SegmentHeader, backup_format::SegmentTrailer), String> {
     let (header, trailer) =
         backup_format::segment::read_trailer(bytes, bytes, data_key).map_err(|e| e.to_string())?;
-    check_identity(&header, &parsed)?;
+    check_identity(&header, parsed)?;
     if trailer.end_offset != parsed.last_offset + 1 {
         return Err(format!(
             "its trailer ends at offset {}, its name at {}",
@@ -255,31 +266,44 @@ fn check_without_transactions(
             parsed.last_offset
         ));
     }
-    if trailer.transactional_batches > 0 {
-        return Ok(false);
+    Ok((header, trailer))
+}
+
+/// What one segment adds to its partition's figures.
+struct Figures {
+    batches: u64,
+    records: u64,
+    start_offset: i64,
+    end_offset: i64,
+    /// -1 when no batch has one.
+    min_timestamp: i64,
+    max_timestamp: i64,
+}
+
+impl ScannedPartition {
+    fn add_segment(&mut self, f: Figures) {
+        self.batches += f.batches;
+        self.records += f.records;
+        self.first_offset.get_or_insert(f.start_offset);
+        self.end_offset = Some(f.end_offset);
+        if f.max_timestamp >= 0 {
+            self.max_timestamp = Some(
+                self.max_timestamp
+                    .map_or(f.max_timestamp, |m| m.max(f.max_timestamp)),
+            );
+        }
+        if f.min_timestamp >= 0 {
+            self.min_timestamp = Some(
+                self.min_timestamp
+                    .map_or(f.min_timestamp, |m| m.min(f.min_timestamp)),
+            );
+        }
     }
-    out.batches += trailer.batches;
-    out.records += trailer.records;
-    out.first_offset.get_or_insert(header.start_offset);
-    out.end_offset = Some(trailer.end_offset);
-    if trailer.max_timestamp >= 0 {
-        out.max_timestamp = Some(
-            out.max_timestamp
-                .map_or(trailer.max_timestamp, |m| m.max(trailer.max_timestamp)),
-        );
-    }
-    if trailer.min_timestamp >= 0 {
-        out.min_timestamp = Some(
-            out.min_timestamp
-                .map_or(trailer.min_timestamp, |m| m.min(trailer.min_timestamp)),
-        );
-    }
-    Ok(true)
 }
 
 /// A segment's header must describe the partition and range its name (and so its place in
 /// the backup) says: a segment of another backup or partition copied in its place does not.
-pub(crate) fn check_identity(
+fn check_identity(
     header: &backup_format::SegmentHeader,
     parsed: &backup_format::SegmentKey,
 ) -> Result<(), String> {

@@ -30,7 +30,7 @@ fn every_key_is_read() {
         &backup_config(
             "backup:\n  compression: LZ4\n  segment_max_bytes: 2097152\n  segment_max_interval_ms: ${INTERVAL}\n  \
              continuous: \"${CONT}\"\n  max_concurrent_partitions: 4\n  fetch_max_bytes: 8388608\n  \
-             consumer_group_snapshot: false\n",
+             connections_per_broker: 5\n  consumer_group_snapshot: false\n",
         ),
         &[("INTERVAL", "60000"), ("CONT", "true")],
     );
@@ -46,6 +46,7 @@ fn every_key_is_read() {
     assert!(s.continuous);
     assert_eq!(s.max_concurrent_partitions, 4);
     assert_eq!(s.fetch_max_bytes, 8 * 1024 * 1024);
+    assert_eq!(s.connections_per_broker, 5);
     assert!(!s.consumer_group_snapshot);
 }
 
@@ -76,6 +77,11 @@ fn out_of_range_values_give_the_range() {
     );
     let e = err(&backup_config("backup:\n  compression_level: 40\n"), &[]);
     assert_message(&e, &["backup.compression_level", "1 (fastest) to 19"]);
+    let e = err(
+        &backup_config("backup:\n  connections_per_broker: 0\n"),
+        &[],
+    );
+    assert_message(&e, &["backup.connections_per_broker", "1 to 16"]);
     let e = err(
         &backup_config("backup:\n  compression: none\n  compression_level: 3\n"),
         &[],

@@ -268,10 +268,15 @@ impl FaultProxy {
     /// `slow`, `none`), faulting every `every`th request of a faulted method; `slow` holds its
     /// answers for `delay`.
     pub fn start(mode: &str, every: u32, delay: Duration) -> Self {
+        Self::start_to(&get("/s3/endpoint"), mode, every, delay)
+    }
+
+    /// [`FaultProxy::start`] in front of another plain-HTTP S3 endpoint (the IAM-enforcing
+    /// moto: requests are forwarded with their Host header, so signatures still verify).
+    pub fn start_to(endpoint: &str, mode: &str, every: u32, delay: Duration) -> Self {
         use std::io::BufRead;
         // KB_FAULT_PROXY_VERBOSE=1 shows every request the proxy sees, for debugging a test.
         let verbose = std::env::var_os("KB_FAULT_PROXY_VERBOSE").is_some();
-        let endpoint = get("/s3/endpoint");
         let upstream = endpoint
             .strip_prefix("http://")
             .unwrap_or_else(|| panic!("the test moto is not plain HTTP: {endpoint}"));

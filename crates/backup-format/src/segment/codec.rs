@@ -3,6 +3,7 @@
 //! the raw_len it already checked against the limit.
 
 use std::io::Cursor;
+use std::sync::Mutex;
 
 use zstd::zstd_safe;
 
@@ -13,6 +14,71 @@ use crate::FormatError;
 /// records.
 pub(crate) const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
+/// Bytes of a chunk each zstd worker compresses at a time: a 4 MiB chunk becomes four jobs,
+/// so the cores the broker leaves free share one chunk's compression.
+const ZSTD_JOB_SIZE: u32 = 1 << 20;
+
+/// zstd worker threads per compressor: one per core (0, zstd's single-threaded mode, on a
+/// single core, where workers would only add hand-offs). `KAFKA_BACKUP_ZSTD_WORKERS` overrides
+/// it for measurements.
+fn zstd_workers() -> u32 {
+    if let Some(n) = std::env::var("KAFKA_BACKUP_ZSTD_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        return n.min(64);
+    }
+    match std::thread::available_parallelism().map(|n| n.get()) {
+        Ok(1) | Err(_) => 0,
+        Ok(n) => n.min(64) as u32,
+    }
+}
+
+/// Idle zstd contexts with their level, shared by every writer in the process. A context
+/// holds a few MiB (its window and, with workers, their job buffers), so one per open segment
+/// would grow memory with the partitions being written; a pool grows only with the chunks
+/// compressed at the same moment (at most one per thread), whatever the partition count.
+static IDLE_ZSTD: Mutex<Vec<(i32, zstd::bulk::Compressor<'static>)>> = Mutex::new(Vec::new());
+
+/// Most idle contexts kept; more are dropped when given back.
+const MAX_IDLE_ZSTD: usize = 8;
+
+fn compress_failed(e: std::io::Error) -> FormatError {
+    FormatError::Compress {
+        compression: "zstd",
+        message: e.to_string(),
+    }
+}
+
+/// An idle context for `level` from the pool, or a new one with [`zstd_workers`] workers.
+fn take(level: i32) -> Result<zstd::bulk::Compressor<'static>, FormatError> {
+    {
+        let mut idle = IDLE_ZSTD.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = idle.iter().position(|(l, _)| *l == level) {
+            return Ok(idle.swap_remove(at).1);
+        }
+    }
+    let mut compressor = zstd::bulk::Compressor::new(level).map_err(compress_failed)?;
+    let workers = zstd_workers();
+    if workers > 0 {
+        compressor
+            .set_parameter(zstd_safe::CParameter::NbWorkers(workers))
+            .map_err(compress_failed)?;
+        compressor
+            .set_parameter(zstd_safe::CParameter::JobSize(ZSTD_JOB_SIZE))
+            .map_err(compress_failed)?;
+    }
+    Ok(compressor)
+}
+
+/// Returns a context taken with [`take`] to the pool.
+fn give_back(level: i32, compressor: zstd::bulk::Compressor<'static>) {
+    let mut idle = IDLE_ZSTD.lock().unwrap_or_else(|p| p.into_inner());
+    if idle.len() < MAX_IDLE_ZSTD {
+        idle.push((level, compressor));
+    }
+}
+
 /// Magic number of a (non-legacy, non-skippable) zstd frame, little-endian 0xFD2FB528.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
@@ -20,8 +86,11 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 pub(crate) enum Encoder {
     /// Stored as is (the writer copies batches straight into the object instead).
     None,
-    /// A reusable zstd context (allocating one per chunk would cost more than small chunks).
-    Zstd(Box<zstd::bulk::Compressor<'static>>),
+    /// zstd at `level`, with a context from the process's pool for each chunk.
+    Zstd {
+        /// The compression level.
+        level: i32,
+    },
     /// LZ4 block format.
     Lz4,
 }
@@ -57,12 +126,10 @@ impl Encoder {
                         range.end()
                     )));
                 }
-                let compressor =
-                    zstd::bulk::Compressor::new(level).map_err(|e| FormatError::Compress {
-                        compression: "zstd",
-                        message: e.to_string(),
-                    })?;
-                Ok((Self::Zstd(Box::new(compressor)), Some(level)))
+                // Made (and pooled) now, so that a context zstd cannot create fails the
+                // writer's creation rather than its first chunk.
+                give_back(level, take(level)?);
+                Ok((Self::Zstd { level }, Some(level)))
             }
         }
     }
@@ -79,16 +146,14 @@ impl Encoder {
             Self::None => {
                 out.extend_from_slice(raw);
             }
-            Self::Zstd(compressor) => {
+            Self::Zstd { level } => {
                 out.reserve(zstd_safe::compress_bound(raw.len()));
                 let mut cursor = Cursor::new(&mut *out);
                 cursor.set_position(start as u64);
-                compressor
-                    .compress_to_buffer(raw, &mut cursor)
-                    .map_err(|e| FormatError::Compress {
-                        compression: "zstd",
-                        message: e.to_string(),
-                    })?;
+                let mut compressor = take(*level)?;
+                let done = compressor.compress_to_buffer(raw, &mut cursor);
+                give_back(*level, compressor);
+                done.map_err(compress_failed)?;
             }
             Self::Lz4 => {
                 out.resize(

@@ -1065,7 +1065,14 @@ fn no_key_material_reaches_output_reports_or_storage_even_at_trace_level() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let mut source = Source::new("enc-leak");
-    let trace = ["--log-level", "trace", "--format", "json"];
+    // A filter rather than the bare level (which traces kafka-backup's own crates only), so
+    // that the dependencies trace too: the AWS SDK's KMS calls carry data keys.
+    let trace = [
+        "--log-level",
+        "trace,kafka_backup=trace",
+        "--format",
+        "json",
+    ];
     let mut outputs: Vec<(String, Run)> = Vec::new();
 
     // Keys made at trace level, in JSON and text logs.

@@ -412,3 +412,113 @@ fn a_read_only_s3_identity_validates_and_describes() {
     denied.assert_code(EXIT_STORAGE);
     denied.assert_contains("s3:GetObject");
 }
+
+/// Runs `kafka-backup <args>` from a shell whose umask lets everyone read and write what it
+/// creates: the tool's own files must come out private all the same.
+fn run_with_open_umask(args: &[&str]) -> Run {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every file and directory under `root` with a mode open to group or others.
+fn shared_entries(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut open = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                open.push(format!("{} {mode:03o}", path.display()));
+            }
+            if meta.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    open
+}
+
+/// A store directory someone opened to everyone is warned about; everything the backup writes
+/// into it, and the restore's progress file, is private whatever the umask; the log carries no
+/// colour codes when stderr is not a terminal.
+#[test]
+fn a_filesystem_store_is_written_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let topic = unique_topic("private");
+    fidelity(&["bulk", &plaintext_broker(), &topic, "200", "2"]);
+    let config = dir.path().join("backup.yaml");
+    std::fs::write(&config, fs_backup_yaml("private", &[&topic], &store, "")).unwrap();
+    let run = run_with_open_umask(&["backup", "--config", config.to_str().unwrap()]);
+    run.assert_code(EXIT_OK);
+    run.assert_contains("is open to other users (mode 755)");
+    run.assert_contains(&format!("chmod 700 {}", store.display()));
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "colour codes in a pipe:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("over PLAINTEXT").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    let open = shared_entries(&store);
+    assert!(open.is_empty(), "written open to others: {open:#?}");
+
+    let progress = dir.path().join("progress.json");
+    let restore = format!(
+        "{}restore:\n  topic_mapping:\n    {topic}: {topic}-private\n  progress_file: {}\n",
+        restore_yaml("private", &store).replace("127.0.0.1:1", &plaintext_broker()),
+        progress.display()
+    );
+    let config = dir.path().join("restore.yaml");
+    std::fs::write(&config, restore).unwrap();
+    run_with_open_umask(&["restore", "--config", config.to_str().unwrap()]).assert_code(EXIT_OK);
+    let mode = std::fs::metadata(&progress).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "progress file mode");
+}
+
+/// A directory of the store replaced by a symbolic link (to a copy of itself, so nothing else
+/// would be wrong) is refused by validate and restore, naming the link.
+#[test]
+fn a_symbolic_link_inside_the_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let topic = bulk_backup(dir.path(), &store, "linked", 100);
+    let (_, segment) = first_segment(&store, "linked", &topic, 0);
+    let partition_dir = segment.parent().unwrap().to_path_buf();
+    let elsewhere = dir.path().join("elsewhere");
+    copy_tree(&partition_dir, &elsewhere);
+    std::fs::remove_dir_all(&partition_dir).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &partition_dir).unwrap();
+
+    let checked = validate(dir.path(), &store, "linked", &[]);
+    assert_ne!(checked.code, EXIT_OK, "{}", checked.all());
+    checked.assert_contains("is a symbolic link inside the storage directory");
+    checked.assert_contains(&partition_dir.display().to_string());
+
+    let restore = restore_yaml("linked", &store).replace("127.0.0.1:1", &plaintext_broker());
+    let restored = run(dir.path(), "restore", &restore, &[], &[]);
+    assert_ne!(restored.code, EXIT_OK, "{}", restored.all());
+    restored.assert_contains("is a symbolic link inside the storage directory");
+}

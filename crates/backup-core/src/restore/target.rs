@@ -181,44 +181,103 @@ pub(crate) async fn load_progress(
                 })
                 .collect())
         }
-        ProgressStore::File(path) => {
-            // A progress file holds a few hundred bytes per partition; anything far larger is
-            // not one, and is not read into memory.
-            if let Ok(meta) = std::fs::metadata(path)
-                && meta.len() > 16 << 20
-            {
-                return Err(progress_file_error(
-                    path,
-                    &format!(
-                        "it is {} bytes, far larger than a progress file",
-                        meta.len()
-                    ),
-                ));
-            }
-            let text = match std::fs::read_to_string(path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-                Err(e) => return Err(progress_file_error(path, &e.to_string())),
-            };
-            let file: ProgressFile = serde_json::from_str(&text).map_err(|e| {
-                progress_file_error(path, &format!("it is not a progress file ({e})"))
-            })?;
-            if file.restore_id != restore_id {
-                return Err(progress_file_error(
-                    path,
-                    &format!(
-                        "it belongs to restore `{}`, not `{restore_id}`",
-                        file.restore_id
-                    ),
-                ));
-            }
-            let wanted: BTreeSet<&str> = targets.iter().map(String::as_str).collect();
-            Ok(file
-                .partitions
-                .into_iter()
-                .filter(|r| wanted.contains(r.target_topic.as_str()))
-                .map(|r| (TopicPartition::new(&r.target_topic, r.target_partition), r))
-                .collect())
+        ProgressStore::File(path) => read_progress(path, restore_id, targets),
+    }
+}
+
+/// The starting offsets a progress file holds for `targets`.
+fn read_progress(
+    path: &Path,
+    restore_id: &str,
+    targets: &[String],
+) -> Result<BTreeMap<TopicPartition, StartRecord>, RestoreError> {
+    let text = match read_progress_file(path) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(BTreeMap::new()),
+        Err(why) => return Err(progress_file_error(path, &why)),
+    };
+    let file: ProgressFile = serde_json::from_str(&text)
+        .map_err(|e| progress_file_error(path, &format!("it is not a progress file ({e})")))?;
+    if file.format != PROGRESS_FORMAT {
+        return Err(progress_file_error(
+            path,
+            &format!(
+                "it is in progress-file format {}, and this version reads format \
+                     {PROGRESS_FORMAT} only",
+                file.format
+            ),
+        ));
+    }
+    if file.restore_id != restore_id {
+        return Err(progress_file_error(
+            path,
+            &format!(
+                "it belongs to restore `{}`, not `{restore_id}`",
+                file.restore_id
+            ),
+        ));
+    }
+    let wanted: BTreeSet<&str> = targets.iter().map(String::as_str).collect();
+    Ok(file
+        .partitions
+        .into_iter()
+        .filter(|r| wanted.contains(r.target_topic.as_str()))
+        .map(|r| (TopicPartition::new(&r.target_topic, r.target_partition), r))
+        .collect())
+}
+
+/// The version of the progress file's layout.
+const PROGRESS_FORMAT: u32 = 1;
+
+/// A progress file holds a few hundred bytes per partition; anything far larger is not one.
+const MAX_PROGRESS_FILE: u64 = 16 << 20;
+
+/// The progress file's text, `None` when there is none yet. Read through a bound, not after a
+/// size check, so a file that grows in between cannot make it read more.
+fn read_progress_file(path: &Path) -> Result<Option<String>, String> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_PROGRESS_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_PROGRESS_FILE {
+        return Err(format!(
+            "it is larger than {MAX_PROGRESS_FILE} bytes, far larger than a progress file"
+        ));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| "it is not a progress file (not UTF-8 text)".to_owned())
+}
+
+/// Writes `bytes` to `path` through a new file beside it, readable by its owner only
+/// (whatever the umask) and renamed over `path` once complete: a crash never leaves half a
+/// file, and no other user can read the offsets or swap the file while it is written.
+fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
         }
     }
 }
@@ -268,16 +327,13 @@ pub(crate) async fn save_progress(
         }
         ProgressStore::File(path) => {
             let file = ProgressFile {
-                format: 1,
+                format: PROGRESS_FORMAT,
                 restore_id: restore_id.to_owned(),
                 partitions: records.values().cloned().collect(),
             };
             let text = serde_json::to_string_pretty(&file)
                 .map_err(|e| RestoreError::Internal(format!("cannot encode progress: {e}")))?;
-            // Written aside and renamed, so a crash never leaves half a file.
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, text)
-                .and_then(|_| std::fs::rename(&tmp, path))
+            write_private_atomically(path, text.as_bytes())
                 .map_err(|e| progress_file_error(path, &e.to_string()))
         }
     }
@@ -298,4 +354,61 @@ pub(crate) async fn end_offsets(
         .into_iter()
         .map(|(tp, o)| (tp, o.offset))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_progress_file_is_private_whatever_the_umask_and_leaves_no_temporary() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("progress.json");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private_atomically(&path, b"{\"new\": 1}").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"new\": 1}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "a temporary file was left behind");
+    }
+
+    #[test]
+    fn a_progress_file_is_read_through_a_bound_and_its_format_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("progress.json");
+        let targets = ["t".to_owned()];
+        assert!(read_progress(&path, "r", &targets).unwrap().is_empty());
+
+        let big = std::fs::File::create(&path).unwrap();
+        big.set_len(MAX_PROGRESS_FILE + 1).unwrap();
+        let e = read_progress(&path, "r", &targets).unwrap_err().to_string();
+        assert!(e.contains("far larger than a progress file"), "{e}");
+
+        std::fs::write(
+            &path,
+            r#"{"format": 2, "restore_id": "r", "partitions": []}"#,
+        )
+        .unwrap();
+        let e = read_progress(&path, "r", &targets).unwrap_err().to_string();
+        assert!(e.contains("format 2") && e.contains("format 1 only"), "{e}");
+
+        std::fs::write(
+            &path,
+            r#"{"format": 1, "restore_id": "other", "partitions": []}"#,
+        )
+        .unwrap();
+        let e = read_progress(&path, "r", &targets).unwrap_err().to_string();
+        assert!(e.contains("belongs to restore `other`"), "{e}");
+
+        std::fs::write(
+            &path,
+            r#"{"format": 1, "restore_id": "r", "partitions": []}"#,
+        )
+        .unwrap();
+        assert!(read_progress(&path, "r", &targets).unwrap().is_empty());
+    }
 }

@@ -88,7 +88,7 @@ fn filesystem(config: &FilesystemConfig) -> Result<(Arc<dyn ObjectStore>, Target
         message,
     };
     match std::fs::metadata(root) {
-        Ok(meta) if meta.is_dir() => {}
+        Ok(meta) if meta.is_dir() => warn_if_shared(root, &meta),
         Ok(_) => {
             return Err(config_error(format!(
                 "{} exists but is not a directory; point `storage.path` at a directory",
@@ -130,6 +130,28 @@ fn filesystem(config: &FilesystemConfig) -> Result<(Arc<dyn ObjectStore>, Target
         .map_err(|e| build_error("filesystem", e, &target))?
         .with_fsync(true);
     Ok((Arc::new(store), target))
+}
+
+/// Warns when other users may enter or read the storage directory (`kafka-backup check
+/// --security` reports the same as a finding): the tool creates everything inside it private,
+/// but a directory someone made group- or world-accessible exposes the backup to them.
+fn warn_if_shared(root: &Path, meta: &std::fs::Metadata) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "the storage directory {} is open to other users (mode {mode:03o}): whoever can \
+                 enter it may read the backup's objects (their content too, unless client-side \
+                 encryption is on); run `chmod 700 {}`",
+                root.display(),
+                root.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (root, meta);
 }
 
 fn create_private_dir(path: &Path) -> std::io::Result<()> {

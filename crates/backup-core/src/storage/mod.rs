@@ -407,10 +407,30 @@ impl Storage {
                     data.len()
                 ),
             },
-            Err(StorageError::PermissionDenied { permission, .. }) => format!(
-                " and could not be read back to compare it with what was to be written \
-                 ({permission} is not granted to this identity)"
-            ),
+            Err(StorageError::PermissionDenied { permission, .. }) => {
+                match self.listed_size(key).await {
+                    Ok(Some(size)) if size == data.len() as u64 => {
+                        tracing::warn!(
+                            key,
+                            size,
+                            "an object of exactly this size is already stored under this \
+                             name, which carries the SHA-256 of its content; this identity \
+                             cannot read it back ({permission} is not granted), so it counts \
+                             as written by an earlier attempt whose answer was lost \
+                             (`kafka-backup validate` checks its bytes against the name)"
+                        );
+                        return Ok(PutOutcome::AlreadyStored);
+                    }
+                    Ok(Some(size)) => format!(
+                        " and holds other bytes ({size} bytes listed; {} were to be written)",
+                        data.len()
+                    ),
+                    Ok(None) | Err(_) => format!(
+                        " and could not be read back to compare it with what was to be written \
+                         ({permission} is not granted to this identity)"
+                    ),
+                }
+            }
             // The read-back's own failure (unreachable, ...) is the better explanation.
             Err(e) => return Err(e),
         };
@@ -419,6 +439,27 @@ impl Storage {
             key: k,
             found,
         })
+    }
+
+    /// The size of `key` as its directory's listing gives it (`s3:ListBucket`, which the
+    /// write-only backup identity has, where reading the object back needs `s3:GetObject`);
+    /// `None` when it is not listed. Lists the key's directory, stopping at the first name past
+    /// the key on the cloud backends, whose listings are in key order: a rare path (a lost
+    /// answer to a write-only identity), so one request per 1,000 names before it is fine.
+    async fn listed_size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let (dir, _) = key.rsplit_once('/').unwrap_or(("", key));
+        let mut listing = self.list_stream(dir);
+        let sorted = self.target.backend != Backend::Filesystem;
+        while let Some(info) = listing.next().await {
+            let info = info?;
+            if info.key == key {
+                return Ok(Some(info.size));
+            }
+            if sorted && info.key.as_str() > key {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// The whole object.
@@ -557,12 +598,18 @@ impl Storage {
             self.target.prefix.len() + 1
         };
         let prefix = prefix.to_owned();
+        let root_dir = self.target.root_dir.clone();
         self.resumable_list(path)
             .map(move |item| match item {
                 Ok(meta) => {
                     let full: &str = meta.location.as_ref();
+                    let key = full.get(root_len..).unwrap_or(full).to_owned();
+                    // The file system's listing follows links: refuse what it found through one.
+                    if let Some(root) = &root_dir {
+                        refuse_links(root, &key)?;
+                    }
                     Ok(ObjectInfo {
-                        key: full.get(root_len..).unwrap_or(full).to_owned(),
+                        key,
                         size: meta.size,
                         last_modified: SystemTime::from(meta.last_modified),
                     })
@@ -745,6 +792,9 @@ impl Storage {
             key: key.escape_debug().to_string(),
             reason,
         })?;
+        if let Some(root) = &self.target.root_dir {
+            refuse_links(root, key)?;
+        }
         Ok(self.full_path(key))
     }
 
@@ -1159,6 +1209,35 @@ pub fn validate_key(key: &str) -> Result<(), &'static str> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'='))
         {
             return Err("it has a character outside A-Z, a-z, 0-9, `.`, `_`, `-`, `=` and `/`");
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a key of the file-system store that passes through a symbolic link below `root`
+/// (the root itself may be one: the user chose it). A link inside the store could send a
+/// restore's reads or a backup's writes anywhere the user can reach, so none is followed.
+/// Components that do not exist yet are fine: the store creates them as directories.
+fn refuse_links(root: &std::path::Path, key: &str) -> Result<(), StorageError> {
+    let mut path = root.to_path_buf();
+    for part in key.split('/').filter(|p| !p.is_empty()) {
+        path.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(StorageError::Config {
+                    backend: "filesystem",
+                    message: format!(
+                        "{} is a symbolic link inside the storage directory {}, and kafka-backup \
+                         follows none there: a link could send reads and writes outside the \
+                         directory. Replace the link with the directory or file itself, or \
+                         point `storage.path` at the real location",
+                        path.display(),
+                        root.display()
+                    ),
+                });
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
         }
     }
     Ok(())

@@ -3,12 +3,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod backup;
 pub mod catalog;
 pub mod check;
 pub mod config;
 pub mod decrypt;
 pub mod keys;
+pub mod posture;
 pub mod restore;
 pub mod storage;
 pub mod validate;

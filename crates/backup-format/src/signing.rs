@@ -45,6 +45,9 @@ const V1_PREFIX: [u8; 16] = [
 ];
 /// Domain separation of name signatures from anything else the key might sign.
 const NAME_CONTEXT: &[u8] = b"kafka-backup object name v1\n";
+/// Domain separation of audit-event signatures: an event can never pass for a name or an
+/// envelope, nor the reverse.
+const AUDIT_CONTEXT: &[u8] = b"kafka-backup audit event v1\n";
 
 /// A key that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,6 +156,11 @@ impl SigningKey {
         self.sign(&msg)
     }
 
+    /// Signs the bytes of an audit event (its line without the signature).
+    pub fn sign_audit_event(&self, event: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.sign(&audit_message(event))
+    }
+
     fn sign(&self, msg: &[u8]) -> [u8; SIGNATURE_LEN] {
         self.pair
             .sign(msg)
@@ -236,6 +244,12 @@ impl VerifyingKeys {
         &self.0
     }
 
+    /// The key that signed the audit event `event` (its bytes without the signature), if any.
+    pub fn verify_audit_event(&self, event: &[u8], sig: &[u8]) -> Option<&VerifyingKey> {
+        let msg = audit_message(event);
+        self.0.iter().find(|k| k.verify(&msg, sig))
+    }
+
     /// The key that signed `name` (given without its signature), if any.
     pub fn verify_name(&self, name: &str, sig: &[u8; SIGNATURE_LEN]) -> Option<&VerifyingKey> {
         let mut msg = Vec::with_capacity(NAME_CONTEXT.len() + name.len());
@@ -243,6 +257,13 @@ impl VerifyingKeys {
         msg.extend_from_slice(name.as_bytes());
         self.0.iter().find(|k| k.verify(&msg, sig))
     }
+}
+
+fn audit_message(event: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(AUDIT_CONTEXT.len() + event.len());
+    msg.extend_from_slice(AUDIT_CONTEXT);
+    msg.extend_from_slice(event);
+    msg
 }
 
 /// A signature as it appears in an object name.

@@ -23,6 +23,8 @@ pub enum Exit {
     Partial = 6,
     /// The backup failed an integrity check (validate found problems, or restore refused).
     Integrity = 7,
+    /// `check --security` found a finding at or above `--fail-on`.
+    Findings = 8,
 }
 
 impl Exit {

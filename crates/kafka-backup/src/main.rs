@@ -1,6 +1,7 @@
 //! The `kafka-backup` command line: parse arguments, set up logging, run one command, and map
 //! its outcome to an exit code.
 
+mod audit;
 mod commands;
 mod exit;
 mod logging;
@@ -25,6 +26,20 @@ struct Cli {
     #[arg(long, global = true)]
     log_level: Option<String>,
 
+    /// Append this command's audit events to this JSON-lines file (created 0600; adds to the
+    /// configuration's `audit.file`). Also the only sink of a configuration that fails to load.
+    #[arg(
+        long,
+        global = true,
+        env = "KAFKA_BACKUP_AUDIT_FILE",
+        value_name = "PATH"
+    )]
+    audit_file: Option<PathBuf>,
+
+    /// Also print this command's audit events on stdout, one JSON line each.
+    #[arg(long, global = true)]
+    audit_stdout: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -33,13 +48,23 @@ struct Cli {
 enum Command {
     /// Connect to the cluster of a configuration (source for backup, target for restore),
     /// authenticate, and report TLS, SASL, API versions and visible topics of every broker.
+    /// With --security: instead list the configuration's security weaknesses (offline).
     Check {
-        /// The backup or restore configuration file.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        format: OutputFormat,
+        /// The backup or restore configuration file. With --security, repeat it to assess
+        /// several (a backup and a restore configuration are also compared for a shared
+        /// identity).
+        #[arg(long, short, required = true)]
+        config: Vec<PathBuf>,
+        /// Assess the security posture of the configurations and the files they name:
+        /// findings with severity, evidence and fix. Contacts neither Kafka nor storage.
+        #[arg(long)]
+        security: bool,
+        /// With --security: exit 8 when a finding is at or above this severity.
+        #[arg(long, value_name = "LOW|MEDIUM|HIGH", value_parser = parse_severity, requires = "security")]
+        fail_on: Option<backup_core::posture::Severity>,
+        /// Output format (`sarif` with --security only).
+        #[arg(long, value_enum, default_value_t = commands::posture::PostureFormat::Text)]
+        format: commands::posture::PostureFormat,
     },
     /// Back up the selected topics of the source cluster to storage. A snapshot stops at the
     /// offsets found at start; `backup.continuous: true` keeps following new records until
@@ -128,6 +153,40 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The audit trail: check a log's chain and signatures, read its events.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check that no event of an audit log was altered, removed, reordered or inserted: each
+    /// line's link to the one before it and, with --verify-key, every event's signature.
+    /// Reports the first break and exits 7 on one.
+    Verify {
+        /// The audit log (JSON lines).
+        #[arg(long)]
+        file: PathBuf,
+        /// The public half of the key that signs the events (PEM); repeat while rotating.
+        #[arg(long = "verify-key", value_name = "PATH")]
+        verify_keys: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Print the events of an audit log, filtered.
+    Show {
+        /// The audit log (JSON lines).
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        filter: commands::audit::ShowFilter,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +222,11 @@ enum OffsetsCommand {
     },
 }
 
+fn parse_severity(text: &str) -> Result<backup_core::posture::Severity, String> {
+    backup_core::posture::Severity::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a severity: give LOW, MEDIUM or HIGH"))
+}
+
 /// How a command prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -172,7 +236,19 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Makes every file and directory this process creates private to its user (0600 / 0700):
+/// backup objects in a file-system store, progress files, keys, whatever the inherited umask
+/// would have allowed. Set before anything is created, for the whole process.
+fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn main() -> ExitCode {
+    private_files();
     let cli = Cli::parse();
     if let Err(e) = logging::init(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("error: {e}");
@@ -188,9 +264,35 @@ fn main() -> ExitCode {
             return Exit::Failure.into();
         }
     };
+    let (name, config_path) = cli.command.audit_identity();
+    audit::begin(
+        &name,
+        config_path.as_deref(),
+        audit::CliSinks {
+            files: cli.audit_file.clone().into_iter().collect(),
+            stdout: cli.audit_stdout,
+        },
+    );
+    if config_path.is_none()
+        && let Err(Failed { exit, message }) = audit::start()
+    {
+        logging::report_failure(cli.log_format, &message);
+        return exit.into();
+    }
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Check { config, format } => commands::check::run(&config, format).await,
+            Command::Check {
+                config,
+                security: true,
+                fail_on,
+                format,
+            } => commands::posture::run(&config, fail_on, format),
+            Command::Check {
+                config,
+                security: false,
+                format,
+                ..
+            } => commands::check::connect(&config, format).await,
             Command::Backup { config, format } => {
                 commands::backup::run(&config, format, cli.log_format).await
             }
@@ -233,13 +335,76 @@ fn main() -> ExitCode {
             Command::Keys {
                 command: KeysCommand::Generate { kind, out, format },
             } => commands::keys::generate(kind, &out, format),
+            Command::Audit {
+                command:
+                    AuditCommand::Verify {
+                        file,
+                        verify_keys,
+                        format,
+                    },
+            } => commands::audit::verify(&file, &verify_keys, format),
+            Command::Audit {
+                command:
+                    AuditCommand::Show {
+                        file,
+                        filter,
+                        format,
+                    },
+            } => commands::audit::show(&file, &filter, format),
         }
     });
-    match result {
-        Ok(exit) => exit.into(),
-        Err(Failed { exit, message }) => {
-            logging::report_failure(cli.log_format, &message);
-            exit.into()
+    let (exit, message) = match result {
+        Ok(exit) => (exit, None),
+        Err(Failed { exit, message }) => (exit, Some(message)),
+    };
+    if let Some(message) = &message {
+        logging::report_failure(cli.log_format, message);
+    }
+    if let Err(why) = audit::end(exit as i32, message.as_deref()) {
+        let message = format!(
+            "the command's audit event could not be written, so the run is not on record: \
+             {why}"
+        );
+        logging::report_failure(cli.log_format, &message);
+        if exit == Exit::Ok {
+            return Exit::Failure.into();
         }
+    }
+    exit.into()
+}
+
+impl Command {
+    /// The command's name in audit events, and its configuration file.
+    fn audit_identity(&self) -> (String, Option<PathBuf>) {
+        let (name, config) = match self {
+            Command::Check {
+                config, security, ..
+            } => (
+                if *security {
+                    "check --security"
+                } else {
+                    "check"
+                },
+                config.first(),
+            ),
+            Command::Backup { config, .. } => ("backup", Some(config)),
+            Command::Restore { config, .. } => ("restore", Some(config)),
+            Command::Validate { config, .. } => ("validate", Some(config)),
+            Command::List { config, .. } => ("list", Some(config)),
+            Command::Describe { config, .. } => ("describe", Some(config)),
+            Command::Offsets {
+                command: OffsetsCommand::Show { config, .. },
+            } => ("offsets show", Some(config)),
+            Command::Keys {
+                command: KeysCommand::Generate { .. },
+            } => ("keys generate", None),
+            Command::Audit {
+                command: AuditCommand::Verify { .. },
+            } => ("audit verify", None),
+            Command::Audit {
+                command: AuditCommand::Show { .. },
+            } => ("audit show", None),
+        };
+        (name.to_owned(), config.cloned())
     }
 }

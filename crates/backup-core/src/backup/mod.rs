@@ -159,6 +159,8 @@ pub struct BackupReport {
     pub encryption: Option<EncryptionReport>,
     /// Key id of the key that signed this run's objects, when signed.
     pub signing_key_id: Option<String>,
+    /// The cluster id the source brokers reported (`None` for brokers that report none).
+    pub source_cluster_id: Option<String>,
 }
 
 /// How a run's objects were encrypted.
@@ -395,6 +397,7 @@ pub async fn run_backup(
         failed,
     );
     report.consumer_groups = groups_captured;
+    report.source_cluster_id = cluster_id;
     report.warnings.extend(engine.warnings.iter().cloned());
     report.encryption = protection.run_key.as_ref().map(|k| EncryptionReport {
         algorithm: backup_format::crypto::ALGORITHM,
@@ -837,5 +840,6 @@ fn build_report(
         manifests,
         encryption: None,
         signing_key_id: None,
+        source_cluster_id: None,
     }
 }

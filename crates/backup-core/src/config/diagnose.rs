@@ -60,6 +60,7 @@ pub(crate) fn expected_for(key: &str) -> &'static str {
         _ => super::storage::expected_for(key)
             .or_else(|| super::encryption::expected_for(key))
             .or_else(|| super::signing::expected_for(key))
+            .or_else(|| super::audit::expected_for(key))
             .unwrap_or("a value of another type"),
     }
 }

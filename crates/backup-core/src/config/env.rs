@@ -131,6 +131,8 @@ struct Scope {
     failure: Option<ValueFailure>,
     /// Every secret value read, so that errors can be scrubbed of them.
     secrets: Vec<Secret>,
+    /// Lines of secret values written in the file itself rather than as `${VAR}`.
+    literal_secret_lines: Vec<u32>,
 }
 
 thread_local! {
@@ -145,6 +147,8 @@ pub(crate) struct PassOutcome<T> {
     pub failure: Option<ValueFailure>,
     /// Secret values read during the pass.
     pub secrets: Vec<Secret>,
+    /// Lines of secrets written literally (not as a `${VAR}` reference).
+    pub literal_secret_lines: Vec<u32>,
 }
 
 /// Runs `pass` (one full deserialization) with substitution available, repeating it when a
@@ -173,6 +177,7 @@ pub(crate) fn with_substitution<T>(
                 result,
                 failure: scope.failure,
                 secrets: scope.secrets,
+                literal_secret_lines: scope.literal_secret_lines,
             });
         }
         known = scope.known;
@@ -249,6 +254,14 @@ fn fail<E: de::Error>(failure: ValueFailure) -> E {
     E::custom(SUBSTITUTION_FAILED)
 }
 
+fn remember_literal_secret(line: Option<u32>) {
+    SCOPE.with(|cell| {
+        if let (Some(scope), Some(line)) = (cell.borrow_mut().as_mut(), line) {
+            scope.literal_secret_lines.push(line);
+        }
+    });
+}
+
 fn remember_secret(secret: &Secret) {
     SCOPE.with(|cell| {
         if let Some(scope) = cell.borrow_mut().as_mut() {
@@ -306,6 +319,11 @@ impl<'de> Deserialize<'de> for ConfigSecret {
         let raw = Spanned::<String>::deserialize(deserializer)?;
         let line = line_of(&raw);
         let literal = Secret::new(raw.value);
+        let references = parse_template(literal.expose(), true)
+            .is_ok_and(|pieces| pieces.iter().any(|p| matches!(p, Piece::Variable(_))));
+        if !references && !literal.expose().is_empty() {
+            remember_literal_secret(line);
+        }
         match expand(literal.expose(), true) {
             Ok(value) => {
                 let value = Secret::new(value);

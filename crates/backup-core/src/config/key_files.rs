@@ -70,6 +70,7 @@ impl Validator<'_> {
         }
         if let Some(private) = private {
             self.warn_if_readable_by_others(path_key, &private, &path);
+            self.private_files.push((path_key.to_owned(), path.clone()));
         }
         Ok(KeyFile { path, bytes })
     }

@@ -15,6 +15,7 @@
 //! The raw serde model (`raw`) is kept apart from the validated one ([`LoadedConfig`]): the
 //! first mirrors the file, the second is what the program may rely on.
 
+mod audit;
 mod backup;
 mod diagnose;
 mod encryption;
@@ -37,6 +38,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+pub use audit::AuditSettings;
 pub use backup::{BackupPlan, BackupSettings, Compression, TopicSelection, glob_match};
 pub use error::ConfigError;
 pub use model::{
@@ -127,7 +129,11 @@ pub fn parse(
         let error = diagnose::from_yaml_error(&e, path, outcome.failure, origin);
         storage::refine_unknown_key(error, text).finish(&secrets)
     })?;
-    validate::validate(raw, origin).map_err(|e| e.finish(&secrets))
+    let mut loaded = validate::validate(raw, origin).map_err(|e| e.finish(&secrets))?;
+    loaded.literal_secret_lines = outcome.literal_secret_lines;
+    loaded.literal_secret_lines.sort_unstable();
+    loaded.literal_secret_lines.dedup();
+    Ok(loaded)
 }
 
 fn too_large(origin: &str, size: u64) -> ConfigError {

@@ -60,6 +60,15 @@ pub struct LoadedConfig {
     /// Timeouts and retries of storage requests (`storage.connect_timeout_ms`,
     /// `request_timeout_ms`, `max_retries`, `retry_timeout_ms`); the defaults without them.
     pub storage_options: crate::storage::StorageOptions,
+    /// `audit:`: where this command's audit events go besides the command line's sinks.
+    pub audit: super::AuditSettings,
+    /// Lines of the file that hold a secret written literally instead of as `${VAR}` (for the
+    /// posture check: a file with secrets in it must be guarded like the secrets).
+    pub literal_secret_lines: Vec<u32>,
+    /// The private key files the configuration names (signing key, local encryption keys,
+    /// age identities), with the key that names each: the posture check looks at who may
+    /// read them.
+    pub private_files: Vec<(String, std::path::PathBuf)>,
     /// Settings that are allowed but weaken security (hostname verification off, passwords in
     /// clear text, a private key readable by others). The CLI logs each one at warn level;
     /// none contains a secret.

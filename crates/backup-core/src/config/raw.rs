@@ -27,6 +27,7 @@ pub(crate) struct RawConfig {
     pub backup: Option<RawBackup>,
     pub storage: Option<super::storage::RawStorage>,
     pub restore: Option<super::restore::RawRestore>,
+    pub audit: Option<super::audit::RawAudit>,
 }
 
 /// `source:` or `target:`.

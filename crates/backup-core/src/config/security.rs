@@ -450,6 +450,7 @@ pub(crate) fn check_file_for_tests(path_key: &str, value: &str) -> Result<PathBu
     Validator {
         origin: "test.yaml",
         warnings: Vec::new(),
+        private_files: Vec::new(),
     }
     .readable_file(
         path_key,

@@ -32,8 +32,16 @@ impl Validator<'_> {
         &mut self,
         raw: Option<ConfigString>,
     ) -> Result<Option<SigningKey>, ConfigError> {
+        self.signing_key_at("backup.signing_key", raw)
+    }
+
+    /// Reads an Ed25519 signing key named by the key `path_key`.
+    pub(super) fn signing_key_at(
+        &mut self,
+        path_key: &str,
+        raw: Option<ConfigString>,
+    ) -> Result<Option<SigningKey>, ConfigError> {
         let Some(file) = raw else { return Ok(None) };
-        let path_key = "backup.signing_key";
         let read = self.read_key_file(
             path_key,
             &file,

@@ -29,6 +29,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
     let mut v = Validator {
         origin,
         warnings: Vec::new(),
+        private_files: Vec::new(),
     };
     let backup_id = v.backup_id(&raw.backup_id)?;
     let mode = raw.mode.value;
@@ -123,6 +124,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
         None => crate::storage::StorageOptions::default(),
     };
     let storage = raw.storage.map(|s| v.storage(s)).transpose()?;
+    let audit = v.audit(raw.audit)?;
     Ok(LoadedConfig {
         mode,
         backup_id,
@@ -131,6 +133,9 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
         restore,
         storage,
         storage_options,
+        audit,
+        literal_secret_lines: Vec::new(),
+        private_files: v.private_files,
         warnings: v.warnings,
     })
 }
@@ -139,6 +144,8 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
 pub(super) struct Validator<'a> {
     pub(super) origin: &'a str,
     pub(super) warnings: Vec<String>,
+    /// The private key files read, with the key that names each.
+    pub(super) private_files: Vec<(String, std::path::PathBuf)>,
 }
 
 impl Validator<'_> {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use backup_core::backup::progress::human_bytes;
 use backup_core::backup::{BackupError, BackupReport, Outcome, ProgressMode, run_backup};
-use backup_core::config::{self, Mode};
+use backup_core::config::Mode;
 use backup_core::storage::Storage;
 use tokio::sync::watch;
 
@@ -21,7 +21,7 @@ pub async fn run(
     format: OutputFormat,
     log_format: LogFormat,
 ) -> Result<Exit, Failed> {
-    let loaded = config::load(config_path)?;
+    let loaded = super::load_config(config_path, true)?;
     if loaded.mode != Mode::Backup {
         return Err(Failed::new(
             Exit::Config,
@@ -32,15 +32,13 @@ pub async fn run(
             ),
         ));
     }
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
     tracing::info!("{loaded}");
     let storage_config = loaded.require_storage(&config_path.display().to_string())?;
     let storage = Storage::open_with(storage_config, &loaded.storage_options, &|name| {
         std::env::var(name).ok()
     })
     .map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
+    crate::audit::storage(&storage);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -62,6 +60,7 @@ pub async fn run(
     let report = run_backup(&loaded, storage, progress, stop_rx)
         .await
         .map_err(failed)?;
+    record(&report);
     match format {
         OutputFormat::Json => {
             let json = serde_json::to_string_pretty(&report).map_err(|e| {
@@ -75,6 +74,25 @@ pub async fn run(
         Outcome::Complete => Exit::Ok,
         Outcome::Interrupted | Outcome::Partial => Exit::Partial,
     })
+}
+
+/// What the audit trail keeps of a backup run.
+fn record(r: &BackupReport) {
+    crate::audit::run_id(&r.run_id);
+    crate::audit::cluster_id(r.source_cluster_id.as_deref());
+    crate::audit::counts(&[
+        ("topics", r.topics as u64),
+        ("partitions", r.partitions as u64),
+        ("records", r.records),
+        ("bytes_read", r.bytes_read),
+        ("bytes_written", r.bytes_written),
+        ("segments", r.segments as u64),
+        ("gaps", r.gaps as u64),
+        ("consumer_groups", r.consumer_groups as u64),
+        ("failed_partitions", r.failed_partitions.len() as u64),
+    ]);
+    let encryption = r.encryption.iter().flat_map(|e| e.key_ids.iter().cloned());
+    crate::audit::key_ids(encryption.chain(r.signing_key_id.iter().cloned()));
 }
 
 async fn wait_for_signal() {

@@ -1,20 +1,41 @@
 //! `kafka-backup check`: load the configuration, connect to its cluster, print the report.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use super::posture::PostureFormat;
 
 use backup_core::check::{CheckReport, check_cluster};
-use backup_core::config;
 
 use crate::OutputFormat;
 use crate::exit::{Exit, Failed};
 
+/// `check` without `--security`: one configuration, connected to; `sarif` is for the posture
+/// check only.
+pub async fn connect(configs: &[PathBuf], format: PostureFormat) -> Result<Exit, Failed> {
+    let [config_path] = configs else {
+        return Err(Failed::new(
+            Exit::Usage,
+            "check connects to one cluster: give one --config (several are for --security)"
+                .to_owned(),
+        ));
+    };
+    let format = match format {
+        PostureFormat::Text => OutputFormat::Text,
+        PostureFormat::Json => OutputFormat::Json,
+        PostureFormat::Sarif => {
+            return Err(Failed::new(
+                Exit::Usage,
+                "--format sarif is for check --security; use text or json".to_owned(),
+            ));
+        }
+    };
+    run(config_path, format).await
+}
+
 /// Runs the check and prints the report; the exit code says whether every broker was fine.
 pub async fn run(config_path: &Path, format: OutputFormat) -> Result<Exit, Failed> {
-    let loaded = config::load(config_path)?;
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
+    let loaded = super::load_config(config_path, true)?;
     tracing::info!("{loaded}");
     let client_config = loaded
         .cluster

@@ -12,7 +12,7 @@ use crate::exit::{Exit, Failed};
 
 /// Lists the backups in the configuration's store.
 pub async fn run(config_path: &Path, format: OutputFormat) -> Result<Exit, Failed> {
-    let (_, storage) = open_store(config_path)?;
+    let (_, storage) = open_store(config_path, false)?;
     let backups = list_backups(&storage).await.map_err(catalog_failed)?;
     match format {
         OutputFormat::Json => print_json(&backups)?,

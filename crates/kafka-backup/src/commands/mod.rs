@@ -1,10 +1,12 @@
 //! One module per command, and what the storage-only commands share.
 
+pub mod audit;
 pub mod backup;
 pub mod check;
 pub mod describe;
 pub mod keys;
 pub mod list;
+pub mod posture;
 pub mod restore;
 pub mod validate;
 
@@ -23,17 +25,30 @@ use crate::exit::{Exit, Failed};
 /// Loads a backup or restore configuration and opens its storage, for the commands that read
 /// a backup and never talk to Kafka (`validate`, `list`, `describe`): either mode will do, so
 /// an operator can point them at the file the backup or the restore job already uses.
-pub(crate) fn open_store(config_path: &Path) -> Result<(LoadedConfig, Storage), Failed> {
-    let loaded = config::load(config_path)?;
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
+pub(crate) fn open_store(
+    config_path: &Path,
+    uses_kafka: bool,
+) -> Result<(LoadedConfig, Storage), Failed> {
+    let loaded = load_config(config_path, uses_kafka)?;
     let storage_config = loaded.require_storage(&config_path.display().to_string())?;
     let storage = Storage::open_with(storage_config, &loaded.storage_options, &|name| {
         std::env::var(name).ok()
     })
     .map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
+    crate::audit::storage(&storage);
     Ok((loaded, storage))
+}
+
+/// Loads the configuration, logs its warnings and writes the audit trail's `start` event
+/// (which must succeed before the command does anything). `uses_kafka`: the command talks to
+/// the configuration's cluster.
+pub(crate) fn load_config(config_path: &Path, uses_kafka: bool) -> Result<LoadedConfig, Failed> {
+    let loaded = config::load(config_path)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    crate::audit::config_loaded(&loaded, uses_kafka)?;
+    Ok(loaded)
 }
 
 /// What the reading commands authenticate with, from the command line.

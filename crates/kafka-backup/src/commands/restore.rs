@@ -17,7 +17,7 @@ use crate::OutputFormat;
 use crate::exit::{Exit, Failed};
 
 fn load(config_path: &Path, command: &str) -> Result<(LoadedConfig, Storage), Failed> {
-    let (loaded, storage) = super::open_store(config_path)?;
+    let (loaded, storage) = super::open_store(config_path, true)?;
     if loaded.mode != Mode::Restore {
         return Err(Failed::new(
             Exit::Config,
@@ -82,6 +82,16 @@ pub async fn run(
     )
     .await
     .map_err(failed)?;
+    crate::audit::run_id(&report.restore_id);
+    crate::audit::counts(&[
+        ("dry_run", u64::from(report.dry_run)),
+        ("topics", report.topics.len() as u64),
+        ("partitions", report.partitions.len() as u64),
+        ("records", report.records_written),
+        ("bytes_written", report.bytes_written),
+        ("bytes_read", report.stored_bytes_read),
+        ("consumer_groups", report.consumer_groups.len() as u64),
+    ]);
     for w in &report.warnings {
         tracing::warn!("{w}");
     }

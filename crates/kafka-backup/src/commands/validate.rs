@@ -26,7 +26,7 @@ pub async fn run(
     format: OutputFormat,
     log_format: LogFormat,
 ) -> Result<Exit, Failed> {
-    let (loaded, storage) = open_store(config_path)?;
+    let (loaded, storage) = open_store(config_path, false)?;
     let read = read_keys(&loaded, trust_args)?;
     let patterns = topics.clone();
     let topics = (!topics.is_empty()).then(|| TopicSelection {
@@ -76,6 +76,14 @@ pub async fn run(
             ),
         ));
     }
+    crate::audit::counts(&[
+        ("errors", report.errors as u64),
+        ("warnings", report.warnings as u64),
+        ("runs", report.runs as u64),
+        ("topics", report.topics as u64),
+        ("partitions", report.partitions as u64),
+        ("segments", report.segments),
+    ]);
     match format {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => print!("{}", render_text(&report)),

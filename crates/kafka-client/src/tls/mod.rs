@@ -33,6 +33,17 @@ pub use classify::classify_io_error;
 pub use errors::TlsError;
 pub use summary::CertificateSummary;
 
+/// The certificates of a PEM file (`ssl_certificate_location`, `ssl_ca_location`), decoded:
+/// for audit events and posture checks, which name a client by its certificate's subject
+/// and look at expiry dates without connecting.
+pub fn read_certificates(
+    key: &'static str,
+    path: &std::path::Path,
+) -> Result<Vec<CertificateSummary>, TlsError> {
+    let (certs, _) = files::load_certificates(key, path, "")?;
+    Ok(certs.into_iter().map(|c| c.summary).collect())
+}
+
 use crate::config::{BrokerAddress, TlsOptions};
 use classify::{FailureContext, classify_after_handshake, classify_handshake};
 use errors::describe_trust;

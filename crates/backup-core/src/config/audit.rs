@@ -1,0 +1,75 @@
+//! `audit:`: where a command's audit events go (see [`crate::audit`]).
+//!
+//! ```yaml
+//! audit:
+//!   file: /var/log/kafka-backup/audit.jsonl   # JSON lines, chained, created 0600
+//!   stdout: false                             # also print each event on stdout
+//!   signing_key: /keys/audit.key              # default: backup.signing_key (backup mode)
+//! ```
+//!
+//! The command line's `--audit-file` and `--audit-stdout` add to these, and are the only
+//! sinks of a command whose configuration does not load.
+
+use std::path::PathBuf;
+
+use backup_format::signing::SigningKey;
+use serde::Deserialize;
+
+use super::env::{ConfigBool, ConfigString};
+use super::error::ConfigError;
+use super::validate::Validator;
+
+/// `audit:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudit {
+    pub file: Option<ConfigString>,
+    pub stdout: Option<ConfigBool>,
+    pub signing_key: Option<ConfigString>,
+}
+
+/// Where audit events go, from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSettings {
+    /// `audit.file`: a JSON-lines file.
+    pub file: Option<PathBuf>,
+    /// `audit.stdout`.
+    pub stdout: bool,
+    /// `audit.signing_key`: signs events (when absent, a backup configuration's
+    /// `backup.signing_key` does).
+    pub signing_key: Option<SigningKey>,
+}
+
+/// What a key holds, for "expected ..." in parser messages; `None` for other keys.
+pub(crate) fn expected_for(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "file" => "the path of the audit log (a JSON-lines file)",
+        "stdout" => "true or false",
+        _ => return None,
+    })
+}
+
+impl Validator<'_> {
+    /// Reads `audit:`.
+    pub(super) fn audit(&mut self, raw: Option<RawAudit>) -> Result<AuditSettings, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(AuditSettings::default());
+        };
+        let file = match raw.file {
+            Some(f) if f.value.trim().is_empty() => {
+                return Err(self.invalid(
+                    "audit.file".to_owned(),
+                    f.line,
+                    "is empty; give the path of the audit log, or remove the key".to_owned(),
+                ));
+            }
+            Some(f) => Some(PathBuf::from(f.value)),
+            None => None,
+        };
+        Ok(AuditSettings {
+            file,
+            stdout: raw.stdout.is_some_and(|b| b.value),
+            signing_key: self.signing_key_at("audit.signing_key", raw.signing_key)?,
+        })
+    }
+}

@@ -1,0 +1,272 @@
+//! `kafka-backup audit verify` and `kafka-backup audit show`: check an audit log's chain and
+//! signatures, and read its events.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use backup_core::audit::chain::{ChainedEvent, Verification, Verifier};
+use backup_core::audit::file::read_lines;
+use backup_core::config::parse_time;
+use backup_format::signing::VerifyingKeys;
+use serde::Serialize;
+
+use super::{count, print_json, read_verify_keys, table};
+use crate::OutputFormat;
+use crate::exit::{Exit, Failed};
+
+fn unreadable(e: impl std::fmt::Display) -> Failed {
+    Failed::new(Exit::Config, e.to_string())
+}
+
+/// Checks every line of the log at `file`, reports the first break, and exits 7 on one.
+pub fn verify(
+    file: &Path,
+    verify_keys: &[std::path::PathBuf],
+    format: OutputFormat,
+) -> Result<Exit, Failed> {
+    let keys = VerifyingKeys::new(read_verify_keys(verify_keys)?);
+    let mut verifier = Verifier::new(&keys);
+    read_lines(file, |n, line| {
+        verifier.check(&format!("line {n}"), line);
+        !verifier.broken()
+    })
+    .map_err(unreadable)?;
+    let result = verifier.finish();
+    crate::audit::counts(&[
+        ("events", result.events),
+        ("breaks", u64::from(result.first_break.is_some())),
+    ]);
+    #[derive(Serialize)]
+    struct Report<'a> {
+        log: String,
+        ok: bool,
+        #[serde(flatten)]
+        result: &'a Verification,
+    }
+    match format {
+        OutputFormat::Json => print_json(&Report {
+            log: file.display().to_string(),
+            ok: result.first_break.is_none(),
+            result: &result,
+        })?,
+        OutputFormat::Text => print!("{}", render_verification(file, &result)),
+    }
+    Ok(if result.first_break.is_some() {
+        Exit::Integrity
+    } else {
+        Exit::Ok
+    })
+}
+
+fn render_verification(file: &Path, r: &Verification) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Audit log    {}", file.display());
+    let range = match (r.first_seq, r.last_seq) {
+        (Some(a), Some(b)) => format!(" (events {a} to {b})"),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "Checked      {}{range}",
+        count(r.events, "event", "events")
+    );
+    let signatures = if !r.signatures_checked {
+        "not checked: give --verify-key with the public half of the signing key".to_owned()
+    } else {
+        format!("every event signed by {}", r.signed_by.join(", "))
+    };
+    let _ = writeln!(out, "Signatures   {signatures}");
+    match &r.first_break {
+        None => {
+            let _ = writeln!(
+                out,
+                "Result       intact: no event altered, removed, reordered or inserted"
+            );
+        }
+        Some(b) => {
+            let _ = writeln!(out, "Result       BROKEN at {}: {}", b.at, b.reason);
+            let _ = writeln!(
+                out,
+                "             Events before it are intact; nothing after it was checked."
+            );
+        }
+    }
+    for note in &r.notes {
+        let _ = writeln!(out, "Note         {note}");
+    }
+    out
+}
+
+/// Which events `audit show` prints.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ShowFilter {
+    /// Only events at or after this time (RFC 3339, or milliseconds since the epoch).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events before this time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this command (`backup`, `restore`, `validate`, ...).
+    #[arg(long)]
+    pub command: Option<String>,
+    /// Only events of this backup id.
+    #[arg(long)]
+    pub backup: Option<String>,
+    /// Only this outcome: success, partial or failure.
+    #[arg(long)]
+    pub outcome: Option<String>,
+}
+
+/// Prints the events of the log at `file` that pass `filter`. Lines that are not events are
+/// skipped with a warning (`audit verify` says where the log breaks).
+pub fn show(file: &Path, filter: &ShowFilter, format: OutputFormat) -> Result<Exit, Failed> {
+    let bound = |text: &Option<String>, flag: &str| -> Result<Option<i64>, Failed> {
+        text.as_deref()
+            .map(|t| {
+                parse_time(t).ok_or_else(|| {
+                    Failed::new(
+                        Exit::Usage,
+                        format!(
+                            "--{flag} `{t}` is not a time: give RFC 3339 \
+                             (2026-12-04T10:00:00Z) or milliseconds since the epoch"
+                        ),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let since = bound(&filter.since, "since")?;
+    let until = bound(&filter.until, "until")?;
+    if let Some(o) = &filter.outcome
+        && !["success", "partial", "failure"].contains(&o.as_str())
+    {
+        return Err(Failed::new(
+            Exit::Usage,
+            format!("--outcome `{o}`: give success, partial or failure"),
+        ));
+    }
+    let mut events: Vec<(ChainedEvent, serde_json::Value)> = Vec::new();
+    let mut skipped = 0u64;
+    read_lines(file, |_, line| {
+        let body = line
+            .rfind(",\"signature\":{")
+            .map_or_else(|| line.to_owned(), |at| format!("{}}}", &line[..at]));
+        match (
+            serde_json::from_str::<ChainedEvent>(&body),
+            serde_json::from_str::<serde_json::Value>(line),
+        ) {
+            (Ok(e), Ok(raw)) => {
+                if keep(&e, filter, since, until) {
+                    events.push((e, raw));
+                }
+            }
+            _ => skipped += 1,
+        }
+        true
+    })
+    .map_err(unreadable)?;
+    if skipped > 0 {
+        tracing::warn!(
+            "{} of {} are not audit events and were skipped; run `kafka-backup audit verify \
+             --file {}` to see where it breaks",
+            count(skipped, "line", "lines"),
+            file.display(),
+            file.display()
+        );
+    }
+    match format {
+        OutputFormat::Json => {
+            let raw: Vec<&serde_json::Value> = events.iter().map(|(_, r)| r).collect();
+            print_json(&raw)?;
+        }
+        OutputFormat::Text => {
+            let mut rows = vec![
+                [
+                    "SEQ",
+                    "TIME",
+                    "COMMAND",
+                    "PHASE",
+                    "OUTCOME",
+                    "EXIT",
+                    "BACKUP",
+                    "RUN",
+                    "PRINCIPAL",
+                    "HOST",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            ];
+            for (e, _) in &events {
+                let ev = &e.event;
+                rows.push(vec![
+                    e.seq.to_string(),
+                    ev.time.clone(),
+                    ev.command.clone(),
+                    ev.phase
+                        .map_or("", |p| match p {
+                            backup_core::audit::Phase::Start => "start",
+                            backup_core::audit::Phase::End => "end",
+                        })
+                        .to_owned(),
+                    ev.outcome.map_or("", |o| o.as_str()).to_owned(),
+                    ev.exit_code.map_or(String::new(), |c| c.to_string()),
+                    ev.backup_id.clone().unwrap_or_default(),
+                    ev.run_id.clone().unwrap_or_default(),
+                    ev.principal.clone().unwrap_or_default(),
+                    ev.host.clone(),
+                ]);
+            }
+            print!("{}", table("", &escape_rows(rows)));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// Text read from a log may carry anything: control characters are escaped so that it
+/// cannot drive the terminal.
+fn escape_rows(rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    rows.into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|c| {
+                    if c.chars().any(char::is_control) {
+                        c.escape_default().to_string()
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn keep(e: &ChainedEvent, f: &ShowFilter, since: Option<i64>, until: Option<i64>) -> bool {
+    let ev = &e.event;
+    let at = parse_time(&ev.time);
+    if let Some(s) = since
+        && at.is_none_or(|t| t < s)
+    {
+        return false;
+    }
+    if let Some(u) = until
+        && at.is_none_or(|t| t >= u)
+    {
+        return false;
+    }
+    if f.command.as_ref().is_some_and(|c| *c != ev.command) {
+        return false;
+    }
+    if f.backup
+        .as_ref()
+        .is_some_and(|b| ev.backup_id.as_ref() != Some(b))
+    {
+        return false;
+    }
+    if f.outcome
+        .as_ref()
+        .is_some_and(|o| ev.outcome.map(|x| x.as_str()) != Some(o.as_str()))
+    {
+        return false;
+    }
+    true
+}

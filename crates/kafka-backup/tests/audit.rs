@@ -1,0 +1,416 @@
+//! The audit trail, end to end: real commands against the test broker and moto write their
+//! events to JSON-lines files; `audit verify` must find every kind of tampering an intruder
+//! with write access to the log could try, and `audit show` must filter what happened.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::protection::*;
+use common::*;
+use serde_json::Value;
+
+const EXIT_CONFIG: i32 = 3;
+const EXIT_INTEGRITY: i32 = 7;
+
+fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `kafka-backup audit ARGS...` (no config).
+fn audit(args: &[&str]) -> Run {
+    let args: Vec<&std::ffi::OsStr> = std::iter::once("audit")
+        .chain(args.iter().copied())
+        .map(std::ffi::OsStr::new)
+        .collect();
+    run_binary(&args, &[])
+}
+
+fn verify(log: &Path, keys: &[&GeneratedKey]) -> Run {
+    let mut args = vec!["verify".to_owned(), "--file".to_owned(), path_str(log)];
+    for k in keys {
+        args.push("--verify-key".to_owned());
+        args.push(path_str(k.public.as_ref().unwrap()));
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    audit(&refs)
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+/// The plain moto's bucket under `prefix`, its secret key written literally.
+fn s3_storage(prefix: &str) -> String {
+    format!(
+        "storage:\n  backend: s3\n  bucket: {}\n  region: {}\n  endpoint: {}\n  force_path_style: true\n  \
+         allow_http: true\n  prefix: {prefix}\n  access_key: {}\n  secret_key: {}\n",
+        get("/s3/bucket"),
+        get("/s3/region"),
+        get("/s3/endpoint"),
+        get("/s3/access_key_id"),
+        get("/s3/secret_access_key"),
+    )
+}
+
+/// A backup, a restore and a validate, each with `--audit-file`, the backup signing with its
+/// backup key and the restore configuration with an audit key of its own: six events, each
+/// saying who did what to which backup with what result, chained and signed, with no secret.
+#[test]
+fn every_command_records_who_did_what_and_the_signed_chain_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let topic = unique_topic("audit");
+    fidelity(&["bulk", &plaintext_broker(), &topic, "300", "2"]);
+    let signing = generate_key(dir, "signing", "backup-signing.key");
+    let restore_audit = generate_key(dir, "signing", "restore-audit.key");
+    let log = dir.join("audit.jsonl");
+    let config_log = dir.join("from-config.jsonl");
+    let storage = s3_storage(&format!("audit/{topic}"));
+
+    let backup = format!(
+        "{}audit:\n  file: {}\n",
+        backup_yaml(
+            "audited",
+            &[&topic],
+            &storage,
+            &format!("signing_key: {}\n", signing.private.display())
+        ),
+        config_log.display()
+    );
+    let target = format!("{topic}-restored");
+    let restore = format!(
+        "{}audit:\n  signing_key: {}\n",
+        restore_yaml(
+            "audited",
+            &storage,
+            &format!(
+                "topic_mapping:\n  {topic}: {target}\nverify_key: {}\n",
+                signing.public.as_ref().unwrap().display()
+            )
+        ),
+        restore_audit.private.display()
+    );
+    let with_log = ["--audit-file", log.to_str().unwrap(), "--format", "json"];
+    let b = run(dir, "backup", &backup, &[], &with_log);
+    b.assert_code(EXIT_OK);
+    let r = run(dir, "restore", &restore, &[], &with_log);
+    r.assert_code(EXIT_OK);
+    let v = run(dir, "validate", &restore, &[], &with_log);
+    v.assert_code(EXIT_OK);
+
+    let all = events(&log);
+    let shape: Vec<(&str, &str)> = all
+        .iter()
+        .map(|e| (e["command"].as_str().unwrap(), e["phase"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("backup", "start"),
+            ("backup", "end"),
+            ("restore", "start"),
+            ("restore", "end"),
+            ("validate", "start"),
+            ("validate", "end"),
+        ]
+    );
+    let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+
+    let (start, end) = (&all[0], &all[1]);
+    let report = b.json();
+    assert_eq!(end["outcome"], "success");
+    assert_eq!(end["exit_code"], 0);
+    assert_eq!(end["backup_id"], "audited");
+    assert_eq!(end["run_id"], report["run_id"]);
+    assert_eq!(end["counts"]["records"], report["records"]);
+    assert_eq!(end["counts"]["segments"], report["segments"]);
+    assert_eq!(end["principal"], "User:ANONYMOUS");
+    assert_eq!(end["cluster"]["role"], "source");
+    assert_eq!(end["cluster"]["security_protocol"], "PLAINTEXT");
+    assert_eq!(end["cluster"]["bootstrap_servers"][0], plaintext_broker());
+    let location = end["storage"]["location"].as_str().unwrap();
+    assert!(location.contains(&get("/s3/bucket")), "{location}");
+    assert!(
+        end["storage"]["credential_source"]
+            .as_str()
+            .unwrap()
+            .contains("storage.access_key/secret_key"),
+        "{end}"
+    );
+    let key_ids: Vec<&str> = end["key_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        key_ids.contains(&signing_key_id(&signing).as_str()),
+        "{end}"
+    );
+    assert_eq!(start["invocation"], end["invocation"]);
+    assert_eq!(start["config_sha256"], end["config_sha256"]);
+    assert_eq!(start["config_sha256"].as_str().unwrap().len(), 64);
+    assert!(end["duration_ms"].as_u64().is_some());
+    assert_eq!(end["tool_version"], env!("CARGO_PKG_VERSION"));
+
+    let restored = &all[3];
+    let restore_report = r.json();
+    assert_eq!(restored["run_id"], restore_report["restore_id"]);
+    assert_eq!(
+        restored["counts"]["records"],
+        restore_report["records_written"]
+    );
+    assert_eq!(restored["cluster"]["role"], "target");
+    // Validate never talks to Kafka: no cluster is recorded for it.
+    assert!(all[5].get("cluster").is_none(), "{}", all[5]);
+    assert_eq!(all[5]["counts"]["errors"], 0);
+
+    // The configuration's own sink got the backup's events, chained from 1.
+    let from_config = events(&config_log);
+    assert_eq!(from_config.len(), 2);
+    assert_eq!(from_config[1]["run_id"], report["run_id"]);
+
+    // Intact with both keys; with the backup key alone, the restore's first event is not
+    // authentic.
+    let ok = verify(&log, &[&signing, &restore_audit]);
+    ok.assert_code(EXIT_OK);
+    ok.assert_contains("intact");
+    ok.assert_contains(&signing_key_id(&signing));
+    let partial = verify(&log, &[&signing]);
+    partial.assert_code(EXIT_INTEGRITY);
+    partial.assert_contains("BROKEN at line 3");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let secret = get("/s3/secret_access_key");
+    assert!(
+        !text.contains(&secret),
+        "the S3 secret key is in the audit log"
+    );
+    assert!(!text.contains(signing.secret_text().lines().nth(1).unwrap()));
+
+    let shown = audit(&[
+        "show",
+        "--file",
+        log.to_str().unwrap(),
+        "--command",
+        "restore",
+        "--format",
+        "json",
+    ]);
+    shown.assert_code(EXIT_OK);
+    assert_eq!(shown.json().as_array().unwrap().len(), 2);
+    let failures = audit(&[
+        "show",
+        "--file",
+        log.to_str().unwrap(),
+        "--outcome",
+        "failure",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(failures.json().as_array().unwrap().len(), 0);
+    let table = audit(&[
+        "show",
+        "--file",
+        log.to_str().unwrap(),
+        "--backup",
+        "audited",
+    ]);
+    table.assert_code(EXIT_OK);
+    assert_eq!(table.stdout.lines().count(), 7, "{}", table.stdout);
+}
+
+/// A signed log of six events from `list` runs, made by the CLI.
+fn signed_log(dir: &Path) -> (PathBuf, GeneratedKey) {
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let signing = generate_key(dir, "signing", "signing.key");
+    let yaml = backup_yaml(
+        "listed",
+        &["t"],
+        &fs_storage(&store),
+        &format!("signing_key: {}\n", signing.private.display()),
+    );
+    let log = dir.join("audit.jsonl");
+    for _ in 0..3 {
+        run(
+            dir,
+            "list",
+            &yaml,
+            &[],
+            &["--audit-file", log.to_str().unwrap()],
+        )
+        .assert_code(EXIT_OK);
+    }
+    assert_eq!(events(&log).len(), 6);
+    verify(&log, &[&signing]).assert_code(EXIT_OK);
+    (log, signing)
+}
+
+fn rewrite(log: &Path, name: &str, edit: impl FnOnce(&mut Vec<String>)) -> PathBuf {
+    let mut lines: Vec<String> = std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    edit(&mut lines);
+    let path = log.with_file_name(name);
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[track_caller]
+fn assert_broken(run: &Run, at: &str, why: &str) {
+    run.assert_code(EXIT_INTEGRITY);
+    run.assert_contains(&format!("BROKEN at {at}"));
+    run.assert_contains(why);
+}
+
+/// Each way of tampering with a signed log is found at the line where it happened.
+#[test]
+fn tampering_with_the_log_is_found_where_it_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (log, key) = signed_log(dir);
+
+    let altered = rewrite(&log, "altered.jsonl", |l| {
+        l[3] = l[3].replace("\"exit_code\":0", "\"exit_code\":1");
+    });
+    assert_broken(&verify(&altered, &[&key]), "line 4", "does not verify");
+    // Without the key the edit still shows, one line later, in the chain.
+    assert_broken(&verify(&altered, &[]), "line 5", "does not chain");
+
+    let deleted = rewrite(&log, "deleted.jsonl", |l| {
+        l.remove(1);
+    });
+    assert_broken(
+        &verify(&deleted, &[&key]),
+        "line 2",
+        "event 3 follows event 1",
+    );
+
+    let reordered = rewrite(&log, "reordered.jsonl", |l| l.swap(2, 4));
+    assert_broken(
+        &verify(&reordered, &[&key]),
+        "line 3",
+        "event 5 follows event 2",
+    );
+
+    // A forged event, chained correctly but without the key's signature.
+    let forged = rewrite(&log, "forged.jsonl", |l| {
+        let mut fake: Value = serde_json::from_str(l.last().unwrap()).unwrap();
+        fake.as_object_mut().unwrap().remove("signature");
+        fake["seq"] = 7.into();
+        fake["prev_sha256"] = sha256sum(l.last().unwrap().as_bytes()).into();
+        fake["command"] = "restore".into();
+        l.push(fake.to_string());
+    });
+    assert_broken(&verify(&forged, &[&key]), "line 7", "is not signed");
+    // The chain alone accepts it: only signatures tell a forged event from a real one.
+    verify(&forged, &[]).assert_code(EXIT_OK);
+
+    let torn = rewrite(&log, "torn.jsonl", |l| {
+        let half = l[5].len() / 2;
+        l[5].truncate(half);
+    });
+    assert_broken(&verify(&torn, &[&key]), "line 6", "not an audit event");
+
+    // Removing the first events is noted (the log may have been rotated), not hidden.
+    let rotated = rewrite(&log, "rotated.jsonl", |l| {
+        l.drain(..2);
+    });
+    let r = verify(&rotated, &[&key]);
+    r.assert_code(EXIT_OK);
+    r.assert_contains("starts at event 3");
+}
+
+/// SHA-256 in hex through the `sha256sum` tool, so the test does not share the code it
+/// checks.
+fn sha256sum(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+/// A command whose audit log cannot be written does nothing: fail closed.
+#[test]
+fn a_command_that_cannot_write_its_audit_event_does_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let topic = unique_topic("audit-closed");
+    fidelity(&["bulk", &plaintext_broker(), &topic, "10", "1"]);
+    let store = dir.join("store");
+    let yaml = fs_backup_yaml("closed", &[&topic], &store, "");
+    let missing = dir.join("no-such-dir").join("audit.jsonl");
+    let r = run(
+        dir,
+        "backup",
+        &yaml,
+        &[],
+        &["--audit-file", missing.to_str().unwrap()],
+    );
+    r.assert_code(EXIT_CONFIG);
+    r.assert_contains("cannot write the audit log");
+    r.assert_contains(&missing.display().to_string());
+    let stored = std::fs::read_dir(&store).map_or(0, |d| d.count());
+    assert_eq!(
+        stored, 0,
+        "the backup ran although its audit event was not written"
+    );
+
+    // A log whose last line was cut off cannot be chained to: also refused before the work.
+    let torn = dir.join("torn.jsonl");
+    std::fs::write(&torn, "{\"seq\":1,\"prev_sha").unwrap();
+    let r = run(
+        dir,
+        "backup",
+        &yaml,
+        &[],
+        &["--audit-file", torn.to_str().unwrap()],
+    );
+    r.assert_code(EXIT_CONFIG);
+    r.assert_contains("cut off before its end");
+    assert_eq!(std::fs::read_dir(&store).map_or(0, |d| d.count()), 0);
+}
+
+/// A configuration that does not load is on record too, through the command line's sink.
+#[test]
+fn a_configuration_that_fails_to_load_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let log = dir.join("audit.jsonl");
+    let yaml = "mode: backup\nbackup_id: x\nsource:\n  bootstrap_servers: [\"127.0.0.1:1\"]\n  \
+                securty: {}\n";
+    let r = run(
+        dir,
+        "backup",
+        yaml,
+        &[],
+        &["--audit-file", log.to_str().unwrap()],
+    );
+    r.assert_code(EXIT_CONFIG);
+    let all = events(&log);
+    assert_eq!(all.len(), 1, "{all:?}");
+    let e = &all[0];
+    assert_eq!(e["phase"], "end");
+    assert_eq!(e["command"], "backup");
+    assert_eq!(e["outcome"], "failure");
+    assert_eq!(e["exit_code"], EXIT_CONFIG);
+    assert!(e["error"].as_str().unwrap().contains("securty"), "{e}");
+    assert!(e["config_path"].as_str().unwrap().ends_with("backup.yaml"));
+    assert!(e.get("config_sha256").is_none());
+}

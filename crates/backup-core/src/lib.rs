@@ -11,6 +11,7 @@ pub mod config;
 pub mod decrypt;
 pub mod keys;
 pub mod posture;
+pub mod quarantine;
 pub mod restore;
 pub mod storage;
 pub mod validate;

@@ -129,6 +129,22 @@ pub fn key_ids(ids: impl IntoIterator<Item = String>) {
     });
 }
 
+/// Records what the command did, in words.
+pub fn detail(text: &str) {
+    with(|r| {
+        r.event.detail = Some(match r.event.detail.take() {
+            Some(before) => format!("{before}; {text}"),
+            None => text.to_owned(),
+        });
+    });
+}
+
+/// `user@host` of this process, for markers it writes.
+pub fn who() -> String {
+    let user = os_user().unwrap_or_else(|| "unknown user".to_owned());
+    format!("{user} on {}", host())
+}
+
 /// Records figures of the work.
 pub fn counts(pairs: &[(&str, u64)]) {
     with(|r| {

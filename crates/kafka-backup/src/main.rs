@@ -90,6 +90,10 @@ enum Command {
         /// Restore even if the backup fails its integrity check (what failed is left out).
         #[arg(long)]
         force: bool,
+        /// Restore a quarantined backup (e.g. into a scratch cluster for forensics); the
+        /// audit trail records the override.
+        #[arg(long)]
+        allow_quarantined: bool,
         /// Also restore segments that are not authenticated: no configured key signed their
         /// name and no authentic manifest lists them (without verify keys: no manifest lists
         /// them, e.g. those of a backup run killed before its manifest).
@@ -139,6 +143,25 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         trust: commands::TrustArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Mark the configuration's backup as suspect: restores refuse it until it is released.
+    /// Writes a create-only marker (signed with the configuration's signing key when it has
+    /// one); a release must be signed, and counts for restores only when its signature is
+    /// trusted. Needs storage put and list.
+    Quarantine {
+        /// A configuration with the backup's `storage:` and `backup_id` (and, to release, a
+        /// signing key: `backup.signing_key` or `audit.signing_key`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Why: recorded in the marker and the audit trail.
+        #[arg(long)]
+        reason: String,
+        /// Lift the quarantine instead.
+        #[arg(long)]
+        release: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
@@ -300,6 +323,7 @@ fn main() -> ExitCode {
                 config,
                 dry_run,
                 force,
+                allow_quarantined,
                 accept_unauthenticated,
                 trust,
                 format,
@@ -307,13 +331,22 @@ fn main() -> ExitCode {
                 commands::restore::run(
                     &config,
                     format,
-                    dry_run,
-                    force,
-                    accept_unauthenticated,
+                    commands::restore::Overrides {
+                        dry_run,
+                        force,
+                        allow_quarantined,
+                        accept_unauthenticated,
+                    },
                     &trust,
                 )
                 .await
             }
+            Command::Quarantine {
+                config,
+                reason,
+                release,
+                format,
+            } => commands::quarantine::run(&config, &reason, release, format).await,
             Command::Validate {
                 config,
                 deep,
@@ -395,6 +428,16 @@ impl Command {
             Command::Offsets {
                 command: OffsetsCommand::Show { config, .. },
             } => ("offsets show", Some(config)),
+            Command::Quarantine {
+                config, release, ..
+            } => (
+                if *release {
+                    "quarantine --release"
+                } else {
+                    "quarantine"
+                },
+                Some(config),
+            ),
             Command::Keys {
                 command: KeysCommand::Generate { .. },
             } => ("keys generate", None),

@@ -104,6 +104,10 @@ pub struct AuditEvent {
     /// Why it failed: the error message the operator saw (which never holds a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the command did, in words, where its figures do not say it (a quarantine's
+    /// reason, a restore that overrode a quarantine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// The backup the command worked on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,

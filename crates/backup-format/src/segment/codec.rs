@@ -38,7 +38,19 @@ fn zstd_workers() -> u32 {
 /// holds a few MiB (its window and, with workers, their job buffers), so one per open segment
 /// would grow memory with the partitions being written; a pool grows only with the chunks
 /// compressed at the same moment (at most one per thread), whatever the partition count.
-static IDLE_ZSTD: Mutex<Vec<(i32, zstd::bulk::Compressor<'static>)>> = Mutex::new(Vec::new());
+static IDLE_ZSTD: Mutex<Vec<(Context, zstd::bulk::Compressor<'static>)>> = Mutex::new(Vec::new());
+
+/// Chunks smaller than this are compressed without workers: they would make one job anyway,
+/// and a context with workers adds a hand-off to each call (many partitions mean many small
+/// chunks).
+const MIN_PARALLEL_CHUNK: usize = 2 * ZSTD_JOB_SIZE as usize;
+
+/// What a pooled context was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Context {
+    level: i32,
+    workers: bool,
+}
 
 /// Most idle contexts kept; more are dropped when given back.
 const MAX_IDLE_ZSTD: usize = 8;
@@ -50,32 +62,40 @@ fn compress_failed(e: std::io::Error) -> FormatError {
     }
 }
 
-/// An idle context for `level` from the pool, or a new one with [`zstd_workers`] workers.
-fn take(level: i32) -> Result<zstd::bulk::Compressor<'static>, FormatError> {
+/// An idle context for `level` from the pool (one with [`zstd_workers`] workers when
+/// `workers`), or a new one.
+fn take(
+    level: i32,
+    workers: bool,
+) -> Result<(Context, zstd::bulk::Compressor<'static>), FormatError> {
+    let threads = if workers { zstd_workers() } else { 0 };
+    let wanted = Context {
+        level,
+        workers: threads > 0,
+    };
     {
         let mut idle = IDLE_ZSTD.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(at) = idle.iter().position(|(l, _)| *l == level) {
-            return Ok(idle.swap_remove(at).1);
+        if let Some(at) = idle.iter().position(|(c, _)| *c == wanted) {
+            return Ok(idle.swap_remove(at));
         }
     }
     let mut compressor = zstd::bulk::Compressor::new(level).map_err(compress_failed)?;
-    let workers = zstd_workers();
-    if workers > 0 {
+    if threads > 0 {
         compressor
-            .set_parameter(zstd_safe::CParameter::NbWorkers(workers))
+            .set_parameter(zstd_safe::CParameter::NbWorkers(threads))
             .map_err(compress_failed)?;
         compressor
             .set_parameter(zstd_safe::CParameter::JobSize(ZSTD_JOB_SIZE))
             .map_err(compress_failed)?;
     }
-    Ok(compressor)
+    Ok((wanted, compressor))
 }
 
 /// Returns a context taken with [`take`] to the pool.
-fn give_back(level: i32, compressor: zstd::bulk::Compressor<'static>) {
+fn give_back(taken: (Context, zstd::bulk::Compressor<'static>)) {
     let mut idle = IDLE_ZSTD.lock().unwrap_or_else(|p| p.into_inner());
     if idle.len() < MAX_IDLE_ZSTD {
-        idle.push((level, compressor));
+        idle.push(taken);
     }
 }
 
@@ -128,7 +148,7 @@ impl Encoder {
                 }
                 // Made (and pooled) now, so that a context zstd cannot create fails the
                 // writer's creation rather than its first chunk.
-                give_back(level, take(level)?);
+                give_back(take(level, false)?);
                 Ok((Self::Zstd { level }, Some(level)))
             }
         }
@@ -150,9 +170,9 @@ impl Encoder {
                 out.reserve(zstd_safe::compress_bound(raw.len()));
                 let mut cursor = Cursor::new(&mut *out);
                 cursor.set_position(start as u64);
-                let mut compressor = take(*level)?;
-                let done = compressor.compress_to_buffer(raw, &mut cursor);
-                give_back(*level, compressor);
+                let mut taken = take(*level, raw.len() >= MIN_PARALLEL_CHUNK)?;
+                let done = taken.1.compress_to_buffer(raw, &mut cursor);
+                give_back(taken);
                 done.map_err(compress_failed)?;
             }
             Self::Lz4 => {

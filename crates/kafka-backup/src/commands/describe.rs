@@ -43,9 +43,25 @@ pub async fn run(
             e.available = Some(availability(&ring, &catalog, &run.run_id));
         }
     }
+    let trusted = super::trusted_keys(&loaded, trust_args)?;
+    let quarantine = super::quarantine::state(&storage, &loaded.backup_id, &trusted).await?;
     match format {
-        OutputFormat::Json => print_json(&description)?,
-        OutputFormat::Text => print!("{}", render_text(&description)),
+        OutputFormat::Json => {
+            let mut value = serde_json::to_value(&description).map_err(|e| {
+                Failed::new(Exit::Failure, format!("cannot format the report: {e}"))
+            })?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert(
+                    "quarantine".to_owned(),
+                    super::quarantine::to_json(&quarantine),
+                );
+            }
+            print_json(&value)?;
+        }
+        OutputFormat::Text => {
+            print!("{}", super::quarantine::render(&quarantine));
+            print!("{}", render_text(&description));
+        }
     }
     Ok(Exit::Ok)
 }

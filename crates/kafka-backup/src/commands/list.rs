@@ -12,8 +12,18 @@ use crate::exit::{Exit, Failed};
 
 /// Lists the backups in the configuration's store.
 pub async fn run(config_path: &Path, format: OutputFormat) -> Result<Exit, Failed> {
-    let (_, storage) = open_store(config_path, false)?;
-    let backups = list_backups(&storage).await.map_err(catalog_failed)?;
+    let (loaded, storage) = open_store(config_path, false)?;
+    let mut backups = list_backups(&storage).await.map_err(catalog_failed)?;
+    let trusted = loaded.verifying_keys();
+    for b in &mut backups {
+        let state = super::quarantine::state(&storage, &b.backup_id, &trusted).await?;
+        if let Some(line) = super::quarantine::describe(&state) {
+            b.note = Some(match b.note.take() {
+                Some(note) => format!("{line}; {note}"),
+                None => line,
+            });
+        }
+    }
     match format {
         OutputFormat::Json => print_json(&backups)?,
         OutputFormat::Text => print!("{}", render_text(&storage.location(""), &backups)),

@@ -7,6 +7,7 @@ pub mod describe;
 pub mod keys;
 pub mod list;
 pub mod posture;
+pub mod quarantine;
 pub mod restore;
 pub mod validate;
 
@@ -91,6 +92,21 @@ pub(crate) fn read_verify_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, F
 pub(crate) fn read_keys(loaded: &LoadedConfig, args: &TrustArgs) -> Result<ReadKeys, Failed> {
     let keys = read_verify_keys(&args.verify_keys)?;
     Ok(loaded.read_keys(&keys, &args.expect_runs))
+}
+
+/// The keys whose signatures a reading command trusts: the configuration's and the command
+/// line's.
+pub(crate) fn trusted_keys(
+    loaded: &LoadedConfig,
+    args: &TrustArgs,
+) -> Result<backup_format::signing::VerifyingKeys, Failed> {
+    let mut keys = loaded.verifying_keys().keys().to_vec();
+    for k in read_verify_keys(&args.verify_keys)? {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    Ok(backup_format::signing::VerifyingKeys::new(keys))
 }
 
 /// The exit code for a catalog failure. A backup that does not exist is a storage-class

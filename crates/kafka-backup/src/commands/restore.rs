@@ -47,18 +47,60 @@ fn render_offsets(out: &mut String, g: &GroupOutcome) {
     }
 }
 
+/// What the operator allowed on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    /// Only print the plan.
+    pub dry_run: bool,
+    /// Restore what passes even if the backup fails its check.
+    pub force: bool,
+    /// Restore a quarantined backup.
+    pub allow_quarantined: bool,
+    /// Restore unauthenticated segments.
+    pub accept_unauthenticated: bool,
+}
+
 /// Runs a restore (or its plan) and reports it.
 pub async fn run(
     config_path: &Path,
     format: OutputFormat,
-    dry_run: bool,
-    force: bool,
-    accept_unauthenticated: bool,
+    overrides: Overrides,
     trust_args: &super::TrustArgs,
 ) -> Result<Exit, Failed> {
+    let Overrides {
+        dry_run,
+        force,
+        allow_quarantined,
+        accept_unauthenticated,
+    } = overrides;
     let (loaded, storage) = load(config_path, "restore")?;
     let verify_keys = super::read_verify_keys(&trust_args.verify_keys)?;
     tracing::info!("{loaded}");
+    let trusted = super::trusted_keys(&loaded, trust_args)?;
+    let quarantine = super::quarantine::state(&storage, &loaded.backup_id, &trusted).await?;
+    if let Some(line) = super::quarantine::describe(&quarantine) {
+        if !allow_quarantined && !dry_run {
+            return Err(Failed::new(
+                Exit::Integrity,
+                format!(
+                    "backup `{}` is {line}. Nothing was restored. If the backup was examined                      and found sound, lift the quarantine with `kafka-backup quarantine                      --release --reason TEXT --config FILE` (signed with a key this restore                      trusts); to restore it anyway, e.g. into a scratch cluster for forensics,                      pass --allow-quarantined",
+                    loaded.backup_id
+                ),
+            ));
+        }
+        tracing::warn!(
+            "backup `{}` is {line}; restoring it because {}",
+            loaded.backup_id,
+            if dry_run {
+                "this is a dry run"
+            } else {
+                "--allow-quarantined was given"
+            }
+        );
+        if !dry_run {
+            crate::audit::detail(&format!("restored a quarantined backup ({line})"));
+        }
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

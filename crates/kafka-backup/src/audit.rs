@@ -23,6 +23,10 @@ struct Recorder {
     stdout: bool,
     key: Option<SigningKey>,
     started: Instant,
+    /// `audit.storage`: the configuration asks for the storage sink.
+    storage_wanted: bool,
+    /// The storage sink, once the command opened its storage.
+    storage: Option<Storage>,
 }
 
 static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
@@ -59,6 +63,8 @@ pub fn begin(command: &str, config_path: Option<&Path>, sinks: CliSinks) {
         stdout: sinks.stdout,
         key: None,
         started: Instant::now(),
+        storage_wanted: false,
+        storage: None,
     };
     *RECORDER.lock().unwrap_or_else(|p| p.into_inner()) = Some(recorder);
 }
@@ -80,6 +86,7 @@ pub fn config_loaded(loaded: &LoadedConfig, uses_kafka: bool) -> Result<(), Fail
             r.files.push(file.clone());
         }
         r.stdout |= loaded.audit.stdout;
+        r.storage_wanted = loaded.audit.storage;
         r.key = loaded
             .audit
             .signing_key
@@ -94,14 +101,41 @@ pub fn start() -> Result<(), Failed> {
     write(Phase::Start).map_err(|e| Failed::new(Exit::Config, e))
 }
 
-/// Records the storage the command opened.
-pub fn storage(storage: &Storage) {
-    with(|r| {
+/// Records the storage the command opened; with `audit.storage`, appends the `start` event to
+/// its audit stream (which must succeed before the command goes on).
+pub async fn storage(storage: &Storage) -> Result<(), Failed> {
+    let pending = with(|r| {
         r.event.storage = Some(StorageRef {
             location: storage.location(""),
             credential_source: storage.credential_source().to_owned(),
         });
-    });
+        if r.storage_wanted {
+            r.storage = Some(storage.clone());
+        }
+        r.storage_wanted.then(|| (r.event.clone(), r.key.clone()))
+    })
+    .flatten();
+    if let Some((mut event, key)) = pending {
+        event.phase = Some(Phase::Start);
+        append_to_storage(storage, &event, key.as_ref())
+            .await
+            .map_err(|e| Failed::new(Exit::Storage, e))?;
+    }
+    Ok(())
+}
+
+async fn append_to_storage(
+    storage: &Storage,
+    event: &AuditEvent,
+    key: Option<&SigningKey>,
+) -> Result<(), String> {
+    let Some(backup_id) = event.backup_id.as_deref() else {
+        return Ok(());
+    };
+    trail::store::append(storage, backup_id, event, key, &event.invocation)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Records the run (backup) or restore id.
@@ -156,14 +190,29 @@ pub fn counts(pairs: &[(&str, u64)]) {
 
 /// Writes the `end` event with the command's exit code and, when it failed, its message.
 /// An error is the reason the event could not be written.
-pub fn end(exit_code: i32, error: Option<&str>) -> Result<(), String> {
+pub async fn end(exit_code: i32, error: Option<&str>) -> Result<(), String> {
     with(|r| {
         r.event.exit_code = Some(exit_code);
         r.event.outcome = Some(Outcome::of_exit_code(exit_code));
         r.event.error = error.map(str::to_owned);
         r.event.duration_ms = Some(r.started.elapsed().as_millis() as u64);
     });
-    write(Phase::End)
+    let local = write(Phase::End);
+    let pending = with(|r| {
+        r.storage
+            .clone()
+            .map(|s| (s, r.event.clone(), r.key.clone()))
+    })
+    .flatten();
+    let stored = match pending {
+        Some((storage, event, key)) => append_to_storage(&storage, &event, key.as_ref()).await,
+        None => Ok(()),
+    };
+    match (local, stored) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(a), Ok(())) | (Ok(()), Err(a)) => Err(a),
+        (Err(a), Err(b)) => Err(format!("{a} {b}")),
+    }
 }
 
 fn write(phase: Phase) -> Result<(), String> {

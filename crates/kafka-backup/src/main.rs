@@ -190,8 +190,12 @@ enum AuditCommand {
     /// Reports the first break and exits 7 on one.
     Verify {
         /// The audit log (JSON lines).
-        #[arg(long)]
-        file: PathBuf,
+        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// Instead of a file: the `audit/{backup_id}/` stream in this configuration's storage
+        /// (verify keys default to the configuration's).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// The public half of the key that signs the events (PEM); repeat while rotating.
         #[arg(long = "verify-key", value_name = "PATH")]
         verify_keys: Vec<PathBuf>,
@@ -372,10 +376,24 @@ fn main() -> ExitCode {
                 command:
                     AuditCommand::Verify {
                         file,
+                        config,
                         verify_keys,
                         format,
                     },
-            } => commands::audit::verify(&file, &verify_keys, format),
+            } => match (&file, &config) {
+                (Some(f), _) => {
+                    let source = commands::audit::Source::File(f);
+                    commands::audit::verify(source, &verify_keys, format).await
+                }
+                (None, Some(c)) => {
+                    let source = commands::audit::Source::Storage(c);
+                    commands::audit::verify(source, &verify_keys, format).await
+                }
+                (None, None) => Err(Failed::new(
+                    Exit::Usage,
+                    "give --file (a JSON-lines log) or --config (the trail in storage)".to_owned(),
+                )),
+            },
             Command::Audit {
                 command:
                     AuditCommand::Show {
@@ -393,7 +411,7 @@ fn main() -> ExitCode {
     if let Some(message) = &message {
         logging::report_failure(cli.log_format, message);
     }
-    if let Err(why) = audit::end(exit as i32, message.as_deref()) {
+    if let Err(why) = runtime.block_on(audit::end(exit as i32, message.as_deref())) {
         let message = format!(
             "the command's audit event could not be written, so the run is not on record: \
              {why}"
@@ -442,8 +460,8 @@ impl Command {
                 command: KeysCommand::Generate { .. },
             } => ("keys generate", None),
             Command::Audit {
-                command: AuditCommand::Verify { .. },
-            } => ("audit verify", None),
+                command: AuditCommand::Verify { config, .. },
+            } => ("audit verify", config.as_ref()),
             Command::Audit {
                 command: AuditCommand::Show { .. },
             } => ("audit show", None),

@@ -62,8 +62,19 @@ pub fn seal(
     prev: Option<&Link>,
     key: Option<&SigningKey>,
 ) -> Result<String, AuditError> {
+    seal_at(event, prev.map_or(1, |p| p.seq + 1), prev, key)
+}
+
+/// [`seal`] at sequence number `seq` (a stream in storage may skip numbers that were claimed
+/// and never written).
+pub fn seal_at(
+    event: &AuditEvent,
+    seq: u64,
+    prev: Option<&Link>,
+    key: Option<&SigningKey>,
+) -> Result<String, AuditError> {
     let chained = Chained {
-        seq: prev.map_or(1, |p| p.seq + 1),
+        seq,
         prev_sha256: prev.map(|p| p.sha256.as_str()),
         event,
     };
@@ -142,6 +153,8 @@ pub struct Verifier<'k> {
     keys: &'k VerifyingKeys,
     prev: Option<Link>,
     result: Verification,
+    /// Sequence numbers may skip (the caller checks the gaps).
+    gaps: bool,
 }
 
 impl<'k> Verifier<'k> {
@@ -155,6 +168,22 @@ impl<'k> Verifier<'k> {
                 signatures_checked: !keys.is_empty(),
                 ..Verification::default()
             },
+            gaps: false,
+        }
+    }
+
+    /// Accepts numbers that skip ahead: for streams whose caller accounts for the gaps.
+    pub fn allow_gaps(&mut self) {
+        self.gaps = true;
+    }
+
+    /// Records a break found by the caller (at most the first counts).
+    pub fn fail(&mut self, at: &str, reason: String) {
+        if !self.broken() {
+            self.result.first_break = Some(Break {
+                at: at.to_owned(),
+                reason,
+            });
         }
     }
 
@@ -213,7 +242,12 @@ impl<'k> Verifier<'k> {
                 }
             }
             Some(prev) => {
-                if event.seq != prev.seq + 1 {
+                let in_order = if self.gaps {
+                    event.seq > prev.seq
+                } else {
+                    event.seq == prev.seq + 1
+                };
+                if !in_order {
                     return Err(format!(
                         "event {} follows event {}: {} missing or reordered",
                         event.seq,

@@ -15,6 +15,7 @@
 
 pub mod chain;
 pub mod file;
+pub mod store;
 
 use std::collections::BTreeMap;
 
@@ -181,9 +182,22 @@ pub enum AuditError {
         /// What is wrong with its last line.
         reason: String,
     },
-    /// An event could not be encoded (a bug).
+    /// An event could not be encoded (a bug), or a stream named with an invalid backup id.
     #[error("cannot encode an audit event: {0}")]
     Encode(String),
+    /// The storage sink failed.
+    #[error("cannot write or read the audit trail in storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    /// Other writers kept taking the next sequence number.
+    #[error(
+        "cannot append to the audit trail at {location}: {attempts} sequence numbers in a row          were taken by other writers; try again, and check what else writes to this backup"
+    )]
+    Contended {
+        /// The stream.
+        location: String,
+        /// How many numbers were tried.
+        attempts: usize,
+    },
 }
 
 /// SHA-256 of `bytes`, lower-case hex.

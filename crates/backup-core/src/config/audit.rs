@@ -4,6 +4,7 @@
 //! audit:
 //!   file: /var/log/kafka-backup/audit.jsonl   # JSON lines, chained, created 0600
 //!   stdout: false                             # also print each event on stdout
+//!   storage: true                             # also append to audit/{backup_id}/ in the storage
 //!   signing_key: /keys/audit.key              # default: backup.signing_key (backup mode)
 //! ```
 //!
@@ -25,6 +26,7 @@ use super::validate::Validator;
 pub(crate) struct RawAudit {
     pub file: Option<ConfigString>,
     pub stdout: Option<ConfigBool>,
+    pub storage: Option<ConfigBool>,
     pub signing_key: Option<ConfigString>,
 }
 
@@ -35,6 +37,8 @@ pub struct AuditSettings {
     pub file: Option<PathBuf>,
     /// `audit.stdout`.
     pub stdout: bool,
+    /// `audit.storage`: append to the backup storage's `audit/{backup_id}/` stream.
+    pub storage: bool,
     /// `audit.signing_key`: signs events (when absent, a backup configuration's
     /// `backup.signing_key` does).
     pub signing_key: Option<SigningKey>,
@@ -44,7 +48,7 @@ pub struct AuditSettings {
 pub(crate) fn expected_for(key: &str) -> Option<&'static str> {
     Some(match key {
         "file" => "the path of the audit log (a JSON-lines file)",
-        "stdout" => "true or false",
+        "stdout" | "storage" => "true or false",
         _ => return None,
     })
 }
@@ -69,6 +73,7 @@ impl Validator<'_> {
         Ok(AuditSettings {
             file,
             stdout: raw.stdout.is_some_and(|b| b.value),
+            storage: raw.storage.is_some_and(|b| b.value),
             signing_key: self.signing_key_at("audit.signing_key", raw.signing_key)?,
         })
     }

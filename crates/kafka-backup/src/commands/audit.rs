@@ -6,6 +6,7 @@ use std::path::Path;
 
 use backup_core::audit::chain::{ChainedEvent, Verification, Verifier};
 use backup_core::audit::file::read_lines;
+use backup_core::audit::store;
 use backup_core::config::parse_time;
 use backup_format::signing::VerifyingKeys;
 use serde::Serialize;
@@ -18,20 +19,49 @@ fn unreadable(e: impl std::fmt::Display) -> Failed {
     Failed::new(Exit::Config, e.to_string())
 }
 
-/// Checks every line of the log at `file`, reports the first break, and exits 7 on one.
-pub fn verify(
-    file: &Path,
+/// Where a trail is read from.
+pub enum Source<'a> {
+    /// A JSON-lines file.
+    File(&'a Path),
+    /// The `audit/{backup_id}/` stream in a configuration's storage.
+    Storage(&'a Path),
+}
+
+/// Checks every event of the trail, reports the first break, and exits 7 on one.
+pub async fn verify(
+    source: Source<'_>,
     verify_keys: &[std::path::PathBuf],
     format: OutputFormat,
 ) -> Result<Exit, Failed> {
-    let keys = VerifyingKeys::new(read_verify_keys(verify_keys)?);
-    let mut verifier = Verifier::new(&keys);
-    read_lines(file, |n, line| {
-        verifier.check(&format!("line {n}"), line);
-        !verifier.broken()
-    })
-    .map_err(unreadable)?;
-    let result = verifier.finish();
+    let mut keys = read_verify_keys(verify_keys)?;
+    let (result, label) = match source {
+        Source::File(file) => {
+            let keys = VerifyingKeys::new(keys);
+            let mut verifier = Verifier::new(&keys);
+            read_lines(file, |n, line| {
+                verifier.check(&format!("line {n}"), line);
+                !verifier.broken()
+            })
+            .map_err(unreadable)?;
+            (verifier.finish(), file.display().to_string())
+        }
+        Source::Storage(config) => {
+            let (loaded, storage) = super::open_store(config, false).await?;
+            if keys.is_empty() {
+                keys = loaded.verifying_keys().keys().to_vec();
+                if let Some(k) = &loaded.audit.signing_key {
+                    keys.push(k.verifying_key().clone());
+                }
+            }
+            let keys = VerifyingKeys::new(keys);
+            let (result, _) = store::verify(&storage, &loaded.backup_id, &keys)
+                .await
+                .map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
+            let prefix = store::stream_prefix(&loaded.backup_id)
+                .map_err(|e| Failed::new(Exit::Config, e.to_string()))?;
+            (result, storage.location(&prefix))
+        }
+    };
     crate::audit::counts(&[
         ("events", result.events),
         ("breaks", u64::from(result.first_break.is_some())),
@@ -45,11 +75,11 @@ pub fn verify(
     }
     match format {
         OutputFormat::Json => print_json(&Report {
-            log: file.display().to_string(),
+            log: label.clone(),
             ok: result.first_break.is_none(),
             result: &result,
         })?,
-        OutputFormat::Text => print!("{}", render_verification(file, &result)),
+        OutputFormat::Text => print!("{}", render_verification(&label, &result)),
     }
     Ok(if result.first_break.is_some() {
         Exit::Integrity
@@ -58,9 +88,9 @@ pub fn verify(
     })
 }
 
-fn render_verification(file: &Path, r: &Verification) -> String {
+fn render_verification(label: &str, r: &Verification) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Audit log    {}", file.display());
+    let _ = writeln!(out, "Audit log    {label}");
     let range = match (r.first_seq, r.last_seq) {
         (Some(a), Some(b)) => format!(" (events {a} to {b})"),
         _ => String::new(),

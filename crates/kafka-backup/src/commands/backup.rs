@@ -38,7 +38,7 @@ pub async fn run(
         std::env::var(name).ok()
     })
     .map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
-    crate::audit::storage(&storage);
+    crate::audit::storage(&storage).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {

@@ -23,7 +23,7 @@ pub async fn run(
     trust_args: &TrustArgs,
     format: OutputFormat,
 ) -> Result<Exit, Failed> {
-    let (loaded, storage) = open_store(config_path, false)?;
+    let (loaded, storage) = open_store(config_path, false).await?;
     let read = read_keys(&loaded, trust_args)?;
     let ring = loaded.key_ring();
     let mut catalog = Catalog::load(&storage, &loaded.backup_id, &read.trust)

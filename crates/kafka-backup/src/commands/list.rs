@@ -12,7 +12,7 @@ use crate::exit::{Exit, Failed};
 
 /// Lists the backups in the configuration's store.
 pub async fn run(config_path: &Path, format: OutputFormat) -> Result<Exit, Failed> {
-    let (loaded, storage) = open_store(config_path, false)?;
+    let (loaded, storage) = open_store(config_path, false).await?;
     let mut backups = list_backups(&storage).await.map_err(catalog_failed)?;
     let trusted = loaded.verifying_keys();
     for b in &mut backups {

@@ -26,7 +26,7 @@ use crate::exit::{Exit, Failed};
 /// Loads a backup or restore configuration and opens its storage, for the commands that read
 /// a backup and never talk to Kafka (`validate`, `list`, `describe`): either mode will do, so
 /// an operator can point them at the file the backup or the restore job already uses.
-pub(crate) fn open_store(
+pub(crate) async fn open_store(
     config_path: &Path,
     uses_kafka: bool,
 ) -> Result<(LoadedConfig, Storage), Failed> {
@@ -36,7 +36,7 @@ pub(crate) fn open_store(
         std::env::var(name).ok()
     })
     .map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
-    crate::audit::storage(&storage);
+    crate::audit::storage(&storage).await?;
     Ok((loaded, storage))
 }
 

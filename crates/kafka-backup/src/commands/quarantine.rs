@@ -36,7 +36,7 @@ pub async fn run(
                 .to_owned(),
         ));
     }
-    let (loaded, storage) = open_store(config_path, false)?;
+    let (loaded, storage) = open_store(config_path, false).await?;
     let key = loaded
         .audit
         .signing_key

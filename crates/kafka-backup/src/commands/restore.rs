@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use crate::OutputFormat;
 use crate::exit::{Exit, Failed};
 
-fn load(config_path: &Path, command: &str) -> Result<(LoadedConfig, Storage), Failed> {
-    let (loaded, storage) = super::open_store(config_path, true)?;
+async fn load(config_path: &Path, command: &str) -> Result<(LoadedConfig, Storage), Failed> {
+    let (loaded, storage) = super::open_store(config_path, true).await?;
     if loaded.mode != Mode::Restore {
         return Err(Failed::new(
             Exit::Config,
@@ -73,7 +73,7 @@ pub async fn run(
         allow_quarantined,
         accept_unauthenticated,
     } = overrides;
-    let (loaded, storage) = load(config_path, "restore")?;
+    let (loaded, storage) = load(config_path, "restore").await?;
     let verify_keys = super::read_verify_keys(&trust_args.verify_keys)?;
     tracing::info!("{loaded}");
     let trusted = super::trusted_keys(&loaded, trust_args)?;
@@ -150,7 +150,7 @@ pub async fn run(
 
 /// Prints the offset map and the translated group offsets.
 pub async fn show(config_path: &Path, format: OutputFormat) -> Result<Exit, Failed> {
-    let (loaded, storage) = load(config_path, "offsets show")?;
+    let (loaded, storage) = load(config_path, "offsets show").await?;
     let (maps, groups, mapping) = show_offsets(&loaded, storage).await.map_err(failed)?;
     #[derive(Serialize)]
     struct Shown {

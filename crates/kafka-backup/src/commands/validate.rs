@@ -26,7 +26,7 @@ pub async fn run(
     format: OutputFormat,
     log_format: LogFormat,
 ) -> Result<Exit, Failed> {
-    let (loaded, storage) = open_store(config_path, false)?;
+    let (loaded, storage) = open_store(config_path, false).await?;
     let read = read_keys(&loaded, trust_args)?;
     let patterns = topics.clone();
     let topics = (!topics.is_empty()).then(|| TopicSelection {

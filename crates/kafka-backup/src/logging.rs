@@ -70,7 +70,9 @@ pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), String> {
 /// event for log pipelines. Either way it goes to stderr, whatever the log level.
 pub fn report_failure(format: LogFormat, message: &str) {
     match format {
-        LogFormat::Text => eprintln!("error: {message}"),
+        // One paragraph: a control character in it came from outside (a broker's error text,
+        // a name read from storage) and is shown escaped, never acted on by the terminal.
+        LogFormat::Text => eprintln!("error: {}", crate::commands::one_line(message)),
         LogFormat::Json => {
             let line = serde_json::json!({ "level": "ERROR", "message": message });
             eprintln!("{line}");

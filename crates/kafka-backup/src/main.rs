@@ -206,8 +206,11 @@ enum AuditCommand {
     /// Print the events of an audit log, filtered.
     Show {
         /// The audit log (JSON lines).
-        #[arg(long)]
-        file: PathBuf,
+        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// Instead of a file: the `audit/{backup_id}/` stream in this configuration's storage.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         #[command(flatten)]
         filter: commands::audit::ShowFilter,
         /// Output format.
@@ -398,10 +401,23 @@ fn main() -> ExitCode {
                 command:
                     AuditCommand::Show {
                         file,
+                        config,
                         filter,
                         format,
                     },
-            } => commands::audit::show(&file, &filter, format),
+            } => match (&file, &config) {
+                (Some(f), _) => {
+                    commands::audit::show(commands::audit::Source::File(f), &filter, format).await
+                }
+                (None, Some(c)) => {
+                    commands::audit::show(commands::audit::Source::Storage(c), &filter, format)
+                        .await
+                }
+                (None, None) => Err(Failed::new(
+                    Exit::Usage,
+                    "give --file (a JSON-lines log) or --config (the trail in storage)".to_owned(),
+                )),
+            },
         }
     });
     let (exit, message) = match result {
@@ -463,8 +479,8 @@ impl Command {
                 command: AuditCommand::Verify { config, .. },
             } => ("audit verify", config.as_ref()),
             Command::Audit {
-                command: AuditCommand::Show { .. },
-            } => ("audit show", None),
+                command: AuditCommand::Show { config, .. },
+            } => ("audit show", config.as_ref()),
         };
         (name.to_owned(), config.cloned())
     }

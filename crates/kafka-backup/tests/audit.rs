@@ -488,6 +488,16 @@ fn the_trail_in_storage_is_chained_across_concurrent_writers_and_tampering_shows
         signing_key_id(&signing)
     ));
 
+    let shown = run(
+        dir,
+        "audit show",
+        &yaml,
+        &[],
+        &["--command", "list", "--format", "json"],
+    );
+    shown.assert_code(EXIT_OK);
+    assert_eq!(shown.json().as_array().unwrap().len(), 8, "{}", shown.all());
+
     // Tampering, each on a fresh copy of the store.
     let tampered = |name: &str, edit: &dyn Fn(&Path)| -> Run {
         let copy = dir.join(name);

@@ -522,3 +522,36 @@ fn a_symbolic_link_inside_the_store_is_refused() {
     assert_ne!(restored.code, EXIT_OK, "{}", restored.all());
     restored.assert_contains("is a symbolic link inside the storage directory");
 }
+
+/// A consumer group whose id carries terminal control sequences (Kafka allows any string) is
+/// backed up as it is, and shown escaped by describe and offsets show: it cannot clear the
+/// screen or recolour what the operator reads.
+#[test]
+fn names_from_a_broker_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let topic = unique_topic("ansi");
+    fidelity(&["bulk", &plaintext_broker(), &topic, "20", "1"]);
+    let group = format!("{topic}-\u{1b}[2J\u{1b}[31mevil\rgroup");
+    test_support::python(
+        "import sys\nfrom confluent_kafka import Consumer, TopicPartition\n\
+         c = Consumer({'bootstrap.servers': sys.argv[1], 'group.id': sys.argv[3], \
+         'enable.auto.commit': False})\n\
+         c.commit(offsets=[TopicPartition(sys.argv[2], 0, 5)], asynchronous=False)\n\
+         c.close()\n",
+        &[&plaintext_broker(), &topic, &group],
+    );
+    let yaml = fs_backup_yaml("ansi", &[&topic], &store, "");
+    run(dir.path(), "backup", &yaml, &[], &[]).assert_code(EXIT_OK);
+    let described = validate_describe(dir.path(), &store);
+    assert!(
+        !described.stdout.contains('\u{1b}') && !described.stdout.contains('\r'),
+        "raw control characters reached the terminal:\n{}",
+        described.stdout.escape_debug()
+    );
+    described.assert_contains("\\u{1b}[2J\\u{1b}[31mevil\\rgroup");
+}
+
+fn validate_describe(dir: &Path, store: &Path) -> Run {
+    run(dir, "describe", &store_yaml("ansi", store), &[], &[])
+}

@@ -138,6 +138,21 @@ pub async fn append(
     })
 }
 
+/// Every event line of the stream of `backup_id`, in sequence order, unchecked (for
+/// reading; [`verify`] is the check).
+pub async fn read_lines(storage: &Storage, backup_id: &str) -> Result<Vec<String>, AuditError> {
+    let prefix = stream_prefix(backup_id)?;
+    let listing = list(storage, &prefix).await?;
+    let mut lines = Vec::new();
+    for versions in listing.events.values() {
+        for (_, key) in versions {
+            let body = storage.get_bounded(key, MAX_LINE as u64).await?;
+            lines.push(String::from_utf8_lossy(&body).into_owned());
+        }
+    }
+    Ok(lines)
+}
+
 /// Reads and checks the stream of `backup_id`: each event's content against the SHA-256 in
 /// its name, its link to the event before, its signature with `keys`; a number claimed but
 /// never written is a note.

@@ -79,7 +79,7 @@ pub async fn verify(
             ok: result.first_break.is_none(),
             result: &result,
         })?,
-        OutputFormat::Text => print!("{}", render_verification(&label, &result)),
+        OutputFormat::Text => super::print_text(&render_verification(&label, &result)),
     }
     Ok(if result.first_break.is_some() {
         Exit::Integrity
@@ -149,7 +149,11 @@ pub struct ShowFilter {
 
 /// Prints the events of the log at `file` that pass `filter`. Lines that are not events are
 /// skipped with a warning (`audit verify` says where the log breaks).
-pub fn show(file: &Path, filter: &ShowFilter, format: OutputFormat) -> Result<Exit, Failed> {
+pub async fn show(
+    source: Source<'_>,
+    filter: &ShowFilter,
+    format: OutputFormat,
+) -> Result<Exit, Failed> {
     let bound = |text: &Option<String>, flag: &str| -> Result<Option<i64>, Failed> {
         text.as_deref()
             .map(|t| {
@@ -177,7 +181,7 @@ pub fn show(file: &Path, filter: &ShowFilter, format: OutputFormat) -> Result<Ex
     }
     let mut events: Vec<(ChainedEvent, serde_json::Value)> = Vec::new();
     let mut skipped = 0u64;
-    read_lines(file, |_, line| {
+    let mut take = |line: &str| {
         let body = line
             .rfind(",\"signature\":{")
             .map_or_else(|| line.to_owned(), |at| format!("{}}}", &line[..at]));
@@ -192,16 +196,32 @@ pub fn show(file: &Path, filter: &ShowFilter, format: OutputFormat) -> Result<Ex
             }
             _ => skipped += 1,
         }
-        true
-    })
-    .map_err(unreadable)?;
+    };
+    let label = match source {
+        Source::File(file) => {
+            read_lines(file, |_, line| {
+                take(line);
+                true
+            })
+            .map_err(unreadable)?;
+            format!("--file {}", file.display())
+        }
+        Source::Storage(config) => {
+            let (loaded, storage) = super::open_store(config, false).await?;
+            let lines = store::read_lines(&storage, &loaded.backup_id)
+                .await
+                .map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
+            for line in &lines {
+                take(line);
+            }
+            format!("--config {}", config.display())
+        }
+    };
     if skipped > 0 {
         tracing::warn!(
-            "{} of {} are not audit events and were skipped; run `kafka-backup audit verify \
-             --file {}` to see where it breaks",
+            "{} of the trail are not audit events and were skipped; run `kafka-backup audit \
+             verify {label}` to see where it breaks",
             count(skipped, "line", "lines"),
-            file.display(),
-            file.display()
         );
     }
     match format {
@@ -246,28 +266,10 @@ pub fn show(file: &Path, filter: &ShowFilter, format: OutputFormat) -> Result<Ex
                     ev.host.clone(),
                 ]);
             }
-            print!("{}", table("", &escape_rows(rows)));
+            super::print_text(&table("", &rows));
         }
     }
     Ok(Exit::Ok)
-}
-
-/// Text read from a log may carry anything: control characters are escaped so that it
-/// cannot drive the terminal.
-fn escape_rows(rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
-    rows.into_iter()
-        .map(|r| {
-            r.into_iter()
-                .map(|c| {
-                    if c.chars().any(char::is_control) {
-                        c.escape_default().to_string()
-                    } else {
-                        c
-                    }
-                })
-                .collect()
-        })
-        .collect()
 }
 
 fn keep(e: &ChainedEvent, f: &ShowFilter, since: Option<i64>, until: Option<i64>) -> bool {

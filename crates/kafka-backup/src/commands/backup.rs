@@ -68,7 +68,7 @@ pub async fn run(
             })?;
             println!("{json}");
         }
-        OutputFormat::Text => print!("{}", render_text(&report)),
+        OutputFormat::Text => super::print_text(&render_text(&report)),
     }
     Ok(match report.outcome {
         Outcome::Complete => Exit::Ok,

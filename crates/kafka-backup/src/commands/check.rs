@@ -53,7 +53,7 @@ pub async fn run(config_path: &Path, format: OutputFormat) -> Result<Exit, Faile
             })?;
             println!("{json}");
         }
-        OutputFormat::Text => print!("{}", render_text(&report)),
+        OutputFormat::Text => super::print_text(&render_text(&report)),
     }
     Ok(if report.ok { Exit::Ok } else { Exit::Kafka })
 }

@@ -59,8 +59,8 @@ pub async fn run(
             print_json(&value)?;
         }
         OutputFormat::Text => {
-            print!("{}", super::quarantine::render(&quarantine));
-            print!("{}", render_text(&description));
+            super::print_text(&super::quarantine::render(&quarantine));
+            super::print_text(&render_text(&description));
         }
     }
     Ok(Exit::Ok)

@@ -26,7 +26,7 @@ pub async fn run(config_path: &Path, format: OutputFormat) -> Result<Exit, Faile
     }
     match format {
         OutputFormat::Json => print_json(&backups)?,
-        OutputFormat::Text => print!("{}", render_text(&storage.location(""), &backups)),
+        OutputFormat::Text => super::print_text(&render_text(&storage.location(""), &backups)),
     }
     Ok(Exit::Ok)
 }

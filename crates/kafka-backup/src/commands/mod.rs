@@ -147,9 +147,58 @@ pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `text` for a terminal: every control character except the line breaks the renderer put
+/// there is escaped (`\u{1b}`), so that names and messages that come from storage or a broker
+/// (group ids, gap reasons, configuration values) cannot move the cursor, recolour or rewrite
+/// what an operator sees.
+pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// `text` as one line: every control character, line breaks included, escaped. For values
+/// from outside placed inside a line (a table cell, a name in a sentence).
+pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Prints rendered text on stdout, [`terminal_safe`].
+pub(crate) fn print_text(text: &str) {
+    print!("{}", terminal_safe(text));
+}
+
 /// Lays out rows as columns separated by two spaces, each as wide as its widest cell; the
 /// last column is not padded, so lines carry no trailing blanks.
 pub(crate) fn table(indent: &str, rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| one_line(c).into_owned()).collect())
+        .collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -161,7 +210,7 @@ pub(crate) fn table(indent: &str, rows: &[Vec<String>]) -> String {
         })
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let mut line = indent.to_owned();
         for (c, cell) in row.iter().enumerate() {
             if c + 1 == row.len() {
@@ -192,6 +241,19 @@ mod tests {
             table("  ", &rows),
             "  ID         SIZE  NOTE\n  a-long-id  1 B\n"
         );
+    }
+
+    #[test]
+    fn control_characters_from_outside_are_escaped() {
+        let hostile = "group\u{1b}[2J\u{1b}[31mred\rover\u{7}\u{9b}x";
+        let safe = terminal_safe(hostile);
+        assert!(!safe.chars().any(char::is_control), "{safe}");
+        assert!(safe.contains("\\u{1b}[2J"), "{safe}");
+        assert_eq!(terminal_safe("a\nb"), "a\nb");
+        assert_eq!(one_line("a\nb"), "a\\nb");
+        let rows = vec![vec![hostile.to_owned(), "x".to_owned()]];
+        assert!(!table("", &rows).trim_end().chars().any(char::is_control));
+        assert_eq!(one_line("plain ünïcode"), "plain ünïcode");
     }
 
     #[test]

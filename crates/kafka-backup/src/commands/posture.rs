@@ -50,7 +50,7 @@ pub fn run(
         ("low", tally(Severity::Low)),
     ]);
     match format {
-        PostureFormat::Text => print!("{}", render_text(&findings, fail_on, failed)),
+        PostureFormat::Text => super::print_text(&render_text(&findings, fail_on, failed)),
         PostureFormat::Json => print_json(&json!({
             "configs": configs,
             "findings": findings,

@@ -139,7 +139,7 @@ pub async fn run(
     }
     match format {
         OutputFormat::Json => print_json(&report)?,
-        OutputFormat::Text => print!("{}", render(&report)),
+        OutputFormat::Text => super::print_text(&render(&report)),
     }
     Ok(if report.interrupted {
         Exit::Partial
@@ -193,7 +193,7 @@ pub async fn show(config_path: &Path, format: OutputFormat) -> Result<Exit, Fail
                 let _ = writeln!(out, "  {}", g.group_id);
                 render_offsets(&mut out, g);
             }
-            print!("{out}");
+            super::print_text(&out);
         }
     }
     Ok(Exit::Ok)

@@ -86,7 +86,7 @@ pub async fn run(
     ]);
     match format {
         OutputFormat::Json => print_json(&report)?,
-        OutputFormat::Text => print!("{}", render_text(&report)),
+        OutputFormat::Text => super::print_text(&render_text(&report)),
     }
     Ok(if report.ok { Exit::Ok } else { Exit::Integrity })
 }

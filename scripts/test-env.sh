@@ -31,6 +31,8 @@
 #   ssl_expired     stunnel with an expired cert -> the ssl broker (handshake fails)
 #   ssl_wrong_host  stunnel with a cert for wrong.example -> the ssl broker
 #   ssl_expiring    stunnel with a cert expiring in 10 days -> its own nisshi
+#   syslog          rsyslogd on loopback TCP and UDP, writing each raw RFC 5424
+#                   message it receives to syslog-received.log (env.json "syslog")
 #   s3              moto_server (any credentials accepted; bucket kb-test, and
 #                   kb-lock created with Object Lock enabled); it also serves KMS
 #                   (env.json "kms": a key, its alias alias/kb-test, and another key)
@@ -194,6 +196,8 @@ ensure_packages() {
     if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then missing+=(age); fi
     # Azurite runs on node and is installed with npm.
     command -v npm >/dev/null || missing+=(npm)
+    # rsyslog: the real syslog server the audit trail's syslog sink is tested against.
+    [ -x /usr/sbin/rsyslogd ] || command -v rsyslogd >/dev/null || missing+=(rsyslog)
     if [ "${#missing[@]}" -gt 0 ]; then
         log "installing ${missing[*]} with apt-get"
         # Package lists may be missing or stale on a fresh machine: refresh them
@@ -208,6 +212,24 @@ ensure_packages() {
     STUNNEL=$(command -v stunnel4 || command -v stunnel) || die "stunnel4 installed but not on PATH"
     AGE=$(command -v age) || die "age installed but not on PATH"
     AGE_KEYGEN=$(command -v age-keygen) || die "age installed but age-keygen is not on PATH"
+    RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
+    [ -x "$RSYSLOGD" ] || die "rsyslog installed but rsyslogd is not found"
+}
+
+# rsyslog listening on loopback TCP and UDP, writing every message as received (the raw
+# RFC 5424 line) to one file; its own state stays in $DIR/rsyslog.
+write_rsyslog_config() {
+    mkdir -p "$DIR/rsyslog"
+    : >"$DIR/syslog-received.log"
+    cat >"$DIR/rsyslog.conf" <<EOF
+global(workDirectory="$DIR/rsyslog")
+module(load="imtcp")
+module(load="imudp")
+input(type="imtcp" address="127.0.0.1" port="$PORT_SYSLOG_TCP")
+input(type="imudp" address="127.0.0.1" port="$PORT_SYSLOG_UDP")
+template(name="raw" type="string" string="%rawmsg%\n")
+*.* action(type="omfile" file="$DIR/syslog-received.log" template="raw" flushOnTXEnd="on" asyncWriting="off")
+EOF
 }
 
 ensure_venv() {
@@ -545,6 +567,9 @@ write_env_file() {
         "s3.lock_bucket=$LOCK_BUCKET"
         "age.bin=$AGE"
         "age.keygen=$AGE_KEYGEN"
+        "syslog.tcp=127.0.0.1:$PORT_SYSLOG_TCP"
+        "syslog.udp=127.0.0.1:$PORT_SYSLOG_UDP"
+        "syslog.received=$DIR/syslog-received.log"
     )
     # s3_iam, azure and gcs (with the IAM users' secret keys) come from provision's file.
     "$PY" "$HELPER" write-env "$ENV_FILE" "${items[@]}" --merge "$DIR/provisioned.json"
@@ -590,14 +615,15 @@ cmd_start() {
     ensure_nisshi
     FAKE_GCS=$("$PY" "$HELPER" fake-gcs-bin) || die "no fake-gcs-server binary in the venv"
     rm -rf "$TLS" "$LOGS" "$DIR/brokers" "$DIR/stunnel.conf" "$PIDS" "$ENV_FILE" \
-        "$DIR/azurite-data" "$DIR/provisioned.json"
+        "$DIR/azurite-data" "$DIR/provisioned.json" "$DIR/rsyslog" "$DIR/rsyslog.conf" \
+        "$DIR/syslog-received.log"
     mkdir -p "$LOGS" "$DIR/brokers"
     trap on_start_failure EXIT
 
     gen_tls
 
-    mapfile -t ports < <("$PY" "$HELPER" free-ports 18)
-    [ "${#ports[@]}" -eq 18 ] || die "could not get free ports"
+    mapfile -t ports < <("$PY" "$HELPER" free-ports 20)
+    [ "${#ports[@]}" -eq 20 ] || die "could not get free ports"
     PORT_PLAINTEXT=${ports[0]}
     PORT_SASL_PLAINTEXT=${ports[1]}
     PORT_SSL=${ports[2]}
@@ -615,6 +641,8 @@ cmd_start() {
     PORT_S3_IAM=${ports[15]}
     PORT_AZURE=${ports[16]}
     PORT_GCS=${ports[17]}
+    PORT_SYSLOG_TCP=${ports[18]}
+    PORT_SYSLOG_UDP=${ports[19]}
     SCRAM256_PASSWORD=$(openssl rand -hex 16)
     SCRAM512_PASSWORD=$(openssl rand -hex 16)
 
@@ -642,6 +670,8 @@ cmd_start() {
         --location "$DIR/azurite-data" --skipApiVersionCheck --loose --disableTelemetry
     launch gcs "$DIR" "$FAKE_GCS" -scheme http -host 127.0.0.1 -port "$PORT_GCS" \
         -backend memory -public-host "127.0.0.1:$PORT_GCS" -log-level warn
+    write_rsyslog_config
+    launch syslog "$DIR" "$RSYSLOGD" -n -f "$DIR/rsyslog.conf" -i "$DIR/rsyslog/rsyslogd.pid"
 
     "$PY" "$HELPER" wait-tcp --timeout "$(time_left)" --pids-file "$PIDS" \
         "setup:sasl_plaintext=127.0.0.1:$port_setup_sasl_plaintext" \
@@ -676,7 +706,8 @@ cmd_start() {
         "s3=127.0.0.1:$PORT_S3" \
         "s3_iam=127.0.0.1:$PORT_S3_IAM" \
         "azure=127.0.0.1:$PORT_AZURE" \
-        "gcs=127.0.0.1:$PORT_GCS"
+        "gcs=127.0.0.1:$PORT_GCS" \
+        "syslog=127.0.0.1:$PORT_SYSLOG_TCP"
     # Buckets, IAM users and the container; the IAM moto's unauthenticated requests are
     # spent here, before anything else talks to it.
     "$PY" "$HELPER" provision --timeout "$(time_left)" --bucket "$BUCKET" --lock-bucket "$LOCK_BUCKET" \

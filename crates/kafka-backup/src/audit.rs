@@ -27,6 +27,8 @@ struct Recorder {
     storage_wanted: bool,
     /// The storage sink, once the command opened its storage.
     storage: Option<Storage>,
+    /// `audit.syslog`.
+    syslog: Option<trail::syslog::SyslogTarget>,
 }
 
 static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
@@ -65,6 +67,7 @@ pub fn begin(command: &str, config_path: Option<&Path>, sinks: CliSinks) {
         started: Instant::now(),
         storage_wanted: false,
         storage: None,
+        syslog: None,
     };
     *RECORDER.lock().unwrap_or_else(|p| p.into_inner()) = Some(recorder);
 }
@@ -87,6 +90,7 @@ pub fn config_loaded(loaded: &LoadedConfig, uses_kafka: bool) -> Result<(), Fail
         }
         r.stdout |= loaded.audit.stdout;
         r.storage_wanted = loaded.audit.storage;
+        r.syslog = loaded.audit.syslog.clone();
         r.key = loaded
             .audit
             .signing_key
@@ -228,10 +232,19 @@ fn write(phase: Phase) -> Result<(), String> {
             failures.push(e.to_string());
         }
     }
-    if r.stdout {
-        // Unchained: standard output has no earlier line to link to.
+    if r.stdout || r.syslog.is_some() {
+        // Unchained: neither standard output nor syslog has an earlier line to link to.
         match trail::chain::seal(&r.event, None, r.key.as_ref()) {
-            Ok(line) => println!("{line}"),
+            Ok(line) => {
+                if r.stdout {
+                    println!("{line}");
+                }
+                if let Some(target) = &r.syslog
+                    && let Err(e) = trail::syslog::send(target, &r.event, &r.event.host, &line)
+                {
+                    failures.push(e.to_string());
+                }
+            }
             Err(e) => failures.push(e.to_string()),
         }
     }

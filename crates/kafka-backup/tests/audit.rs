@@ -574,3 +574,85 @@ fn the_write_only_backup_role_appends_and_the_reader_verifies() {
     r.assert_contains("Checked      4 events");
     r.assert_contains("intact");
 }
+
+/// Events reach a real syslog server (rsyslog, started by the test environment) as RFC 5424
+/// messages over TCP and UDP, with the facility, severity, host, process id and MSGID that
+/// syslog filters use, and the signed event line as the message; an unreachable server over
+/// TCP stops the command before it works.
+#[test]
+fn events_reach_a_real_syslog_server_over_tcp_and_udp() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let signing = generate_key(dir, "signing", "signing.key");
+    let received = PathBuf::from(get("/syslog/received"));
+    for (transport, address) in [("tcp", get("/syslog/tcp")), ("udp", get("/syslog/udp"))] {
+        let backup_id = format!("syslog-{transport}-{}", std::process::id());
+        let yaml = format!(
+            "{}audit:\n  syslog: {transport}://{address}\n",
+            backup_yaml(
+                &backup_id,
+                &["t"],
+                &fs_storage(&store),
+                &format!("signing_key: {}\n", signing.private.display())
+            )
+        );
+        run(dir, "list", &yaml, &[], &[]).assert_code(EXIT_OK);
+        // rsyslog writes asynchronously: wait for both messages.
+        let mut mine: Vec<String> = Vec::new();
+        wait_until(
+            "syslog messages",
+            std::time::Duration::from_secs(10),
+            || {
+                mine = std::fs::read_to_string(&received)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains(&format!("\"backup_id\":\"{backup_id}\"")))
+                    .map(str::to_owned)
+                    .collect();
+                mine.len() == 2
+            },
+        );
+        // authpriv (10) * 8 + notice (5) = 85.
+        for (line, msgid) in mine.iter().zip(["1", "2"]) {
+            let header: Vec<&str> = line.splitn(8, ' ').collect();
+            assert_eq!(header[0].strip_prefix("<85>"), Some("1"), "{line}");
+            assert_eq!(header[3], "kafka-backup", "{line}");
+            assert_eq!(header[5], msgid, "{line}");
+            let structured = format!(
+                "[origin software=\"kafka-backup\" swVersion=\"{}\"] {{",
+                env!("CARGO_PKG_VERSION")
+            );
+            assert!(header[6..].join(" ").starts_with(&structured), "{line}");
+            let json = &line[line.find('{').unwrap()..];
+            let event: Value = serde_json::from_str(json).unwrap();
+            assert_eq!(event["command"], "list");
+            assert_eq!(header[4], event["pid"].to_string(), "{line}");
+            assert_eq!(
+                event["signature"]["key_id"],
+                signing_key_id(&signing),
+                "{line}"
+            );
+        }
+    }
+
+    // Nothing listens on this port: over TCP that is known before the command works.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let yaml = format!(
+        "{}audit:\n  syslog: tcp://127.0.0.1:{port}\n",
+        backup_yaml("syslog-down", &["t"], &fs_storage(&store), "")
+    );
+    let r = run(dir, "list", &yaml, &[], &[]);
+    r.assert_code(EXIT_CONFIG);
+    r.assert_contains("cannot send the audit event to syslog at tcp://127.0.0.1");
+
+    let bad =
+        backup_yaml("x", &["t"], &fs_storage(&store), "") + "audit:\n  syslog: 127.0.0.1:514\n";
+    let r = run(dir, "list", &bad, &[], &[]);
+    r.assert_code(EXIT_CONFIG);
+    r.assert_contains("audit.syslog");
+    r.assert_contains("tcp://HOST:PORT");
+}

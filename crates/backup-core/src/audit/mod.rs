@@ -16,6 +16,7 @@
 pub mod chain;
 pub mod file;
 pub mod store;
+pub mod syslog;
 
 use std::collections::BTreeMap;
 
@@ -188,6 +189,17 @@ pub enum AuditError {
     /// The storage sink failed.
     #[error("cannot write or read the audit trail in storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
+    /// The syslog server could not be reached or refused the message.
+    #[error(
+        "cannot send the audit event to syslog at {target}: {why}. Check that the server listens \
+         there (and accepts this host), or change audit.syslog"
+    )]
+    Syslog {
+        /// The address.
+        target: String,
+        /// What failed.
+        why: String,
+    },
     /// Other writers kept taking the next sequence number.
     #[error(
         "cannot append to the audit trail at {location}: {attempts} sequence numbers in a row          were taken by other writers; try again, and check what else writes to this backup"

@@ -346,6 +346,8 @@ IAM_USERS = {
     "nobody": None,
     "backup_kms": {"s3": ["s3:PutObject"], "kms": ["kms:GenerateDataKey"]},
     "restore_kms": {"s3": ["s3:GetObject"], "kms": ["kms:Decrypt"]},
+    # More than any one role needs: the permission probe must call it over-privileged.
+    "overpriv": {"s3": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]},
 }
 
 
@@ -368,6 +370,11 @@ def iam_policy(buckets: list[str], policy: dict) -> str:
     ]
     if policy.get("kms"):
         statements.append({"Effect": "Allow", "Action": policy["kms"], "Resource": "*"})
+    if "s3:DeleteObject" in policy["s3"]:
+        # object_store deletes through DeleteObjects (POST ?delete on the bucket), which moto
+        # authorizes against the bucket's ARN where AWS checks s3:DeleteObject per object.
+        statements.append({"Effect": "Allow", "Action": ["s3:DeleteObject"],
+                           "Resource": [f"arn:aws:s3:::{b}" for b in buckets]})
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 

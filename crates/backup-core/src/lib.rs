@@ -10,6 +10,7 @@ pub mod check;
 pub mod config;
 pub mod decrypt;
 pub mod keys;
+pub mod permissions;
 pub mod posture;
 pub mod quarantine;
 pub mod restore;

@@ -57,8 +57,16 @@ enum Command {
         config: Vec<PathBuf>,
         /// Assess the security posture of the configurations and the files they name:
         /// findings with severity, evidence and fix. Contacts neither Kafka nor storage.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "permissions")]
         security: bool,
+        /// Probe the storage identity for least privilege: try to list, create a canary
+        /// object, read and delete it, and compare with what the role needs. Exits 8 on a
+        /// missing or a forbidden right.
+        #[arg(long)]
+        permissions: bool,
+        /// With --permissions: the role to probe (default: the configuration's mode).
+        #[arg(long, value_enum, requires = "permissions")]
+        role: Option<commands::permissions::RoleArg>,
         /// With --security: exit 8 when a finding is at or above this severity.
         #[arg(long, value_name = "LOW|MEDIUM|HIGH", value_parser = parse_severity, requires = "security")]
         fail_on: Option<backup_core::posture::Severity>,
@@ -316,7 +324,26 @@ fn main() -> ExitCode {
                 security: true,
                 fail_on,
                 format,
+                ..
             } => commands::posture::run(&config, fail_on, format),
+            Command::Check {
+                config,
+                permissions: true,
+                role,
+                format,
+                ..
+            } => match (config.as_slice(), format) {
+                ([one], commands::posture::PostureFormat::Text) => {
+                    commands::permissions::run(one, role, OutputFormat::Text).await
+                }
+                ([one], commands::posture::PostureFormat::Json) => {
+                    commands::permissions::run(one, role, OutputFormat::Json).await
+                }
+                _ => Err(Failed::new(
+                    Exit::Usage,
+                    "check --permissions probes one configuration, as text or json".to_owned(),
+                )),
+            },
             Command::Check {
                 config,
                 security: false,
@@ -445,10 +472,15 @@ impl Command {
     fn audit_identity(&self) -> (String, Option<PathBuf>) {
         let (name, config) = match self {
             Command::Check {
-                config, security, ..
+                config,
+                security,
+                permissions,
+                ..
             } => (
                 if *security {
                     "check --security"
+                } else if *permissions {
+                    "check --permissions"
                 } else {
                     "check"
                 },

@@ -30,6 +30,8 @@ pub enum Operation {
     Head,
     /// `list` or `verify_reachable`: list objects under a prefix.
     List,
+    /// `probe_delete`: the permission probe's attempt to delete its own canary object.
+    Delete,
 }
 
 impl Operation {
@@ -39,6 +41,7 @@ impl Operation {
             Self::Get => "read",
             Self::Head => "read the metadata of",
             Self::List => "list",
+            Self::Delete => "delete",
         }
     }
 }
@@ -50,6 +53,7 @@ impl fmt::Display for Operation {
             Self::Get => "get",
             Self::Head => "head",
             Self::List => "list",
+            Self::Delete => "delete",
         })
     }
 }

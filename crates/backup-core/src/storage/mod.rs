@@ -462,6 +462,37 @@ impl Storage {
         Ok(None)
     }
 
+    /// Tries to delete `key`, which must be under [`PROBE_PREFIX`]: the permission probe's
+    /// own canary objects are the only thing kafka-backup ever tries to delete, to find out
+    /// whether the identity could (a backup or restore identity should not). Any other key is
+    /// refused before a request is made.
+    pub async fn probe_delete(&self, key: &str) -> Result<(), StorageError> {
+        if !key.starts_with(PROBE_PREFIX) {
+            return Err(StorageError::InvalidKey {
+                key: key.escape_debug().to_string(),
+                reason: "only the permission probe's own objects may be deleted",
+            });
+        }
+        let path = self.path(key)?;
+        match self.store.delete(&path).await {
+            Ok(()) => Ok(()),
+            // S3 deletes go through DeleteObjects, whose refusals arrive per key inside a
+            // successful answer: object_store reports them as text with the S3 code.
+            Err(e) if e.to_string().contains("(code: AccessDenied)") => {
+                let (permission, grant) = self.permission_for(Operation::Delete);
+                Err(StorageError::PermissionDenied {
+                    operation: Operation::Delete,
+                    location: self.location(key),
+                    key: key.to_owned(),
+                    permission,
+                    identity: self.target.credential_source.clone(),
+                    hint: format!("; grant {permission} {grant}"),
+                })
+            }
+            Err(e) => Err(self.classify(Operation::Delete, key, &e)),
+        }
+    }
+
     /// The whole object.
     pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
         let path = self.path(key)?;
@@ -1105,6 +1136,13 @@ impl Storage {
                             kms("kms:Decrypt")
                         ),
                     ),
+                    Operation::Delete => (
+                        "`s3:DeleteObject`",
+                        format!(
+                            "on arn:aws:s3:::{}/{objects} in the identity's IAM policy",
+                            t.container
+                        ),
+                    ),
                     Operation::List => (
                         "`s3:ListBucket`",
                         format!(
@@ -1137,6 +1175,11 @@ impl Storage {
                          `Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read`",
                         "l (list)",
                     ),
+                    Operation::Delete => (
+                        "the data action \
+                         `Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete`",
+                        "d (delete)",
+                    ),
                 };
                 (
                     action,
@@ -1160,6 +1203,7 @@ impl Storage {
                         ("`storage.objects.get`", "roles/storage.objectViewer")
                     }
                     Operation::List => ("`storage.objects.list`", "roles/storage.objectViewer"),
+                    Operation::Delete => ("`storage.objects.delete`", "roles/storage.objectAdmin"),
                 };
                 (
                     permission,
@@ -1167,7 +1211,7 @@ impl Storage {
                 )
             }
             Backend::Filesystem => match operation {
-                Operation::Put => (
+                Operation::Put | Operation::Delete => (
                     "write permission",
                     format!(
                         "on {} and its subdirectories to this user",
@@ -1185,6 +1229,9 @@ impl Storage {
         }
     }
 }
+
+/// Where the permission probe writes its canary objects (never inside a backup).
+pub const PROBE_PREFIX: &str = "_kb-permission-probe/";
 
 /// Checks a key (or list prefix): see [`StorageError::InvalidKey`] for the rules.
 pub fn validate_key(key: &str) -> Result<(), &'static str> {

@@ -6,6 +6,7 @@ pub mod check;
 pub mod describe;
 pub mod keys;
 pub mod list;
+pub mod permissions;
 pub mod posture;
 pub mod quarantine;
 pub mod restore;

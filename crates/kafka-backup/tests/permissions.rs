@@ -1,0 +1,130 @@
+//! `kafka-backup check --permissions` against the IAM-enforcing moto, with identities that
+//! have exactly a role's rights, fewer, and more: each over-privilege and each missing right
+//! is named, and the probe never touches a backup's objects.
+
+mod common;
+
+use common::protection::*;
+use common::*;
+use serde_json::Value;
+
+const EXIT_FINDINGS: i32 = 8;
+
+fn probe(dir: &std::path::Path, yaml: &str, user: &str, role: &str) -> (Run, Value) {
+    let run = run_as_s3_user(
+        dir,
+        "check",
+        yaml,
+        user,
+        &["--permissions", "--role", role, "--format", "json"],
+    );
+    let report = run.json();
+    (run, report)
+}
+
+/// `(action, found, ok)` of each check.
+fn outcomes(report: &Value) -> Vec<(String, String, bool)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap().to_owned(),
+                c["found"].as_str().unwrap().to_owned(),
+                c["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn o(action: &str, found: &str, ok: bool) -> (String, String, bool) {
+    (action.to_owned(), found.to_owned(), ok)
+}
+
+#[test]
+fn each_role_is_held_to_exactly_its_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let topic = unique_topic("perm");
+    fidelity(&["bulk", &plaintext_broker(), &topic, "10", "1"]);
+    let storage = s3_iam_storage(&format!("perm/{topic}"));
+    let backup = backup_yaml("perm", &[&topic], &storage, "");
+    let restore = restore_yaml("perm", &storage, "");
+    // A backup to read, written by the backup identity.
+    run_as_s3_user(dir, "backup", &backup, "writer", &[]).assert_code(EXIT_OK);
+
+    let (run, report) = probe(dir, &backup, "writer", "backup");
+    run.assert_code(EXIT_OK);
+    assert_eq!(
+        outcomes(&report),
+        [
+            o("list", "allowed", true),
+            o("create", "allowed", true),
+            o("read", "denied", true),
+            o("delete", "denied", true),
+        ]
+    );
+    assert!(
+        report["canary_left"]
+            .as_str()
+            .unwrap()
+            .contains("_kb-permission-probe/")
+    );
+
+    let (run, report) = probe(dir, &restore, "reader", "restore");
+    run.assert_code(EXIT_OK);
+    assert_eq!(
+        outcomes(&report),
+        [
+            o("list", "allowed", true),
+            o("create", "denied", true),
+            o("read", "allowed", true),
+        ]
+    );
+
+    // Over-privileged for the backup role: it could read and delete what it wrote.
+    let (run, report) = probe(dir, &backup, "overpriv", "backup");
+    run.assert_code(EXIT_FINDINGS);
+    assert_eq!(
+        outcomes(&report),
+        [
+            o("list", "allowed", true),
+            o("create", "allowed", true),
+            o("read", "allowed", false),
+            o("delete", "allowed", false),
+        ]
+    );
+    assert!(report["canary_left"].is_null(), "the canary was deleted");
+    let text = run_as_s3_user(dir, "check", &backup, "overpriv", &["--permissions"]);
+    text.assert_code(EXIT_FINDINGS);
+    text.assert_contains("OVER-PRIVILEGED, the backup role must not have s3:GetObject");
+    text.assert_contains("must not have s3:DeleteObject");
+
+    // Over-privileged for restore (it can write), and a restore identity without read.
+    let (run, report) = probe(dir, &restore, "overpriv", "restore");
+    run.assert_code(EXIT_FINDINGS);
+    assert_eq!(outcomes(&report)[1], o("create", "allowed", false));
+    let (run, report) = probe(dir, &restore, "writer", "restore");
+    run.assert_code(EXIT_FINDINGS);
+    let read = &outcomes(&report)[2];
+    assert_eq!(read.0, "read");
+    assert!(!read.2, "{report}");
+    let text = run_as_s3_user(
+        dir,
+        "check",
+        &restore,
+        "writer",
+        &["--permissions", "--role", "restore"],
+    );
+    text.assert_contains("MISSING");
+
+    // No rights at all: listing is missing.
+    let (run, report) = probe(dir, &backup, "nobody", "backup");
+    run.assert_code(EXIT_FINDINGS);
+    assert_eq!(outcomes(&report)[0], o("list", "denied", false));
+
+    // The backup is untouched: it still restores-validates with the reader.
+    let (run, _) = (run_as_s3_user(dir, "validate", &restore, "reader", &[]), ());
+    run.assert_code(EXIT_OK);
+}

@@ -5,7 +5,9 @@
 //! object under [`PROBE_PREFIX`]; reading it back (or, for the reading roles, reading the
 //! backup's descriptor); deleting the canary. Each attempt's outcome is compared with the
 //! role: the backup role must create and list but not read or delete; the restore and
-//! validate roles must read and list but not create or delete.
+//! validate roles must read and list but not create or delete. With an `aws-kms` key, it
+//! also generates a throwaway data key and tries to decrypt it: the backup role must only
+//! generate, the reading roles must only decrypt.
 //!
 //! What it can prove: an attempt that succeeds proves the right (over-privilege is certain).
 //! What it cannot: a denial proves only that this request was refused, not that no other
@@ -66,7 +68,7 @@ pub enum Found {
 /// One probed action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
-    /// `list`, `create`, `read`, `delete`.
+    /// `list`, `create`, `read`, `delete`, `kms generate`, `kms decrypt`.
     pub action: &'static str,
     /// The permission it exercises (`s3:PutObject`, ...).
     pub permission: String,
@@ -114,12 +116,33 @@ fn permission(storage: &Storage, action: &str) -> String {
         (true, "create") => "s3:PutObject".into(),
         (true, "read") => "s3:GetObject".into(),
         (true, "delete") => "s3:DeleteObject".into(),
+        (_, "kms generate") => "kms:GenerateDataKey".into(),
+        (_, "kms decrypt") => "kms:Decrypt".into(),
         (_, other) => other.into(),
     }
 }
 
-/// Probes `storage` for `role`; `backup_id` names the backup a reading role reads from.
-pub async fn probe(storage: &Storage, role: Role, backup_id: &str) -> Report {
+fn classify_key(result: Result<(), crate::keys::KeyError>) -> (Found, String) {
+    match result {
+        Ok(()) => (Found::Allowed, "allowed".to_owned()),
+        Err(e) if e.kind() == crate::keys::KeyErrorKind::AccessDenied => {
+            (Found::Denied, format!("denied ({e})"))
+        }
+        Err(e) => (Found::Unknown, e.to_string()),
+    }
+}
+
+/// Probes `storage` (and the KMS key of `kms`, when the configuration uses one) for `role`;
+/// `backup_id` names the backup a reading role reads from.
+pub async fn probe(
+    storage: &Storage,
+    role: Role,
+    backup_id: &str,
+    kms: Option<(
+        &crate::keys::KmsSettings,
+        Option<(&crate::keys::WrappedKey, &crate::keys::KeyContext)>,
+    )>,
+) -> Report {
     let mut checks = Vec::new();
     let mut add = |action: &'static str, expect: Expect, (found, what): (Found, String)| {
         let permission = permission(storage, action);
@@ -207,6 +230,15 @@ pub async fn probe(storage: &Storage, role: Role, backup_id: &str) -> Report {
             canary_left = Some(storage.location(&canary));
         }
         add("delete", Expect::Forbidden, deleted);
+    }
+    if let Some((settings, real)) = kms {
+        let (generate, decrypt) = crate::keys::aws_kms::probe(settings, real).await;
+        let (generate_expect, decrypt_expect) = match role {
+            Role::Backup => (Expect::Needed, Expect::Forbidden),
+            Role::Restore | Role::Validate => (Expect::Forbidden, Expect::Needed),
+        };
+        add("kms generate", generate_expect, classify_key(generate));
+        add("kms decrypt", decrypt_expect, classify_key(decrypt));
     }
     let ok = checks.iter().all(|c| c.ok);
     Report {

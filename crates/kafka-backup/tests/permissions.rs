@@ -128,3 +128,82 @@ fn each_role_is_held_to_exactly_its_rights() {
     let (run, _) = (run_as_s3_user(dir, "validate", &restore, "reader", &[]), ());
     run.assert_code(EXIT_OK);
 }
+
+/// The KMS settings of the IAM moto, with the user's keys from the variables `run_as_s3_user`
+/// sets.
+fn iam_kms() -> String {
+    format!(
+        "key_provider: aws-kms\nkms_key_id: \"{}\"\nregion: {}\nendpoint: {}\nallow_http: true\n\
+         access_key_id: ${{KB_ACCESS_KEY}}\nsecret_access_key: ${{KB_SECRET_KEY}}\n",
+        get("/s3_iam/kms_key_arn"),
+        get("/s3_iam/region"),
+        get("/s3_iam/endpoint"),
+    )
+}
+
+/// With an aws-kms key the probe also generates a throwaway data key and tries to decrypt
+/// it: the backup identity may only generate, the restore identity may only decrypt.
+#[test]
+fn kms_rights_are_probed_for_each_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let storage = s3_iam_storage(&format!("perm-kms/{}", unique_topic("k")));
+    let backup = backup_yaml(
+        "perm-kms",
+        &["t"],
+        &storage,
+        &format!("encryption:\n{}", indent(&iam_kms(), 2)),
+    );
+    let restore = restore_yaml(
+        "perm-kms",
+        &storage,
+        &format!("encryption:\n{}", indent(&iam_kms(), 2)),
+    );
+    let kms = |report: &Value| -> Vec<(String, String, bool)> {
+        outcomes(report)
+            .into_iter()
+            .filter(|(a, _, _)| a.starts_with("kms"))
+            .collect()
+    };
+
+    let (run, report) = probe(dir, &backup, "backup_kms", "backup");
+    run.assert_code(EXIT_OK);
+    // Before any encrypted run, a reading role has no data key to try Decrypt on.
+    let (_, report_before) = probe(dir, &restore, "restore_kms", "restore");
+    assert_eq!(kms(&report_before)[1].1, "unknown", "{report_before}");
+    assert_eq!(
+        kms(&report),
+        [
+            o("kms generate", "allowed", true),
+            o("kms decrypt", "denied", true)
+        ]
+    );
+
+    // An encrypted backup by the backup identity gives the restore identity a real one.
+    let topic = unique_topic("perm-kms");
+    fidelity(&["bulk", &plaintext_broker(), &topic, "10", "1"]);
+    let real_backup = backup.replace("include: [\"t\"]", &format!("include: [\"{topic}\"]"));
+    run_as_s3_user(dir, "backup", &real_backup, "backup_kms", &[]).assert_code(EXIT_OK);
+    let (run, report) = probe(dir, &restore, "restore_kms", "restore");
+    run.assert_code(EXIT_OK);
+    assert_eq!(
+        kms(&report),
+        [
+            o("kms generate", "denied", true),
+            o("kms decrypt", "allowed", true)
+        ],
+        "{}",
+        run.all()
+    );
+
+    // The restore identity used for a backup: it cannot generate, and could decrypt.
+    let (run, report) = probe(dir, &backup, "restore_kms", "backup");
+    run.assert_code(EXIT_FINDINGS);
+    assert_eq!(
+        kms(&report),
+        [
+            o("kms generate", "denied", false),
+            o("kms decrypt", "allowed", false)
+        ]
+    );
+}

@@ -231,6 +231,32 @@ impl Kms {
         ))
     }
 
+    /// The permission probe: tries `kms:GenerateDataKey` (a throwaway key, context
+    /// `_kb-permission-probe`), then `kms:Decrypt` of that key or, when generating was refused,
+    /// of `real` (a run's wrapped key and its context). Each result is `Ok` when allowed; the
+    /// data keys are dropped at once.
+    pub(crate) async fn probe(
+        &self,
+        real: Option<(&WrappedKey, &KeyContext)>,
+    ) -> (Result<(), KeyError>, Result<(), KeyError>) {
+        let ctx = KeyContext {
+            backup_id: "_kb-permission-probe".to_owned(),
+            run_id: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let generated = self.generate(&ctx).await;
+        let decrypted = match (&generated, real) {
+            (Ok((_, wrapped)), _) => self.decrypt(wrapped, &ctx).await.map(|_| ()),
+            // Generating was refused: decrypt a run's real wrapped key instead.
+            (Err(_), Some((wrapped, run))) => self.decrypt(wrapped, run).await.map(|_| ()),
+            (Err(_), None) => Err(KeyError::configuration(
+                "no data key to try kms:Decrypt on: this identity may not generate one, and the \
+                 backup has no KMS-encrypted run yet; run the probe again after the first \
+                 encrypted backup",
+            )),
+        };
+        (generated.map(|_| ()), decrypted)
+    }
+
     async fn decrypt(&self, wrapped: &WrappedKey, ctx: &KeyContext) -> Result<DataKey, KeyError> {
         let shown = self
             .settings
@@ -472,6 +498,15 @@ impl UnwrapKeys for Kms {
     ) -> KeyFuture<'a, DataKey> {
         Box::pin(self.decrypt(wrapped, ctx))
     }
+}
+
+/// The permission probe of `settings`' identity: whether `kms:GenerateDataKey` and then
+/// `kms:Decrypt` are allowed (`Ok`), see `Kms::probe`.
+pub async fn probe(
+    settings: &KmsSettings,
+    real: Option<(&WrappedKey, &KeyContext)>,
+) -> (Result<(), KeyError>, Result<(), KeyError>) {
+    Kms::new(settings.clone()).probe(real).await
 }
 
 #[cfg(test)]

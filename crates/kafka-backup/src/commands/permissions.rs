@@ -5,6 +5,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use backup_core::config::Mode;
+use backup_core::keys::{
+    DecryptionSettings, EncryptionSettings, KeyContext, KmsSettings, ProviderKind, WrappedKey,
+};
 use backup_core::permissions::{self, Found, Report, Role};
 
 use super::{open_store, print_json, print_text, table};
@@ -37,7 +40,21 @@ pub async fn run(
         None if loaded.mode == Mode::Backup => Role::Backup,
         None => Role::Restore,
     };
-    let report = permissions::probe(&storage, role, &loaded.backup_id).await;
+    let kms = kms_settings(&loaded);
+    // An identity that may not generate a data key to try Decrypt on (a reading role, or a
+    // wrongly configured one) tries a run's real one, when it can read the manifests.
+    let real = match &kms {
+        Some(_) => wrapped_kms_key(&storage, &loaded).await,
+        None => None,
+    };
+    let report = permissions::probe(
+        &storage,
+        role,
+        &loaded.backup_id,
+        kms.as_ref()
+            .map(|k| (k, real.as_ref().map(|(w, c)| (w, c)))),
+    )
+    .await;
     let over = report
         .checks
         .iter()
@@ -54,6 +71,49 @@ pub async fn run(
         OutputFormat::Text => print_text(&render(&report)),
     }
     Ok(if report.ok { Exit::Ok } else { Exit::Findings })
+}
+
+/// The wrapped data key of the backup's newest KMS-encrypted run, with its context.
+async fn wrapped_kms_key(
+    storage: &backup_core::storage::Storage,
+    loaded: &backup_core::config::LoadedConfig,
+) -> Option<(WrappedKey, KeyContext)> {
+    let read = super::read_keys(loaded, &super::TrustArgs::default()).ok()?;
+    let catalog = backup_core::catalog::Catalog::load(storage, &loaded.backup_id, &read.trust)
+        .await
+        .ok()?;
+    catalog.manifests.iter().rev().find_map(|m| {
+        let e = m.manifest.encryption.as_ref()?;
+        (e.key.provider == ProviderKind::AwsKms).then(|| {
+            (
+                e.key.clone(),
+                KeyContext {
+                    backup_id: loaded.backup_id.clone(),
+                    run_id: m.manifest.run_id.clone(),
+                },
+            )
+        })
+    })
+}
+
+/// The configuration's `aws-kms` settings, if it uses KMS.
+fn kms_settings(loaded: &backup_core::config::LoadedConfig) -> Option<KmsSettings> {
+    let from_backup = loaded
+        .backup
+        .as_ref()
+        .and_then(|b| b.encryption.as_ref())
+        .and_then(|e| match e {
+            EncryptionSettings::AwsKms(s) => Some(s.clone()),
+            _ => None,
+        });
+    from_backup.or_else(|| {
+        loaded.restore.as_ref().and_then(|r| {
+            r.decryption.iter().find_map(|d| match d {
+                DecryptionSettings::AwsKms(s) => Some(s.clone()),
+                _ => None,
+            })
+        })
+    })
 }
 
 fn render(r: &Report) -> String {
@@ -97,7 +157,7 @@ fn render(r: &Report) -> String {
     let _ = writeln!(
         out,
         "Note         a denial proves only that this request was refused; an allowed request \
-         proves the right. Kafka ACLs and KMS are not probed yet."
+         proves the right. Kafka ACLs are not probed yet."
     );
     out
 }

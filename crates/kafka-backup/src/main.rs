@@ -174,6 +174,34 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Evidence for reviews and auditors: `--evidence` validates each backup (through the
+    /// restore configurations), verifies the audit trails, assesses the posture and maps the
+    /// data boundary, into OUT.json (a DSSE envelope with --sign-with) and OUT.md; `--verify`
+    /// checks such a document's signature.
+    Report {
+        /// Build the evidence document.
+        #[arg(long, conflicts_with = "verify", required_unless_present = "verify")]
+        evidence: bool,
+        /// Check the signature of this evidence document instead.
+        #[arg(long, value_name = "FILE")]
+        verify: Option<PathBuf>,
+        /// The configurations to cover (backup ones for the boundary and posture, restore
+        /// ones also to validate the backups and their audit trail in storage).
+        #[arg(long, short)]
+        config: Vec<PathBuf>,
+        /// Audit logs (JSON lines) to verify and include; repeatable.
+        #[arg(long = "audit-log", value_name = "PATH")]
+        audit_logs: Vec<PathBuf>,
+        /// Sign the document with this Ed25519 key (PKCS#8 PEM).
+        #[arg(long, value_name = "PATH")]
+        sign_with: Option<PathBuf>,
+        /// Where to write: OUT.json and OUT.md.
+        #[arg(long, default_value = "evidence")]
+        out: PathBuf,
+        /// With --verify: the public keys that may have signed it.
+        #[arg(long = "verify-key", value_name = "PATH")]
+        verify_keys: Vec<PathBuf>,
+    },
     /// Consumer offsets of a restore.
     Offsets {
         #[command(subcommand)]
@@ -381,6 +409,28 @@ fn main() -> ExitCode {
                 release,
                 format,
             } => commands::quarantine::run(&config, &reason, release, format).await,
+            Command::Report {
+                verify: Some(file),
+                verify_keys,
+                ..
+            } => commands::report::verify(&file, &verify_keys),
+            Command::Report {
+                config,
+                audit_logs,
+                sign_with,
+                out,
+                ..
+            } => {
+                if config.is_empty() {
+                    Err(Failed::new(
+                        Exit::Usage,
+                        "report --evidence needs at least one --config".to_owned(),
+                    ))
+                } else {
+                    commands::report::evidence(&config, &audit_logs, sign_with.as_deref(), &out)
+                        .await
+                }
+            }
             Command::Validate {
                 config,
                 deep,
@@ -494,6 +544,10 @@ impl Command {
             Command::Offsets {
                 command: OffsetsCommand::Show { config, .. },
             } => ("offsets show", Some(config)),
+            Command::Report {
+                verify: Some(_), ..
+            } => ("report --verify", None),
+            Command::Report { config, .. } => ("report --evidence", config.first()),
             Command::Quarantine {
                 config, release, ..
             } => (

@@ -9,6 +9,7 @@ pub mod list;
 pub mod permissions;
 pub mod posture;
 pub mod quarantine;
+pub mod report;
 pub mod restore;
 pub mod validate;
 

@@ -333,20 +333,6 @@ fn tampering_with_the_log_is_found_where_it_happened() {
     r.assert_contains("starts at event 3");
 }
 
-/// SHA-256 in hex through the `sha256sum` tool, so the test does not share the code it
-/// checks.
-fn sha256sum(bytes: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
-}
-
 /// A command whose audit log cannot be written does nothing: fail closed.
 #[test]
 fn a_command_that_cannot_write_its_audit_event_does_nothing() {

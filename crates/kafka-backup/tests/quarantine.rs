@@ -21,28 +21,6 @@ fn events(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// What a read_committed consumer sees in `topic`, offsets left out.
-fn consumed(topic: &str) -> Vec<Rec> {
-    let mut records = committed(&fidelity(&["consume", &plaintext_broker(), topic]));
-    for r in &mut records {
-        r.offset = 0;
-    }
-    records.sort();
-    records
-}
-
-fn sha256sum(bytes: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
-}
-
 #[test]
 fn a_quarantined_backup_is_refused_until_a_trusted_release() {
     let dir = tempfile::tempdir().unwrap();

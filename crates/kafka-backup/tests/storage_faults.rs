@@ -64,17 +64,6 @@ fn restore(dir: &Path, endpoint: &str, prefix: &str, backup_id: &str, topic: &st
     );
 }
 
-/// What a read_committed consumer sees in `topic`, offsets left out (a restore gives back the
-/// records in order per partition).
-fn consumed(topic: &str) -> Vec<Rec> {
-    let mut records = committed(&fidelity(&["consume", &plaintext_broker(), topic]));
-    for r in &mut records {
-        r.offset = 0;
-    }
-    records.sort();
-    records
-}
-
 /// A snapshot, a continuous run and restores of both, all through a proxy in `mode`.
 fn backups_and_restores_survive(mode: &str, get_faults: bool) {
     let topic = unique_topic(&format!("sf-{mode}"));

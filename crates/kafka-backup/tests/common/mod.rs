@@ -432,3 +432,28 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut ok: impl FnMut()
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// What a read_committed consumer (confluent-kafka) sees in `topic`, offsets left out (a
+/// restore gives back the records in order per partition, not at the same offsets).
+pub fn consumed(topic: &str) -> Vec<Rec> {
+    let mut records = committed(&fidelity(&["consume", &plaintext_broker(), topic]));
+    for r in &mut records {
+        r.offset = 0;
+    }
+    records.sort();
+    records
+}
+
+/// SHA-256 in hex through the `sha256sum` tool, so that a test does not share the code it
+/// checks.
+pub fn sha256sum(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}

@@ -20,7 +20,9 @@
 //!   [`StorageError::TooLarge`] as soon as more arrives, whatever sizes the storage claimed;
 //!   [`Storage::check_listed_size`] refuses a listed object above the limit before any
 //!   request.
-//! - There is no delete, and no way to reach the underlying store.
+//! - There is no delete of anything kafka-backup wrote, and no way to reach the underlying
+//!   store: [`Storage::probe_delete`] only tries to delete the permission probe's own canary
+//!   objects (under [`PROBE_PREFIX`]) and refuses every other key before any request.
 //! - [`Storage::verify_reachable`] is the start-up probe. It lists the prefix (one request),
 //!   because `s3:ListBucket` (or its equivalent) is the one permission both the write-only
 //!   backup identity and the read-only restore identity have; it never writes or reads an

@@ -147,3 +147,62 @@ fn a_quarantined_backup_is_refused_until_a_trusted_release() {
         "{ends:?}"
     );
 }
+
+/// With `restore.release_verify_key`, only the admin's key lifts a quarantine: a release signed
+/// by the backup hosts' own signing key (which restores trust for objects) does not count.
+#[test]
+fn a_separate_admin_key_is_the_only_one_that_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let topic = unique_topic("quar-admin");
+    fidelity(&["bulk", &plaintext_broker(), &topic, "20", "1"]);
+    let store = dir.join("store");
+    let signing = generate_key(dir, "signing", "backup.key");
+    let admin = generate_key(dir, "signing", "admin.key");
+    let with_key = |key: &GeneratedKey| {
+        backup_yaml(
+            "quar-admin",
+            &[&topic],
+            &fs_storage(&store),
+            &format!("signing_key: {}\n", key.private.display()),
+        )
+    };
+    let backup = with_key(&signing);
+    run(dir, "backup", &backup, &[], &[]).assert_code(EXIT_OK);
+    let restore = |target: &str| {
+        restore_yaml(
+            "quar-admin",
+            &fs_storage(&store),
+            &format!(
+                "topic_mapping:\n  {topic}: {target}\nrestore_id: {target}\nverify_key: {}\n\
+                 release_verify_key: {}\n",
+                signing.public.as_ref().unwrap().display(),
+                admin.public.as_ref().unwrap().display()
+            ),
+        )
+    };
+    run(dir, "quarantine", &backup, &[], &["--reason", "incident 7"]).assert_code(EXIT_OK);
+    // The backup host signs a release: not the admin, so it does not count.
+    run(
+        dir,
+        "quarantine",
+        &backup,
+        &[],
+        &["--release", "--reason", "self-release"],
+    )
+    .assert_code(EXIT_OK);
+    let target = format!("{topic}-a");
+    run(dir, "restore", &restore(&target), &[], &[]).assert_code(EXIT_INTEGRITY);
+    assert!(!topic_exists(&plaintext_broker(), &target));
+    // The admin's release does.
+    run(
+        dir,
+        "quarantine",
+        &with_key(&admin),
+        &[],
+        &["--release", "--reason", "cleared"],
+    )
+    .assert_code(EXIT_OK);
+    run(dir, "restore", &restore(&target), &[], &[]).assert_code(EXIT_OK);
+    assert_same_records(&consumed(&target), &consumed(&topic));
+}

@@ -37,6 +37,8 @@ pub(crate) struct RawRestore {
     pub encryption: Option<super::encryption::RawDecryption>,
     /// Checked in `signing`.
     pub verify_key: Option<super::raw::StringList>,
+    /// Checked in `signing`.
+    pub release_verify_key: Option<super::raw::StringList>,
 }
 
 /// `restore.repartitioning`.
@@ -134,6 +136,9 @@ pub struct RestoreSettings {
     /// `restore.verify_key`: the keys signatures are accepted from; empty when none is
     /// configured.
     pub verify_keys: backup_format::signing::VerifyingKeys,
+    /// `restore.release_verify_key`: the only keys a quarantine release is accepted from;
+    /// empty when not configured (then the verify keys).
+    pub release_verify_keys: backup_format::signing::VerifyingKeys,
 }
 
 /// Parses a time bound: whole milliseconds since the epoch, or RFC 3339.
@@ -156,6 +161,8 @@ impl Validator<'_> {
         let mut raw = raw.unwrap_or_default();
         let decryption = self.restore_encryption(raw.encryption.take())?;
         let verify_keys = self.verify_keys(raw.verify_key.take())?;
+        let release_verify_keys =
+            self.verify_keys_at("restore.release_verify_key", raw.release_verify_key.take())?;
         self.warn_unrestricted_kms(&decryption, &verify_keys);
         let topics = match raw.topics {
             Some(t) => self.selection(t, "restore.topics")?,
@@ -364,6 +371,7 @@ impl Validator<'_> {
             progress,
             decryption,
             verify_keys,
+            release_verify_keys,
         })
     }
 }

@@ -21,7 +21,9 @@ use super::validate::Validator;
 pub(crate) fn expected_for(key: &str) -> Option<&'static str> {
     Some(match key {
         "signing_key" => "the path of an Ed25519 private key file (PKCS#8 PEM)",
-        "verify_key" => "the path of an Ed25519 public key file (PEM), or a list of them",
+        "verify_key" | "release_verify_key" => {
+            "the path of an Ed25519 public key file (PEM), or a list of them"
+        }
         _ => return None,
     })
 }
@@ -82,12 +84,21 @@ impl Validator<'_> {
         &mut self,
         raw: Option<StringList>,
     ) -> Result<VerifyingKeys, ConfigError> {
+        self.verify_keys_at("restore.verify_key", raw)
+    }
+
+    /// Reads a list of Ed25519 public keys named by the key `name`.
+    pub(super) fn verify_keys_at(
+        &mut self,
+        name: &str,
+        raw: Option<StringList>,
+    ) -> Result<VerifyingKeys, ConfigError> {
         let Some(list) = raw else {
             return Ok(VerifyingKeys::default());
         };
         if list.0.is_empty() {
             return Err(self.invalid(
-                "restore.verify_key".to_owned(),
+                name.to_owned(),
                 None,
                 "is an empty list; give the verify key file (the .pub of the backup's signing \
                  key), or remove the key"
@@ -97,9 +108,9 @@ impl Validator<'_> {
         let mut keys: Vec<VerifyingKey> = Vec::new();
         for (i, file) in list.0.iter().enumerate() {
             let path_key = if list.0.len() == 1 {
-                "restore.verify_key".to_owned()
+                name.to_owned()
             } else {
-                format!("restore.verify_key[{i}]")
+                format!("{name}[{i}]")
             };
             let read = self.read_key_file(&path_key, file, None)?;
             if read.text().is_some_and(|t| t.contains("PRIVATE KEY-----")) {
@@ -133,6 +144,16 @@ impl Validator<'_> {
 }
 
 impl LoadedConfig {
+    /// The keys a quarantine release must be signed by: `restore.release_verify_key` when set
+    /// (the admin's keys, kept apart from the backup hosts' signing key), else `None` (the
+    /// reader's verify keys).
+    pub fn release_keys(&self) -> Option<VerifyingKeys> {
+        self.restore
+            .as_ref()
+            .map(|r| r.release_verify_keys.clone())
+            .filter(|k| !k.is_empty())
+    }
+
     /// The keys signatures are checked with: a restore configuration's `restore.verify_key`,
     /// or the verify key of a backup configuration's `backup.signing_key`. Empty when none is
     /// configured.

@@ -43,7 +43,7 @@ pub async fn run(
             e.available = Some(availability(&ring, &catalog, &run.run_id));
         }
     }
-    let trusted = super::trusted_keys(&loaded, trust_args)?;
+    let trusted = super::release_keys(&loaded, trust_args)?;
     let quarantine = super::quarantine::state(&storage, &loaded.backup_id, &trusted).await?;
     match format {
         OutputFormat::Json => {

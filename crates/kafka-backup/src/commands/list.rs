@@ -14,7 +14,7 @@ use crate::exit::{Exit, Failed};
 pub async fn run(config_path: &Path, format: OutputFormat) -> Result<Exit, Failed> {
     let (loaded, storage) = open_store(config_path, false).await?;
     let mut backups = list_backups(&storage).await.map_err(catalog_failed)?;
-    let trusted = loaded.verifying_keys();
+    let trusted = super::release_keys(&loaded, &super::TrustArgs::default())?;
     for b in &mut backups {
         let state = super::quarantine::state(&storage, &b.backup_id, &trusted).await?;
         if let Some(line) = super::quarantine::describe(&state) {

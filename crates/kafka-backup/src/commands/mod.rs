@@ -111,6 +111,18 @@ pub(crate) fn trusted_keys(
     Ok(backup_format::signing::VerifyingKeys::new(keys))
 }
 
+/// The keys a quarantine release must be signed by: `restore.release_verify_key` when the
+/// configuration sets it, else the keys [`trusted_keys`] gives.
+pub(crate) fn release_keys(
+    loaded: &LoadedConfig,
+    args: &TrustArgs,
+) -> Result<backup_format::signing::VerifyingKeys, Failed> {
+    match loaded.release_keys() {
+        Some(keys) => Ok(keys),
+        None => trusted_keys(loaded, args),
+    }
+}
+
 /// The exit code for a catalog failure. A backup that does not exist is a storage-class
 /// failure (5): the configuration is valid, but the store does not hold what it names, and
 /// restore reports the same case with the same code.

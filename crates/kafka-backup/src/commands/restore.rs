@@ -76,7 +76,7 @@ pub async fn run(
     let (loaded, storage) = load(config_path, "restore").await?;
     let verify_keys = super::read_verify_keys(&trust_args.verify_keys)?;
     tracing::info!("{loaded}");
-    let trusted = super::trusted_keys(&loaded, trust_args)?;
+    let trusted = super::release_keys(&loaded, trust_args)?;
     let quarantine = super::quarantine::state(&storage, &loaded.backup_id, &trusted).await?;
     if let Some(line) = super::quarantine::describe(&quarantine) {
         if !allow_quarantined && !dry_run {

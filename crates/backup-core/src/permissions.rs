@@ -18,7 +18,7 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::storage::{PROBE_PREFIX, Storage, StorageError};
+use crate::storage::{Operation, PROBE_PREFIX, Storage, StorageError};
 
 /// The role an identity is configured for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,17 +108,16 @@ fn classify(result: Result<(), StorageError>) -> (Found, String) {
     }
 }
 
-/// The permission an action exercises on this store.
+/// The permission an action exercises on this store (what its errors would name).
 fn permission(storage: &Storage, action: &str) -> String {
-    let s3 = storage.location("").starts_with("s3://");
-    match (s3, action) {
-        (true, "list") => "s3:ListBucket".into(),
-        (true, "create") => "s3:PutObject".into(),
-        (true, "read") => "s3:GetObject".into(),
-        (true, "delete") => "s3:DeleteObject".into(),
-        (_, "kms generate") => "kms:GenerateDataKey".into(),
-        (_, "kms decrypt") => "kms:Decrypt".into(),
-        (_, other) => other.into(),
+    match action {
+        "list" => storage.permission_name(Operation::List),
+        "create" => storage.permission_name(Operation::Put),
+        "read" => storage.permission_name(Operation::Get),
+        "delete" => storage.permission_name(Operation::Delete),
+        "kms generate" => "kms:GenerateDataKey".into(),
+        "kms decrypt" => "kms:Decrypt".into(),
+        other => other.into(),
     }
 }
 

@@ -27,6 +27,9 @@ use crate::storage::{Storage, StorageError};
 /// Largest marker read: markers are a few hundred bytes.
 const MAX_MARKER: u64 = 64 * 1024;
 
+/// Most markers read for one backup: each is a deliberate operator action.
+const MAX_MARKERS: usize = 10_000;
+
 /// Quarantine or release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -104,6 +107,15 @@ pub enum QuarantineError {
          is the admin's signing key, whose public half restores trust"
     )]
     Unsigned,
+    /// More markers than any operator writes: something else writes there.
+    #[error(
+        "{location} holds more than {MAX_MARKERS} quarantine markers, more than operators ever \
+         write; they were not read. Find out what else writes under that prefix"
+    )]
+    TooMany {
+        /// The marker prefix.
+        location: String,
+    },
     /// The backup is not quarantined (nothing to release).
     #[error("backup `{0}` is not quarantined: there is nothing to release")]
     NotQuarantined(String),
@@ -154,6 +166,11 @@ pub async fn read_state(
     let mut listing = storage.list_stream(&prefix);
     while let Some(item) = listing.next().await {
         names.push(item?.key);
+        if names.len() > MAX_MARKERS {
+            return Err(QuarantineError::TooMany {
+                location: storage.location(&prefix),
+            });
+        }
     }
     let mut history = Vec::new();
     for key in names {

@@ -11,17 +11,6 @@ use common::protection::*;
 use common::*;
 use serde_json::Value;
 
-const EXIT_CONFIG: i32 = 3;
-const EXIT_INTEGRITY: i32 = 7;
-
-fn events(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// `kafka-backup audit ARGS...` (no config).
 fn audit(args: &[&str]) -> Run {
     let args: Vec<&std::ffi::OsStr> = std::iter::once("audit")
@@ -45,19 +34,6 @@ fn path_str(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-/// The plain moto's bucket under `prefix`, its secret key written literally.
-fn s3_storage(prefix: &str) -> String {
-    format!(
-        "storage:\n  backend: s3\n  bucket: {}\n  region: {}\n  endpoint: {}\n  force_path_style: true\n  \
-         allow_http: true\n  prefix: {prefix}\n  access_key: {}\n  secret_key: {}\n",
-        get("/s3/bucket"),
-        get("/s3/region"),
-        get("/s3/endpoint"),
-        get("/s3/access_key_id"),
-        get("/s3/secret_access_key"),
-    )
-}
-
 /// A backup, a restore and a validate, each with `--audit-file`, the backup signing with its
 /// backup key and the restore configuration with an audit key of its own: six events, each
 /// saying who did what to which backup with what result, chained and signed, with no secret.
@@ -71,7 +47,7 @@ fn every_command_records_who_did_what_and_the_signed_chain_verifies() {
     let restore_audit = generate_key(dir, "signing", "restore-audit.key");
     let log = dir.join("audit.jsonl");
     let config_log = dir.join("from-config.jsonl");
-    let storage = s3_storage(&format!("audit/{topic}"));
+    let storage = moto_storage(&format!("audit/{topic}"));
 
     let backup = format!(
         "{}audit:\n  file: {}\n",
@@ -104,7 +80,7 @@ fn every_command_records_who_did_what_and_the_signed_chain_verifies() {
     let v = run(dir, "validate", &restore, &[], &with_log);
     v.assert_code(EXIT_OK);
 
-    let all = events(&log);
+    let all = audit_events(&log);
     let shape: Vec<(&str, &str)> = all
         .iter()
         .map(|e| (e["command"].as_str().unwrap(), e["phase"].as_str().unwrap()))
@@ -173,7 +149,7 @@ fn every_command_records_who_did_what_and_the_signed_chain_verifies() {
     assert_eq!(all[5]["counts"]["errors"], 0);
 
     // The configuration's own sink got the backup's events, chained from 1.
-    let from_config = events(&config_log);
+    let from_config = audit_events(&config_log);
     assert_eq!(from_config.len(), 2);
     assert_eq!(from_config[1]["run_id"], report["run_id"]);
 
@@ -249,7 +225,7 @@ fn signed_log(dir: &Path) -> (PathBuf, GeneratedKey) {
         )
         .assert_code(EXIT_OK);
     }
-    assert_eq!(events(&log).len(), 6);
+    assert_eq!(audit_events(&log).len(), 6);
     verify(&log, &[&signing]).assert_code(EXIT_OK);
     (log, signing)
 }
@@ -390,7 +366,7 @@ fn a_configuration_that_fails_to_load_is_recorded() {
         &["--audit-file", log.to_str().unwrap()],
     );
     r.assert_code(EXIT_CONFIG);
-    let all = events(&log);
+    let all = audit_events(&log);
     assert_eq!(all.len(), 1, "{all:?}");
     let e = &all[0];
     assert_eq!(e["phase"], "end");

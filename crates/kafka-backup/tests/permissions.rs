@@ -8,8 +8,6 @@ use common::protection::*;
 use common::*;
 use serde_json::Value;
 
-const EXIT_FINDINGS: i32 = 8;
-
 fn probe(dir: &std::path::Path, yaml: &str, user: &str, role: &str) -> (Run, Value) {
     let run = run_as_s3_user(
         dir,
@@ -100,6 +98,11 @@ fn each_role_is_held_to_exactly_its_rights() {
     text.assert_code(EXIT_FINDINGS);
     text.assert_contains("OVER-PRIVILEGED, the backup role must not have s3:GetObject");
     text.assert_contains("must not have s3:DeleteObject");
+    let secret = get("/s3_iam/users/overpriv/secret_access_key");
+    assert!(
+        !text.all().contains(&secret),
+        "the secret key reached the output"
+    );
 
     // Over-privileged for restore (it can write), and a restore identity without read.
     let (run, report) = probe(dir, &restore, "overpriv", "restore");

@@ -12,8 +12,6 @@ use common::protection::*;
 use common::*;
 use serde_json::Value;
 
-const EXIT_FINDINGS: i32 = 8;
-
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -42,17 +40,6 @@ fn rules(report: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-fn s3(secret: &str) -> String {
-    format!(
-        "storage:\n  backend: s3\n  bucket: {}\n  region: {}\n  endpoint: {}\n  force_path_style: true\n  \
-         allow_http: true\n  prefix: posture\n  access_key: {}\n  secret_key: {secret}\n",
-        get("/s3/bucket"),
-        get("/s3/region"),
-        get("/s3/endpoint"),
-        get("/s3/access_key_id"),
-    )
-}
-
 /// Everything weak at once: each weakness is found with its evidence, the worst first;
 /// `--fail-on` decides the exit code; JSON and SARIF carry the same findings.
 #[test]
@@ -61,7 +48,7 @@ fn a_weak_backup_and_restore_pair_has_each_finding() {
     let dir = dir.path();
     let key = generate_key(dir, "local", "local.key");
     chmod(&key.private, 0o644);
-    let storage = s3(&get("/s3/secret_access_key"));
+    let storage = moto_storage("posture");
     let backup = backup_yaml("weak", &["t"], &storage, &local_encryption(&key, None));
     let restore = restore_yaml("weak", &storage, "");
     let configs = [

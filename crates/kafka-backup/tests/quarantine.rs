@@ -4,22 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::protection::*;
 use common::*;
-use serde_json::Value;
-
-const EXIT_CONFIG: i32 = 3;
-const EXIT_INTEGRITY: i32 = 7;
-
-fn events(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn a_quarantined_backup_is_refused_until_a_trusted_release() {
@@ -117,7 +103,7 @@ fn a_quarantined_backup_is_refused_until_a_trusted_release() {
     run(dir, "restore", &restore_into(&released), &[], &audited).assert_code(EXIT_OK);
     assert_same_records(&consumed(&released), &consumed(&topic));
 
-    let trail = events(&log);
+    let trail = audit_events(&log);
     let ends: Vec<(&str, i64, Option<&str>)> = trail
         .iter()
         .filter(|e| e["phase"] == "end")

@@ -10,8 +10,6 @@ use common::protection::*;
 use common::*;
 use serde_json::Value;
 
-const EXIT_INTEGRITY: i32 = 7;
-
 fn report(dir: &std::path::Path, args: &[&str]) -> Run {
     let mut all = vec!["report"];
     all.extend_from_slice(args);

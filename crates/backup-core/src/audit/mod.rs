@@ -200,6 +200,17 @@ pub enum AuditError {
         /// What failed.
         why: String,
     },
+    /// A trail in storage holds more objects than a reader holds.
+    #[error(
+        "the audit trail at {location} holds more than {limit} objects, more than kafka-backup \
+         reads at once; it was not read further. Check what else writes under that prefix"
+    )]
+    TooLarge {
+        /// The stream.
+        location: String,
+        /// The most objects held.
+        limit: usize,
+    },
     /// Other writers kept taking the next sequence number.
     #[error(
         "cannot append to the audit trail at {location}: {attempts} sequence numbers in a row          were taken by other writers; try again, and check what else writes to this backup"

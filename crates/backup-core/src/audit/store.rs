@@ -62,19 +62,66 @@ fn parse(name: &str) -> Option<Result<(u64, String), u64>> {
     ok.then(|| seq.parse().ok().map(|s| Ok((s, sha.to_owned()))))?
 }
 
+/// Most objects of one stream that reading or verifying holds (names only, about 200 bytes
+/// each): a stream a store made larger is refused rather than read into memory. Appending
+/// holds nothing but the stream's tip, whatever its length.
+const MAX_STREAM_OBJECTS: usize = 200_000;
+
 async fn list(storage: &Storage, prefix: &str) -> Result<Listing, AuditError> {
     let mut listing = Listing::default();
+    let mut held = 0usize;
     let mut stream = storage.list_stream(prefix);
     while let Some(item) = stream.next().await {
         let key = item?.key;
         let name = key.strip_prefix(prefix).unwrap_or(&key);
-        match parse(name) {
+        let parsed = parse(name);
+        if parsed.is_some() {
+            held += 1;
+            if held > MAX_STREAM_OBJECTS {
+                return Err(AuditError::TooLarge {
+                    location: storage.location(prefix),
+                    limit: MAX_STREAM_OBJECTS,
+                });
+            }
+        }
+        match parsed {
             Some(Ok((seq, sha))) => listing.events.entry(seq).or_default().push((sha, key)),
             Some(Err(seq)) => listing.claims.push(seq),
             None => {}
         }
     }
     Ok(listing)
+}
+
+/// The end of a stream, found by listing without holding it: the last event (its number and,
+/// if several share it, the smallest hash) and the highest claimed number.
+#[derive(Debug, Default)]
+struct Tip {
+    last: Option<Link>,
+    max_claim: u64,
+}
+
+async fn tip(storage: &Storage, prefix: &str) -> Result<Tip, AuditError> {
+    let mut tip = Tip::default();
+    let mut stream = storage.list_stream(prefix);
+    while let Some(item) = stream.next().await {
+        let key = item?.key;
+        match parse(key.strip_prefix(prefix).unwrap_or(&key)) {
+            Some(Ok((seq, sha))) => {
+                let replace = match &tip.last {
+                    None => true,
+                    // A fork's branches are told apart by name; the first continues the chain.
+                    Some(l) => seq > l.seq || (seq == l.seq && sha < l.sha256),
+                };
+                if replace {
+                    tip.last = Some(Link { seq, sha256: sha });
+                }
+            }
+            Some(Err(seq)) => tip.max_claim = tip.max_claim.max(seq),
+            None => {}
+        }
+    }
+    Ok(tip)
 }
 
 /// Appends `event` to the stream of `backup_id`, signed with `key` when given; returns the
@@ -90,32 +137,17 @@ pub async fn append(
     let started = std::time::Instant::now();
     let mut attempts = 0;
     while attempts < CLAIM_ATTEMPTS {
-        let listing = list(storage, &prefix).await?;
+        let tip = tip(storage, &prefix).await?;
         // A number claimed above the last event is a writer between its claim and its event:
         // wait for that event, so that this one links to it, unless its writer seems gone.
-        let last_event = listing.events.keys().next_back().copied().unwrap_or(0);
-        let pending = listing.claims.iter().any(|c| *c > last_event);
-        if pending && started.elapsed() < PENDING_CLAIM_WAIT {
+        let last_event = tip.last.as_ref().map_or(0, |l| l.seq);
+        if tip.max_claim > last_event && started.elapsed() < PENDING_CLAIM_WAIT {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         }
         attempts += 1;
-        let prev = listing.events.iter().next_back().map(|(seq, shas)| Link {
-            seq: *seq,
-            // A fork's branches are told apart by name; the first continues the chain.
-            sha256: shas
-                .iter()
-                .map(|(s, _)| s.clone())
-                .min()
-                .unwrap_or_default(),
-        });
-        let next = listing
-            .events
-            .keys()
-            .copied()
-            .chain(listing.claims.iter().copied())
-            .max()
-            .map_or(1, |s| s + 1);
+        let next = last_event.max(tip.max_claim) + 1;
+        let prev = tip.last;
         let claim = format!("{prefix}{next:012}.claim");
         match storage
             .put_new(&claim, Bytes::from(claimant.to_owned()))

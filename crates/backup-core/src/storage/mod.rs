@@ -1092,6 +1092,12 @@ impl Storage {
         }
     }
 
+    /// The permission `operation` needs on this backend (`s3:PutObject`,
+    /// `storage.objects.create`, an Azure data action, ...), without the backticks.
+    pub fn permission_name(&self, operation: Operation) -> String {
+        self.permission_for(operation).0.replace('`', "")
+    }
+
     /// The permission an operation needs, and where to grant it.
     fn permission_for(&self, operation: Operation) -> (&'static str, String) {
         let t = &self.target;

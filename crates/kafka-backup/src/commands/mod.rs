@@ -161,44 +161,35 @@ pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// `text` for a terminal: every control character except the line breaks the renderer put
-/// there is escaped (`\u{1b}`), so that names and messages that come from storage or a broker
-/// (group ids, gap reasons, configuration values) cannot move the cursor, recolour or rewrite
-/// what an operator sees.
-pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n') {
+/// `text` with its control characters escaped (`\u{1b}`), except line breaks when
+/// `keep_newlines`: names and messages that come from storage or a broker (group ids, gap
+/// reasons, configuration values) cannot move the cursor, recolour or rewrite what an operator
+/// sees.
+fn escape_controls(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !(keep_newlines && c == '\n');
+    if !text.chars().any(escaped) {
         return std::borrow::Cow::Borrowed(text);
     }
-    std::borrow::Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if c.is_control() && c != '\n' {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if escaped(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
-/// `text` as one line: every control character, line breaks included, escaped. For values
-/// from outside placed inside a line (a table cell, a name in a sentence).
+/// Rendered text for a terminal: control characters escaped, the renderer's line breaks kept.
+pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, true)
+}
+
+/// A value from outside placed inside a line (a table cell, an error paragraph): every control
+/// character escaped, line breaks included.
 pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    std::borrow::Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
+    escape_controls(text, false)
 }
 
 /// Prints rendered text on stdout, [`terminal_safe`].

@@ -325,8 +325,25 @@ fn markdown(d: &Value, key: Option<&SigningKey>) -> String {
 /// verify.
 pub fn verify(file: &Path, verify_keys: &[PathBuf]) -> Result<Exit, Failed> {
     let keys = VerifyingKeys::new(read_verify_keys(verify_keys)?);
-    let text = std::fs::read(file)
+    // An evidence document is a few hundred KiB; anything far larger is not one, and is not
+    // read into memory.
+    const MAX_DOCUMENT: u64 = 64 << 20;
+    let mut text = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| {
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_DOCUMENT + 1), &mut text)
+        })
         .map_err(|e| Failed::new(Exit::Config, format!("cannot read {}: {e}", file.display())))?;
+    if text.len() as u64 > MAX_DOCUMENT {
+        return Err(Failed::new(
+            Exit::Integrity,
+            format!(
+                "{} is larger than {MAX_DOCUMENT} bytes: not an evidence document kafka-backup \
+                 wrote; it was not read further",
+                file.display()
+            ),
+        ));
+    }
     let refused = |why: &str| {
         Failed::new(
             Exit::Integrity,

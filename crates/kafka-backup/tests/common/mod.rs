@@ -21,6 +21,9 @@ pub const EXIT_CONFIG: i32 = 3;
 pub const EXIT_KAFKA: i32 = 4;
 pub const EXIT_STORAGE: i32 = 5;
 pub const EXIT_PARTIAL: i32 = 6;
+/// An integrity failure (`validate` found an error, `restore` refused).
+pub const EXIT_INTEGRITY: i32 = 7;
+pub const EXIT_FINDINGS: i32 = 8;
 
 /// The outcome of one CLI run.
 pub struct Run {
@@ -456,4 +459,13 @@ pub fn sha256sum(bytes: &[u8]) -> String {
     child.stdin.take().unwrap().write_all(bytes).unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+/// The events of a JSON-lines audit log, in order.
+pub fn audit_events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

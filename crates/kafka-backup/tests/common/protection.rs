@@ -12,9 +12,6 @@ use serde_json::Value;
 
 use super::{Rec, Run, committed, fidelity, get, plaintext_broker, python};
 
-/// Exit code of an integrity failure (`validate` found an error, `restore` refused).
-pub const EXIT_INTEGRITY: i32 = 7;
-
 /// Runs `kafka-backup <command> --config <yaml written to dir> <args>` with `env` added and
 /// every `AWS_*` variable of the test process removed, so that the configuration alone says
 /// which credentials are used. Logs are JSON, as in [`super::run`].
@@ -141,18 +138,29 @@ pub fn fs_storage(store: &Path) -> String {
     )
 }
 
-/// The `storage:` section of the plain moto's Object Lock bucket under `prefix`, with
-/// `object_lock` (GOVERNANCE, `retain_days`) when given.
-pub fn moto_lock_storage(prefix: &str, retain_days: Option<u32>) -> String {
-    let mut s = format!(
-        "storage:\n  backend: s3\n  bucket: {}\n  region: {}\n  endpoint: {}\n  force_path_style: true\n  \
-         allow_http: true\n  prefix: {prefix}\n  access_key: {}\n  secret_key: {}\n",
-        get("/s3/lock_bucket"),
+/// The `storage:` section of the plain moto's `bucket` under `prefix`, its secret key written
+/// literally (as a careless user would).
+fn moto_bucket_storage(bucket: &str, prefix: &str) -> String {
+    format!(
+        "storage:\n  backend: s3\n  bucket: {bucket}\n  region: {}\n  endpoint: {}\n  \
+         force_path_style: true\n  allow_http: true\n  prefix: {prefix}\n  access_key: {}\n  \
+         secret_key: {}\n",
         get("/s3/region"),
         get("/s3/endpoint"),
         get("/s3/access_key_id"),
         get("/s3/secret_access_key"),
-    );
+    )
+}
+
+/// The `storage:` section of the plain moto's bucket under `prefix`.
+pub fn moto_storage(prefix: &str) -> String {
+    moto_bucket_storage(&get("/s3/bucket"), prefix)
+}
+
+/// The `storage:` section of the plain moto's Object Lock bucket under `prefix`, with
+/// `object_lock` (GOVERNANCE, `retain_days`) when given.
+pub fn moto_lock_storage(prefix: &str, retain_days: Option<u32>) -> String {
+    let mut s = moto_bucket_storage(&get("/s3/lock_bucket"), prefix);
     if let Some(days) = retain_days {
         s.push_str(&format!(
             "  object_lock:\n    mode: GOVERNANCE\n    retain_days: {days}\n"

@@ -65,6 +65,7 @@ impl crate::config::LoadedConfig {
             trust: crate::catalog::trust::Trust {
                 keys: backup_format::signing::VerifyingKeys::new(keys),
                 expected_runs: expected_runs.to_vec(),
+                admin_keys: self.release_keys().unwrap_or_default(),
             },
             data: self.data_keys(),
         }

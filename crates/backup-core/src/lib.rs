@@ -12,6 +12,7 @@ pub mod decrypt;
 pub mod keys;
 pub mod permissions;
 pub mod posture;
+pub mod prune;
 pub mod quarantine;
 pub mod restore;
 pub mod storage;

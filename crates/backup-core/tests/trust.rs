@@ -186,6 +186,7 @@ impl Fx {
             topic_id: TID.into(),
             partition: p,
             end_offset,
+            log_start_offset: None,
         }
     }
 

@@ -279,6 +279,7 @@ fn chain_links_and_end_offsets_are_validated() {
         topic_id: TOPIC_ID.into(),
         partition: 3,
         end_offset: 148,
+        log_start_offset: None,
     }];
     let back = RunManifest::from_json(&m.to_json().unwrap()).unwrap();
     assert_eq!(back, m);

@@ -174,6 +174,28 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Retention (admin role): removes the runs a policy no longer keeps, never a segment a
+    /// kept run needs, and records what it removed. A dry run unless --execute.
+    Prune {
+        /// A configuration with the backup's `storage:` and `backup_id` (and, for a signed
+        /// backup, the admin's signing key: `backup.signing_key` or `audit.signing_key`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Keep the newest N runs.
+        #[arg(long, value_name = "N")]
+        keep_last: Option<u32>,
+        /// Keep runs active within this age: 30d, 12h or 90m.
+        #[arg(long, value_name = "AGE", value_parser = commands::prune::parse_age)]
+        max_age: Option<std::time::Duration>,
+        /// Delete; without it, only show what would be removed.
+        #[arg(long)]
+        execute: bool,
+        #[command(flatten)]
+        trust: commands::TrustArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Evidence for reviews and auditors: `--evidence` validates each backup (through the
     /// restore configurations), verifies the audit trails, assesses the posture and maps the
     /// data boundary, into OUT.json (a DSSE envelope with --sign-with) and OUT.md; `--verify`
@@ -409,6 +431,17 @@ fn main() -> ExitCode {
                 release,
                 format,
             } => commands::quarantine::run(&config, &reason, release, format).await,
+            Command::Prune {
+                config,
+                keep_last,
+                max_age,
+                execute,
+                trust,
+                format,
+            } => {
+                let policy = backup_core::prune::Policy { keep_last, max_age };
+                commands::prune::run(&config, policy, execute, &trust, format).await
+            }
             Command::Report {
                 verify: Some(file),
                 verify_keys,
@@ -556,6 +589,12 @@ impl Command {
                 } else {
                     "quarantine"
                 },
+                Some(config),
+            ),
+            Command::Prune {
+                config, execute, ..
+            } => (
+                if *execute { "prune --execute" } else { "prune" },
                 Some(config),
             ),
             Command::Keys {

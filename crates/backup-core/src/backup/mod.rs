@@ -361,6 +361,7 @@ pub async fn run_backup(
             topic_id: p.plan.topic_id.clone(),
             partition: p.tp().partition,
             end_offset: p.written_to,
+            log_start_offset: Some(p.plan.log_start),
         })
         .collect();
     let link = write_part(

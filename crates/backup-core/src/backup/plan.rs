@@ -21,6 +21,8 @@ pub(crate) struct PartitionPlan {
     pub topic_id: String,
     /// Where this run starts reading.
     pub start: i64,
+    /// The partition's log start offset on the source when the run began.
+    pub log_start: i64,
     /// Where a snapshot stops (exclusive): the last stable offset when the run began.
     /// `None` in continuous mode.
     pub target_end: Option<i64>,
@@ -284,6 +286,7 @@ pub(crate) async fn plan_partitions(
                 .to_owned(),
             tp,
             start,
+            log_start,
             target_end,
             gap,
             resumed: previous.is_some(),

@@ -26,6 +26,7 @@ mod coverage;
 pub mod describe;
 mod list;
 pub mod problem;
+pub mod pruned;
 mod read;
 pub mod trust;
 
@@ -94,6 +95,8 @@ pub struct Catalog {
     pub authentication: Authentication,
     /// What loading found wrong (manifests, missing objects, holes, orphans, ...).
     pub problems: Vec<Problem>,
+    /// Prune records: the runs retention removed, oldest first.
+    pub pruned: Vec<pruned::FoundRecord>,
 }
 
 /// One manifest part.
@@ -217,7 +220,24 @@ impl Catalog {
         let mut problems = Vec::new();
         let descriptor =
             read_descriptor(storage, backup_id, &listing, trust, &mut problems).await?;
-        let manifests = read_manifests(storage, backup_id, &listing, trust, &mut problems).await?;
+        let pruned = pruned::read_records(
+            storage,
+            backup_id,
+            &listing.prune_records,
+            trust.verifies().then(|| trust.admin()),
+            &mut problems,
+        )
+        .await?;
+        let pruned_parts = pruned::pruned_parts(&pruned);
+        let manifests = read_manifests(
+            storage,
+            backup_id,
+            &listing,
+            trust,
+            &pruned_parts,
+            &mut problems,
+        )
+        .await?;
         let authentication = if trust.verifies() {
             Authentication::Verified {
                 key_ids: trust.keys.keys().iter().map(|k| k.key_id()).collect(),
@@ -244,6 +264,7 @@ impl Catalog {
             unauthenticated: Vec::new(),
             authentication,
             problems,
+            pruned,
         };
         catalog.assemble(listing, trust);
         Ok(catalog)
@@ -417,6 +438,14 @@ impl Catalog {
             gaps.push(g);
         }
         let mut missing = BTreeSet::new();
+        // Objects retention removed are absent on purpose: their manifests' entries are not
+        // missing objects, and their gaps no longer count.
+        let pruned_objects = pruned::pruned_objects(&self.pruned);
+        let pruned_gaps: BTreeSet<String> = pruned_objects
+            .iter()
+            .filter_map(|k| naming::parse_gap_key(k))
+            .filter_map(|g| g.range_key().to_key().ok())
+            .collect();
 
         // Manifests are sorted by (run, part): later ones overwrite snapshots and runs.
         let manifests = std::mem::take(&mut self.manifests);
@@ -447,6 +476,7 @@ impl Catalog {
                             .object(&e.key),
                         ),
                     },
+                    None if pruned_objects.contains(&e.key) => {}
                     None if missing.insert(e.key.clone()) => problems.push(
                         Problem::new(
                             ProblemKind::MissingSegment,
@@ -471,7 +501,10 @@ impl Catalog {
                     continue;
                 };
                 // Signed gap records carry a digest in their name: compare by range.
-                if listed_gaps.contains(&key) || !missing.insert(key.clone()) {
+                if listed_gaps.contains(&key)
+                    || pruned_gaps.contains(&key)
+                    || !missing.insert(key.clone())
+                {
                     continue;
                 }
                 problems.push(
@@ -615,18 +648,55 @@ impl Catalog {
                 }
             }
         }
-        problems.extend(self.check_end_offsets());
+        problems.extend(self.check_end_offsets(&pruned_objects));
+        self.forget_pruned_lineages(&pruned_objects);
         self.problems.extend(problems);
         sort_problems(&mut self.problems);
     }
 
     /// Each final manifest part records where each partition's coverage ended; authentic
     /// segments and gaps must reach that far, or objects at the end were deleted.
-    fn check_end_offsets(&self) -> Vec<Problem> {
+    /// Lineages whose every segment and gap retention removed are no longer part of the
+    /// backup (a restore must not create them as empty topics), though old manifests still
+    /// name them.
+    fn forget_pruned_lineages(&mut self, pruned_objects: &BTreeSet<String>) {
+        let pruned: BTreeSet<(String, String)> = pruned_objects
+            .iter()
+            .filter_map(|k| naming::parse_segment_key(k))
+            .map(|k| (k.topic, k.topic_id))
+            .collect();
+        for topic in self.topics.values_mut() {
+            topic.lineages.retain(|id, l| {
+                !pruned.contains(&(topic.name.clone(), id.clone()))
+                    || l.partitions
+                        .values()
+                        .any(|p| !p.segments.is_empty() || !p.gaps.is_empty())
+            });
+        }
+        self.topics.retain(|_, t| !t.lineages.is_empty());
+    }
+
+    /// A partition whose segments up to the recorded end were removed by retention is
+    /// excused.
+    fn check_end_offsets(&self, pruned_objects: &BTreeSet<String>) -> Vec<Problem> {
+        let pruned_ends: BTreeMap<PartitionId, i64> = pruned_objects
+            .iter()
+            .filter_map(|k| naming::parse_segment_key(k))
+            .fold(BTreeMap::new(), |mut ends, k| {
+                let end = ends
+                    .entry((k.topic.clone(), k.topic_id.clone(), k.partition))
+                    .or_insert(0);
+                *end = k.end_offset().max(*end);
+                ends
+            });
         let mut problems = Vec::new();
         for m in &self.manifests {
             for e in &m.manifest.end_offsets {
-                if e.end_offset == 0 {
+                let pruned_to = pruned_ends
+                    .get(&(e.topic.clone(), e.topic_id.clone(), e.partition))
+                    .copied()
+                    .unwrap_or(0);
+                if e.end_offset == 0 || pruned_to >= e.end_offset {
                     continue;
                 }
                 let reached = self

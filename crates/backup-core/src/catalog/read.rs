@@ -36,6 +36,8 @@ pub(super) struct Listing {
     pub(super) descriptor_size: u64,
     pub(super) segments: Vec<(SegmentKey, crate::storage::ObjectInfo)>,
     pub(super) gaps: Vec<(String, GapKey)>,
+    /// Prune records, with their listed sizes.
+    pub(super) prune_records: Vec<(String, u64)>,
     pub(super) unexpected: Vec<String>,
 }
 
@@ -43,6 +45,8 @@ impl Listing {
     pub(super) async fn read(storage: &Storage, backup_id: &str) -> Result<Self, CatalogError> {
         let descriptor_key = naming::backup_descriptor_key(backup_id)?;
         let mut out = Listing::default();
+        let pruned_prefix = super::pruned::prefix(backup_id);
+        let quarantine_prefix = format!("{backup_id}/quarantine/");
         let mut stream = storage.list_stream(backup_id);
         while let Some(info) = stream.try_next().await? {
             if info.key == descriptor_key {
@@ -61,6 +65,12 @@ impl Listing {
             {
                 out.manifest_sizes.insert(info.key.clone(), info.size);
                 out.manifests.push((m, info.key));
+            } else if let Some(name) = info.key.strip_prefix(&pruned_prefix)
+                && super::pruned::parse_name(name).is_some()
+            {
+                out.prune_records.push((info.key, info.size));
+            } else if info.key.starts_with(&quarantine_prefix) {
+                // Read by the quarantine module.
             } else {
                 out.unexpected.push(info.key);
             }
@@ -188,6 +198,7 @@ pub(super) async fn read_manifests(
     backup_id: &str,
     listing: &Listing,
     trust: &Trust,
+    pruned: &BTreeMap<String, String>,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<ManifestRef>, CatalogError> {
     let mut out = Vec::new();
@@ -337,6 +348,7 @@ pub(super) async fn read_manifests(
             &listing.manifests,
             &parts,
             &trust.expected_runs,
+            pruned,
         ));
     } else if !trust.expected_runs.is_empty() {
         for run in &trust.expected_runs {

@@ -34,6 +34,9 @@ pub struct Trust {
     /// Runs that must be in the backup, authentic (`--expect-run`): an anchor kept outside
     /// the bucket, against the deletion of the newest runs.
     pub expected_runs: Vec<String>,
+    /// The admins' keys (`restore.release_verify_key`): the only ones whose prune records
+    /// excuse removed runs. Empty: [`Trust::keys`] are the admins' too.
+    pub admin_keys: VerifyingKeys,
 }
 
 impl Trust {
@@ -42,6 +45,16 @@ impl Trust {
         Self {
             keys,
             expected_runs: Vec::new(),
+            admin_keys: VerifyingKeys::default(),
+        }
+    }
+
+    /// The keys an admin's action (a prune record) must be signed by.
+    pub fn admin(&self) -> &VerifyingKeys {
+        if self.admin_keys.is_empty() {
+            &self.keys
+        } else {
+            &self.admin_keys
         }
     }
 
@@ -99,6 +112,7 @@ pub(crate) fn check_chain(
     listed: &[(ManifestKey, String)],
     authentic: &[ChainPart<'_>],
     expected_runs: &[String],
+    pruned: &BTreeMap<String, String>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let by_object: BTreeMap<&str, &ManifestKey> =
@@ -130,7 +144,16 @@ pub(crate) fn check_chain(
                     .entry(link.key.as_str())
                     .or_default()
                     .push(p.object);
+                let pruned_digest = pruned.get(link.key.as_str());
                 match by_object.get(link.key.as_str()) {
+                    None if pruned_digest == Some(&crate::keys::hex(&link.sha256)) => {}
+                    None if pruned_digest.is_some() => problems.push(at(
+                        ProblemKind::ChainBroken,
+                        format!(
+                            "this part names {} as the part before it; a prune record says                              retention removed that part, but with another digest: the record                              does not describe the part this chain names",
+                            link.key
+                        ),
+                    )),
                     None => problems.push(at(
                         ProblemKind::ChainBroken,
                         format!(

@@ -465,9 +465,8 @@ impl Storage {
     }
 
     /// Tries to delete `key`, which must be under [`PROBE_PREFIX`]: the permission probe's
-    /// own canary objects are the only thing kafka-backup ever tries to delete, to find out
-    /// whether the identity could (a backup or restore identity should not). Any other key is
-    /// refused before a request is made.
+    /// own canary objects, deleted to find out whether the identity could (a backup or
+    /// restore identity should not). Any other key is refused before a request is made.
     pub async fn probe_delete(&self, key: &str) -> Result<(), StorageError> {
         if !key.starts_with(PROBE_PREFIX) {
             return Err(StorageError::InvalidKey {
@@ -475,9 +474,40 @@ impl Storage {
                 reason: "only the permission probe's own objects may be deleted",
             });
         }
+        match self.delete_object(key).await? {
+            Deleted::Yes => Ok(()),
+            Deleted::Locked(_) => Err(StorageError::InvalidKey {
+                key: key.escape_debug().to_string(),
+                reason: "the store keeps it under a retention lock",
+            }),
+        }
+    }
+
+    /// Deletes `key` for retention (`prune`, the admin role): the only deletion of backup
+    /// data kafka-backup makes. An object the store refuses to delete because a retention
+    /// lock or immutability policy holds it is [`Deleted::Locked`], not an error; one that
+    /// is already gone counts as deleted (a prune that was cut off runs again).
+    ///
+    /// On a versioned bucket a delete adds a delete marker and the data stays as a
+    /// non-current version until the bucket's lifecycle rule expires it.
+    pub async fn delete_for_retention(&self, key: &str) -> Result<Deleted, StorageError> {
+        if key.starts_with(PROBE_PREFIX) || key.starts_with("audit/") {
+            return Err(StorageError::InvalidKey {
+                key: key.escape_debug().to_string(),
+                reason: "retention deletes backup objects only, never the audit trail",
+            });
+        }
+        self.delete_object(key).await
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<Deleted, StorageError> {
         let path = self.path(key)?;
         match self.store.delete(&path).await {
-            Ok(()) => Ok(()),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(Deleted::Yes),
+            Err(e) if is_lock_refusal(&e.to_string()) => Ok(Deleted::Locked(sanitize(
+                &e.to_string(),
+                &self.target.secrets,
+            ))),
             // S3 deletes go through DeleteObjects, whose refusals arrive per key inside a
             // successful answer: object_store reports them as text with the S3 code.
             Err(e) if e.to_string().contains("(code: AccessDenied)") => {
@@ -1240,6 +1270,33 @@ impl Storage {
 
 /// Where the permission probe writes its canary objects (never inside a backup).
 pub const PROBE_PREFIX: &str = "_kb-permission-probe/";
+
+/// What became of an object retention asked to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// It is gone (or was already).
+    Yes,
+    /// A retention lock or immutability policy keeps it; the store's words, secrets masked.
+    Locked(String),
+}
+
+/// Whether a refused delete was refused because of a retention lock (S3 Object Lock, Azure
+/// immutability policies, GCS retention policies and holds) rather than a permission.
+fn is_lock_refusal(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "object lock",
+        "objectlock",
+        "worm",
+        "immutab",
+        "retention policy",
+        "under active retention",
+        "event-based hold",
+        "temporary hold",
+    ]
+    .iter()
+    .any(|needle| t.contains(needle))
+}
 
 /// Checks a key (or list prefix): see [`StorageError::InvalidKey`] for the rules.
 pub fn validate_key(key: &str) -> Result<(), &'static str> {

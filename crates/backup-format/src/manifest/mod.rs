@@ -199,6 +199,12 @@ pub struct PartitionEnd {
     pub partition: i32,
     /// First offset not covered by the backup's segments and gaps.
     pub end_offset: i64,
+    /// The partition's log start offset on the source when the run began: the records before
+    /// it were no longer in the cluster, so this run's view of the partition is
+    /// `log_start_offset..end_offset`. Retention (`prune`) keeps what a kept run's view needs;
+    /// absent (older runs), the view is taken to start at offset 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_start_offset: Option<i64>,
 }
 
 /// The fields of a manifest part that are sealed in an encrypted backup.
@@ -575,6 +581,14 @@ impl RunManifest {
                 return Err(invalid(format!(
                     "end offset {} of partition {}-{} is negative",
                     e.end_offset, e.topic, e.partition
+                )));
+            }
+            if let Some(start) = e.log_start_offset
+                && start < 0
+            {
+                return Err(invalid(format!(
+                    "log start offset {start} of partition {}-{} is negative",
+                    e.topic, e.partition
                 )));
             }
         }

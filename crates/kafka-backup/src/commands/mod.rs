@@ -8,6 +8,7 @@ pub mod keys;
 pub mod list;
 pub mod permissions;
 pub mod posture;
+pub mod prune;
 pub mod quarantine;
 pub mod report;
 pub mod restore;

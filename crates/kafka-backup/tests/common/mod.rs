@@ -17,6 +17,7 @@ pub mod protection;
 
 /// Exit codes of the CLI.
 pub const EXIT_OK: i32 = 0;
+pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_CONFIG: i32 = 3;
 pub const EXIT_KAFKA: i32 = 4;
 pub const EXIT_STORAGE: i32 = 5;

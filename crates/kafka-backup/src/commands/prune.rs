@@ -1,0 +1,283 @@
+//! `kafka-backup prune`: retention for the admin role. A dry run unless `--execute`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use backup_core::backup::progress::human_bytes;
+use backup_core::catalog::Catalog;
+use backup_core::prune::plan::{Held, Plan};
+use backup_core::prune::{self, Executed, Policy, PruneError};
+use backup_core::storage::StorageConfig;
+use serde_json::json;
+
+use super::{TrustArgs, catalog_failed, open_store, print_json, read_keys};
+use crate::OutputFormat;
+use crate::exit::{Exit, Failed};
+
+/// Parses `--max-age`: a whole number with `d`, `h` or `m` (`30d`).
+pub fn parse_age(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid age {text:?}: expected a whole number of days, hours or minutes, like 30d, \
+             12h or 90m"
+        )
+    };
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.len().saturating_sub(1));
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "d" => n.checked_mul(86_400),
+        "h" => n.checked_mul(3_600),
+        "m" => n.checked_mul(60),
+        _ => None,
+    }
+    .filter(|&s| s > 0 && s <= 100 * 365 * 86_400)
+    .ok_or_else(bad)?;
+    Ok(Duration::from_secs(secs))
+}
+
+/// Plans retention for the configuration's backup, and carries it out with `execute`.
+pub async fn run(
+    config_path: &Path,
+    policy: Policy,
+    execute: bool,
+    trust_args: &TrustArgs,
+    format: OutputFormat,
+) -> Result<Exit, Failed> {
+    if policy.keep_last.is_none() && policy.max_age.is_none() {
+        return Err(Failed::new(
+            Exit::Usage,
+            "prune needs a policy: --keep-last N (keep the newest N runs), --max-age D (keep runs \
+             active within D, e.g. 30d), or both (a run either keeps stays)"
+                .to_owned(),
+        ));
+    }
+    if policy.keep_last == Some(0) {
+        return Err(Failed::new(
+            Exit::Usage,
+            "--keep-last 0 would remove every run: the newest run is always kept; use 1 or more"
+                .to_owned(),
+        ));
+    }
+    let (loaded, storage) = open_store(config_path, false).await?;
+    let read = read_keys(&loaded, trust_args)?;
+    let catalog = Catalog::load(&storage, &loaded.backup_id, &read.trust)
+        .await
+        .map_err(catalog_failed)?;
+    let lock = match loaded.storage.as_ref() {
+        Some(StorageConfig::S3(s)) => s
+            .object_lock
+            .as_ref()
+            .map(|l| Duration::from_secs(u64::from(l.retain_days) * 86_400)),
+        _ => None,
+    };
+    let plan = prune::plan(&catalog, &policy, SystemTime::now(), lock);
+    let key = loaded
+        .audit
+        .signing_key
+        .clone()
+        .or_else(|| loaded.backup.as_ref().and_then(|b| b.signing_key.clone()));
+    let signed = !matches!(
+        catalog.authentication,
+        backup_core::catalog::Authentication::NotChecked { signed: false }
+    );
+    if signed && key.is_none() && execute && plan.remove_count() > 0 {
+        return Err(Failed::new(
+            Exit::Config,
+            "this backup is signed, so its prune record must be signed too, or readers would \
+             take the removed runs for deleted ones (chain-broken): run prune with a \
+             configuration whose backup.signing_key or audit.signing_key is the admin's signing \
+             key, and trust its public half (restore.release_verify_key or restore.verify_key)"
+                .to_owned(),
+        ));
+    }
+    let done = if execute {
+        let by = crate::audit::who();
+        if let Some(k) = &key {
+            crate::audit::key_ids([k.verifying_key().key_id()]);
+        }
+        let result = prune::execute(&storage, &catalog, &plan, &by, key.as_ref()).await;
+        match &result {
+            Ok(d) => crate::audit::detail(&audit_detail(&plan, d)),
+            Err(e) => crate::audit::detail(&format!("prune stopped: {e}")),
+        }
+        Some(result.map_err(|e| {
+            let exit = match &e {
+                PruneError::Storage { .. } | PruneError::Record(_) => Exit::Storage,
+                _ => Exit::Failure,
+            };
+            Failed::new(exit, e.to_string())
+        })?)
+    } else {
+        crate::audit::detail(&format!(
+            "dry run: {} objects ({}) would be removed under {}",
+            plan.remove_count(),
+            human_bytes(plan.remove_bytes()),
+            plan.policy
+        ));
+        None
+    };
+    match format {
+        OutputFormat::Json => print_json(&json!({
+            "backup_id": plan.backup_id,
+            "policy": plan.policy,
+            "executed": execute,
+            "runs": plan.runs,
+            "unlisted_segments": plan.unlisted_segments,
+            "remove_objects": plan.remove_count(),
+            "remove_bytes": plan.remove_bytes(),
+            "result": done,
+        }))?,
+        OutputFormat::Text => super::print_text(&render(&plan, done.as_ref())),
+    }
+    Ok(Exit::Ok)
+}
+
+/// The audit event's detail: what was removed, run by run.
+fn audit_detail(plan: &Plan, done: &Executed) -> String {
+    let runs: Vec<String> = plan
+        .runs
+        .iter()
+        .filter(|r| !r.remove.is_empty())
+        .map(|r| {
+            format!(
+                "{} ({}{} objects)",
+                r.run_id,
+                if r.whole { "whole run, " } else { "" },
+                r.remove.len()
+            )
+        })
+        .collect();
+    format!(
+        "pruned under {}: removed {} objects ({}) of runs [{}]{}{}",
+        plan.policy,
+        done.removed,
+        human_bytes(done.removed_bytes),
+        runs.join(", "),
+        done.record
+            .as_ref()
+            .map(|r| format!("; prune record {r}"))
+            .unwrap_or_default(),
+        if done.locked.is_empty() {
+            String::new()
+        } else {
+            format!("; {} objects held by a retention lock", done.locked.len())
+        }
+    )
+}
+
+fn render(plan: &Plan, done: Option<&Executed>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Retention of backup `{}` under {}{}",
+        plan.backup_id,
+        plan.policy,
+        if done.is_some() {
+            ""
+        } else {
+            " (dry run: nothing is removed without --execute)"
+        }
+    );
+    for r in &plan.runs {
+        let verdict = match (&r.kept_by, r.whole, r.remove.len(), r.held_count) {
+            (Some(why), ..) => format!("kept: {why}"),
+            (None, true, n, _) => format!("REMOVE whole run ({n} objects)"),
+            (None, false, 0, _) => "kept: every object is still needed or locked".to_owned(),
+            (None, false, n, held) => {
+                format!("remove {n} objects no kept run needs; {held} stay")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  run {}  started {}  last active {}  {verdict}",
+            r.run_id, r.started_at, r.last_active
+        );
+        for (key, why) in r.held.iter().take(3) {
+            let because = match why {
+                Held::Needed {
+                    run_id,
+                    topic,
+                    partition,
+                    from,
+                    to,
+                } => format!("run {run_id} still needs {topic}-{partition} offsets {from}..{to}"),
+                Held::Locked { until } => format!("object lock holds it until about {until}"),
+            };
+            let _ = writeln!(out, "      {key}: {because}");
+        }
+        if r.held_count > 3 {
+            let _ = writeln!(out, "      … and {} more held", r.held_count - 3);
+        }
+    }
+    if plan.unlisted_segments > 0 {
+        let _ = writeln!(
+            out,
+            "  {} segments no manifest lists (a killed run's, or planted) are left alone; \
+             `validate` reports them",
+            plan.unlisted_segments
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} {} objects ({} of segments).",
+        if done.is_some() {
+            "Planned"
+        } else {
+            "Would remove"
+        },
+        plan.remove_count(),
+        human_bytes(plan.remove_bytes())
+    );
+    if let Some(d) = done {
+        let _ = writeln!(
+            out,
+            "Removed {} objects ({}){}.",
+            d.removed,
+            human_bytes(d.removed_bytes),
+            d.record
+                .as_ref()
+                .map(|r| format!("; prune record {r}"))
+                .unwrap_or_default()
+        );
+        for (key, why) in &d.locked {
+            let _ = writeln!(
+                out,
+                "  kept by a retention lock: {key} ({})",
+                super::one_line(why)
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse_in_days_hours_and_minutes_only() {
+        assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3_600)));
+        assert_eq!(parse_age("90m"), Ok(Duration::from_secs(90 * 60)));
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "-1d",
+            "1.5d",
+            "30",
+            "30s",
+            "30D",
+            "99999999999999d",
+        ] {
+            let e = parse_age(bad).unwrap_err();
+            assert!(e.contains("like 30d, 12h or 90m"), "{bad}: {e}");
+        }
+        assert_eq!(
+            backup_core::prune::plan::format_age(Duration::from_secs(30 * 86_400)),
+            "30d"
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! `kafka-backup prune`: retention removes what no kept run needs and nothing else, is a dry
+//! run unless told, leaves a signed backup that validates and restores exactly, cannot be
+//! imitated by someone who can only write to the bucket, respects object lock, and is in the
+//! audit trail.
+
+mod common;
+
+use std::path::Path;
+
+use common::protection::*;
+use common::*;
+use serde_json::Value;
+
+/// Every file under `root`, relative, sorted.
+fn files(root: &Path) -> Vec<String> {
+    store_files(root).into_iter().map(|(k, _)| k).collect()
+}
+
+/// The kinds of problems `validate --format json` reported.
+fn problem_kinds(report: &Value) -> Vec<String> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn run_plan<'a>(plan: &'a Value, run_id: &str) -> &'a Value {
+    plan["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == run_id)
+        .unwrap_or_else(|| panic!("no run {run_id} in {plan:#}"))
+}
+
+/// The run ids of the backup, oldest first, from `describe`.
+fn run_ids(dir: &Path, yaml: &str) -> Vec<String> {
+    let d = run(dir, "describe", yaml, &[], &["--format", "json"]);
+    d.assert_code(EXIT_OK);
+    d.json()["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn prune_removes_only_what_no_kept_run_needs_and_the_backup_stays_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let kept = unique_topic("prune-kept");
+    let dropped = unique_topic("prune-dropped");
+    fidelity(&["bulk", &plaintext_broker(), &kept, "300", "2"]);
+    fidelity(&["bulk", &plaintext_broker(), &dropped, "200", "1"]);
+    let store = dir.join("store");
+    let log = dir.join("audit.jsonl");
+    let audited = ["--audit-file", log.to_str().unwrap()];
+    let signing = generate_key(dir, "signing", "signing.key");
+    let with_topics = |topics: &[&str]| {
+        backup_yaml(
+            "pr",
+            topics,
+            &fs_storage(&store),
+            &format!("signing_key: {}\n", signing.private.display()),
+        )
+    };
+    let both = with_topics(&[&kept, &dropped]);
+    let only_kept = with_topics(&[&kept]);
+    let reader = restore_yaml(
+        "pr",
+        &fs_storage(&store),
+        &format!(
+            "topics:\n  include: [\"{kept}\"]\ntopic_mapping:\n  {kept}: {kept}-restored\nrestore_id: prune\n\
+             verify_key: {}\n",
+            signing.public.as_ref().unwrap().display()
+        ),
+    );
+
+    // Run 1 holds both topics; run 2 finds nothing new; run 3 follows one topic only, with
+    // new records.
+    run(dir, "backup", &both, &[], &[]).assert_code(EXIT_OK);
+    run(dir, "backup", &both, &[], &[]).assert_code(EXIT_OK);
+    produce_more(&kept, 2, 50, "later");
+    run(dir, "backup", &only_kept, &[], &[]).assert_code(EXIT_OK);
+    let runs = run_ids(dir, &reader);
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    let before = files(&store);
+    let dropped_files = |names: &[String]| {
+        names
+            .iter()
+            .filter(|k| k.contains(&format!("/topics/{dropped}/")))
+            .count()
+    };
+    assert!(dropped_files(&before) > 0);
+
+    // A policy is required; a dry run is the default and removes nothing.
+    run(dir, "prune", &only_kept, &[], &[]).assert_code(EXIT_USAGE);
+    let dry = run(
+        dir,
+        "prune",
+        &only_kept,
+        &[],
+        &["--keep-last", "1", "--format", "json"],
+    );
+    dry.assert_code(EXIT_OK);
+    let plan = dry.json();
+    eprintln!("{plan:#}");
+    assert_eq!(plan["executed"], false);
+    assert_eq!(files(&store), before, "a dry run changed the store");
+    // Run 3 is kept; run 2 (no data) goes whole; run 1 loses the dropped topic's segments and
+    // keeps those of the followed topic, which run 3 still needs.
+    assert!(run_plan(&plan, &runs[2])["kept_by"].is_string());
+    assert_eq!(run_plan(&plan, &runs[1])["whole"], true);
+    let run1 = run_plan(&plan, &runs[0]);
+    assert_eq!(run1["whole"], false);
+    let removed: Vec<&str> = run1["remove"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert!(!removed.is_empty());
+    assert!(
+        removed
+            .iter()
+            .all(|k| k.contains(&format!("/topics/{dropped}/"))),
+        "{removed:?}"
+    );
+    assert_eq!(run1["held"][0][1]["why"], "needed");
+    assert_eq!(run1["held"][0][1]["run_id"], runs[2].as_str());
+    let text = run(dir, "prune", &only_kept, &[], &["--keep-last", "1"]);
+    text.assert_code(EXIT_OK);
+    text.assert_contains("dry run");
+    text.assert_contains(&format!("run {} still needs {kept}-", runs[2]));
+
+    // Executed with the admin's (here: the backup's) signing key.
+    let mut args = audited.to_vec();
+    args.extend(["--keep-last", "1", "--execute"]);
+    let done = run(dir, "prune", &only_kept, &[], &args);
+    done.assert_code(EXIT_OK);
+    done.assert_contains("Removed");
+    let after = files(&store);
+    assert_eq!(dropped_files(&after), 0, "{after:?}");
+    assert!(!after.iter().any(|k| k.contains(&runs[1])), "{after:?}");
+    assert!(after.iter().any(|k| k.contains(&runs[0])), "{after:?}");
+    assert!(
+        after.iter().any(|k| k.starts_with("pr/pruned/")),
+        "{after:?}"
+    );
+
+    // The signed backup still validates, and restores every record of the followed topic,
+    // those of run 1 included.
+    let v = run(dir, "validate", &reader, &[], &["--format", "json"]);
+    eprintln!("{}", v.stdout);
+    v.assert_code(EXIT_OK);
+    assert_eq!(problem_kinds(&v.json()), Vec::<String>::new());
+    run(dir, "restore", &reader, &[], &[]).assert_code(EXIT_OK);
+    assert_same_records(&consumed(&format!("{kept}-restored")), &consumed(&kept));
+    // Nothing more to remove: a second prune is a no-op.
+    let again = run(
+        dir,
+        "prune",
+        &only_kept,
+        &[],
+        &["--keep-last", "1", "--execute", "--format", "json"],
+    );
+    again.assert_code(EXIT_OK);
+    assert_eq!(again.json()["remove_objects"], 0);
+
+    // The audit trail says what was removed.
+    let trail = audit_events(&log);
+    let end = trail
+        .iter()
+        .find(|e| e["phase"] == "end" && e["command"] == "prune --execute")
+        .expect("a prune --execute end event");
+    let detail = end["detail"].as_str().unwrap();
+    assert!(detail.contains("pruned under --keep-last 1"), "{detail}");
+    assert!(
+        detail.contains(&runs[1]) && detail.contains(&runs[0]),
+        "{detail}"
+    );
+    assert!(detail.contains("prune record pr/pruned/"), "{detail}");
+
+    // An intruder who can write and delete deletes run 4 (the newest but one) and plants an
+    // unsigned prune record with the right digests that claims retention did it: validate
+    // still reports the broken chain, and the record as unauthenticated.
+    produce_more(&kept, 2, 10, "fourth");
+    run(dir, "backup", &only_kept, &[], &[]).assert_code(EXIT_OK);
+    produce_more(&kept, 2, 10, "fifth");
+    run(dir, "backup", &only_kept, &[], &[]).assert_code(EXIT_OK);
+    let runs = run_ids(dir, &reader);
+    let victim = &runs[runs.len() - 2];
+    let victim_parts: Vec<String> = files(&store)
+        .into_iter()
+        .filter(|k| k.starts_with(&format!("pr/runs/{victim}/")))
+        .collect();
+    assert!(!victim_parts.is_empty());
+    let mut parts = Vec::new();
+    for k in &victim_parts {
+        let bytes = std::fs::read(store.join(k)).unwrap();
+        parts.push(serde_json::json!({"key": k, "sha256": sha256sum(&bytes)}));
+        std::fs::remove_file(store.join(k)).unwrap();
+    }
+    let body = serde_json::to_vec_pretty(&serde_json::json!({
+        "format": 1, "backup_id": "pr", "at": "2026-12-04T00:00:00.000Z", "by": "intruder",
+        "policy": "--keep-last 1",
+        "runs": [{"run_id": victim, "started_at": "2026-12-04T00:00:00Z", "whole": true,
+                  "parts": parts, "objects": victim_parts, "bytes": 0}]
+    }))
+    .unwrap();
+    std::fs::write(
+        store.join(format!("pr/pruned/000009-pruned-{}.json", sha256sum(&body))),
+        &body,
+    )
+    .unwrap();
+    let v = run(dir, "validate", &reader, &[], &["--format", "json"]);
+    eprintln!("{}", v.stdout);
+    v.assert_code(EXIT_INTEGRITY);
+    let kinds = problem_kinds(&v.json());
+    assert!(kinds.contains(&"chain-broken".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"unauthenticated".to_owned()), "{kinds:?}");
+}
+
+#[test]
+fn prune_respects_object_lock_and_removes_on_a_versioned_bucket_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let kept = unique_topic("prune-lock-kept");
+    let dropped = unique_topic("prune-lock-dropped");
+    fidelity(&["bulk", &plaintext_broker(), &kept, "100", "1"]);
+    fidelity(&["bulk", &plaintext_broker(), &dropped, "100", "1"]);
+
+    for (prefix, retain) in [
+        (unique_topic("locked"), Some(1)),
+        (unique_topic("free"), None),
+    ] {
+        let storage = moto_lock_storage(&prefix, retain);
+        let both = backup_yaml("pl", &[&kept, &dropped], &storage, "");
+        let only_kept = backup_yaml("pl", &[&kept], &storage, "");
+        run(dir, "backup", &both, &[], &[]).assert_code(EXIT_OK);
+        run(dir, "backup", &only_kept, &[], &[]).assert_code(EXIT_OK);
+        let before = s3_versions(&get("/s3/lock_bucket"), &prefix);
+        let done = run(
+            dir,
+            "prune",
+            &only_kept,
+            &[],
+            &["--keep-last", "1", "--execute", "--format", "json"],
+        );
+        done.assert_code(EXIT_OK);
+        let report = done.json();
+        eprintln!("{report:#}");
+        let first = &report["runs"][0];
+        match retain {
+            Some(_) => {
+                // Every object of the dropped topic is under a one-day lock: held, reported,
+                // and not even hidden behind a delete marker.
+                assert_eq!(report["remove_objects"], 0);
+                assert!(first["held_count"].as_u64().unwrap() > 0);
+                let locked = first["held"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|h| h[1]["why"] == "locked")
+                    .count();
+                assert!(locked > 0, "{first:#}");
+                assert!(first["held"][0][1]["until"].is_string());
+                // s3_versions fails on any delete marker.
+                assert_eq!(s3_versions(&get("/s3/lock_bucket"), &prefix), before);
+                let text = run(dir, "prune", &only_kept, &[], &["--keep-last", "1"]);
+                text.assert_contains("object lock holds it until about");
+            }
+            None => {
+                // Without a lock the dropped topic's segments go (behind delete markers on
+                // this versioned bucket), and the backup no longer shows the topic.
+                assert!(report["result"]["removed"].as_u64().unwrap() > 0);
+                let listed = run(dir, "describe", &only_kept, &[], &["--format", "json"]);
+                listed.assert_code(EXIT_OK);
+                assert!(!listed.stdout.contains(&dropped), "{}", listed.stdout);
+            }
+        }
+    }
+}

@@ -284,3 +284,82 @@ fn prune_respects_object_lock_and_removes_on_a_versioned_bucket_without_it() {
         }
     }
 }
+
+/// What the source's retention deleted before a kept run ran is not part of that run's view,
+/// so it goes. The test broker cannot advance a log start (no DeleteRecords, no retention), so
+/// the second run's manifest is edited to say what a broker with retention would have told it:
+/// the log started at the first offset of that run.
+#[test]
+fn data_the_cluster_had_already_deleted_when_the_oldest_kept_run_ran_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let topic = unique_topic("prune-logstart");
+    fidelity(&["bulk", &plaintext_broker(), &topic, "200", "1"]);
+    let store = dir.join("store");
+    let yaml = backup_yaml("pls", &[&topic], &fs_storage(&store), "");
+    run(dir, "backup", &yaml, &[], &[]).assert_code(EXIT_OK);
+    produce_more(&topic, 1, 40, "later");
+    run(dir, "backup", &yaml, &[], &[]).assert_code(EXIT_OK);
+    let runs = run_ids(dir, &yaml);
+    assert_eq!(runs.len(), 2);
+
+    // Without the log start (as older versions wrote), run 2 views the partition from 0 and
+    // run 1 is needed.
+    let manifest = files(&store)
+        .into_iter()
+        .find(|k| k.starts_with(&format!("pls/runs/{}/", runs[1])))
+        .unwrap();
+    let path = store.join(&manifest);
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc["end_offsets"].as_array().unwrap().len(), 1, "{doc:#}");
+    assert_eq!(doc["end_offsets"][0]["log_start_offset"], 0, "{doc:#}");
+    let run2_start = doc["end_offsets"][0]["end_offset"].as_i64().unwrap() - 40;
+    doc["end_offsets"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("log_start_offset");
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let plan = run(
+        dir,
+        "prune",
+        &yaml,
+        &[],
+        &["--keep-last", "1", "--format", "json"],
+    );
+    plan.assert_code(EXIT_OK);
+    assert_eq!(plan.json()["remove_objects"], 0, "{}", plan.stdout);
+
+    // With the log start a broker with retention would have reported, run 1 goes whole.
+    doc["end_offsets"][0]["log_start_offset"] = run2_start.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let done = run(
+        dir,
+        "prune",
+        &yaml,
+        &[],
+        &["--keep-last", "1", "--execute", "--format", "json"],
+    );
+    done.assert_code(EXIT_OK);
+    let report = done.json();
+    assert_eq!(report["runs"][0]["whole"], true, "{report:#}");
+    let left = files(&store);
+    assert!(!left.iter().any(|k| k.contains(&runs[0])), "{left:?}");
+
+    // What stays validates and restores the records from run 2's view on.
+    let reader = restore_yaml(
+        "pls",
+        &fs_storage(&store),
+        &format!("topic_mapping:\n  {topic}: {topic}-restored\nrestore_id: pls\n"),
+    );
+    let v = run(dir, "validate", &reader, &[], &["--format", "json"]);
+    eprintln!("{}", v.stdout);
+    v.assert_code(EXIT_OK);
+    run(dir, "restore", &reader, &[], &[]).assert_code(EXIT_OK);
+    let restored = consumed(&format!("{topic}-restored"));
+    let source = consumed(&topic);
+    assert_eq!(restored.len(), 40);
+    assert_same_records(
+        &without_offsets(restored),
+        &without_offsets(source[source.len() - 40..].to_vec()),
+    );
+}

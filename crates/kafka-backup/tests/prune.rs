@@ -159,6 +159,9 @@ fn prune_removes_only_what_no_kept_run_needs_and_the_backup_stays_whole() {
     assert_eq!(problem_kinds(&v.json()), Vec::<String>::new());
     run(dir, "restore", &reader, &[], &[]).assert_code(EXIT_OK);
     assert_same_records(&consumed(&format!("{kept}-restored")), &consumed(&kept));
+    let described = run(dir, "describe", &reader, &[], &[]);
+    described.assert_contains("Pruned ");
+    described.assert_contains("under --keep-last 1: 1 runs whole");
     // Nothing more to remove: a second prune is a no-op.
     let again = run(
         dir,
@@ -279,7 +282,15 @@ fn prune_respects_object_lock_and_removes_on_a_versioned_bucket_without_it() {
                 assert!(report["result"]["removed"].as_u64().unwrap() > 0);
                 let listed = run(dir, "describe", &only_kept, &[], &["--format", "json"]);
                 listed.assert_code(EXIT_OK);
-                assert!(!listed.stdout.contains(&dropped), "{}", listed.stdout);
+                let description = listed.json();
+                let topics: Vec<&str> = description["topics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["name"].as_str().unwrap())
+                    .collect();
+                assert!(!topics.contains(&dropped.as_str()), "{}", listed.stdout);
+                assert!(topics.contains(&kept.as_str()), "{}", listed.stdout);
             }
         }
     }

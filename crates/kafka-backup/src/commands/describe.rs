@@ -55,15 +55,43 @@ pub async fn run(
                     "quarantine".to_owned(),
                     super::quarantine::to_json(&quarantine),
                 );
+                object.insert(
+                    "pruned".to_owned(),
+                    serde_json::to_value(&catalog.pruned).unwrap_or_default(),
+                );
             }
             print_json(&value)?;
         }
         OutputFormat::Text => {
             super::print_text(&super::quarantine::render(&quarantine));
+            super::print_text(&render_pruned(&catalog));
             super::print_text(&render_text(&description));
         }
     }
     Ok(Exit::Ok)
+}
+
+/// One line per prune record: when, by whom, under which policy, what it removed.
+fn render_pruned(catalog: &Catalog) -> String {
+    let mut out = String::new();
+    for r in &catalog.pruned {
+        let whole = r.record.runs.iter().filter(|run| run.whole).count();
+        let objects: usize = r.record.runs.iter().map(|run| run.objects.len()).sum();
+        let _ = writeln!(
+            out,
+            "Pruned       {} by {} under {}: {} runs whole, {objects} objects{}",
+            r.record.at,
+            r.record.by,
+            r.record.policy,
+            whole,
+            match (&r.signed_by, r.counts) {
+                (Some(k), _) => format!(", signed by {k}"),
+                (None, true) => String::new(),
+                (None, false) => ", NOT COUNTED (not signed by a trusted admin key)".to_owned(),
+            }
+        );
+    }
+    out
 }
 
 /// Whether the configured keys can decrypt `run`, in words.

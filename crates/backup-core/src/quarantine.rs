@@ -15,9 +15,7 @@
 //! release counts.
 
 use backup_format::naming::validate_backup_id;
-use backup_format::signing::{
-    SigningKey, VerifyingKeys, decode_name_signature, encode_name_signature,
-};
+use backup_format::signing::{SigningKey, VerifyingKeys};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -133,11 +131,7 @@ fn base_name(seq: u32, action: Action, sha256: &str) -> String {
 
 /// Parses `{seq}-{action}-{sha}[.{sig}].json`.
 fn parse_name(name: &str) -> Option<(u32, Action, String, Option<[u8; 64]>)> {
-    let stem = name.strip_suffix(".json")?;
-    let (base, sig) = match stem.split_once('.') {
-        Some((b, s)) => (b, Some(decode_name_signature(s)?)),
-        None => (stem, None),
-    };
+    let (base, sig) = crate::catalog::pruned::split_signed_json(name)?;
     let mut parts = base.splitn(3, '-');
     let seq_text = parts.next()?;
     let seq: u32 = seq_text.parse().ok()?;
@@ -258,11 +252,11 @@ pub async fn write_marker(
         .map_err(|e| QuarantineError::Name(format!("cannot encode the marker: {e}")))?;
     let sha = crate::audit::sha256_hex(&body);
     let base = base_name(seq, action, &sha);
-    let name = match key {
-        Some(k) => format!("{base}.{}.json", encode_name_signature(&k.sign_name(&base))),
-        None => format!("{base}.json"),
-    };
-    let full = format!("{}{name}", prefix(backup_id)?);
+    let full = format!(
+        "{}{}",
+        prefix(backup_id)?,
+        crate::catalog::pruned::signed_json_name(&base, key)
+    );
     storage.put_new(&full, Bytes::from(body)).await?;
     Ok(full)
 }
@@ -270,6 +264,7 @@ pub async fn write_marker(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backup_format::signing::encode_name_signature;
 
     #[test]
     fn names_round_trip_and_only_canonical_ones_parse() {

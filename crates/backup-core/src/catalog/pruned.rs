@@ -106,13 +106,27 @@ fn base_name(seq: u32, sha256: &str) -> String {
     format!("{seq:06}-pruned-{sha256}")
 }
 
-/// Parses `{seq}-pruned-{sha}[.{sig}].json`; anything else is `None`.
-pub(crate) fn parse_name(name: &str) -> Option<(u32, String, Option<[u8; 64]>)> {
+/// `{base}.{signature}.json` with `key`, or `{base}.json` without: the names of operator
+/// records (prune records, quarantine markers), whose signature covers the base name.
+pub(crate) fn signed_json_name(base: &str, key: Option<&SigningKey>) -> String {
+    match key {
+        Some(k) => format!("{base}.{}.json", encode_name_signature(&k.sign_name(base))),
+        None => format!("{base}.json"),
+    }
+}
+
+/// Splits a [`signed_json_name`] into its base and signature; `None` when it is not one.
+pub(crate) fn split_signed_json(name: &str) -> Option<(&str, Option<[u8; 64]>)> {
     let stem = name.strip_suffix(".json")?;
-    let (base, sig) = match stem.split_once('.') {
+    Some(match stem.split_once('.') {
         Some((b, s)) => (b, Some(decode_name_signature(s)?)),
         None => (stem, None),
-    };
+    })
+}
+
+/// Parses `{seq}-pruned-{sha}[.{sig}].json`; anything else is `None`.
+pub(crate) fn parse_name(name: &str) -> Option<(u32, String, Option<[u8; 64]>)> {
+    let (base, sig) = split_signed_json(name)?;
     let (seq_text, sha) = base.split_once("-pruned-")?;
     let seq: u32 = seq_text.parse().ok()?;
     let canonical = seq_text.len() == 6
@@ -251,11 +265,11 @@ pub async fn write_record(
     })?;
     let sha = crate::audit::sha256_hex(&body);
     let base = base_name(seq, &sha);
-    let name = match key {
-        Some(k) => format!("{base}.{}.json", encode_name_signature(&k.sign_name(&base))),
-        None => format!("{base}.json"),
-    };
-    let full = format!("{}{name}", prefix(&record.backup_id));
+    let full = format!(
+        "{}{}",
+        prefix(&record.backup_id),
+        signed_json_name(&base, key)
+    );
     storage.put_new(&full, Bytes::from(body)).await?;
     Ok(full)
 }

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod check;
 pub mod config;
 pub mod decrypt;
+pub mod drill;
 pub mod keys;
 pub mod permissions;
 pub mod posture;

@@ -174,6 +174,29 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Restore drill: restores the backup of a restore configuration into scratch topics and
+    /// groups (every name prefixed), proves the result record by record and group position by
+    /// group position, and reports the time to restore (RTO) and the age of the newest data
+    /// (RPO). Exit 7 when anything differs.
+    Drill {
+        /// A restore configuration (its target cluster receives the scratch topics).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Prefix of the scratch topics and groups (default: kb-drill-<UTC time>-).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Delete the scratch topics and groups afterwards.
+        #[arg(long)]
+        cleanup: bool,
+        /// Restore segments that no configured key authenticates.
+        #[arg(long)]
+        accept_unauthenticated: bool,
+        #[command(flatten)]
+        trust: commands::TrustArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Retention (admin role): removes the runs a policy no longer keeps, never a segment a
     /// kept run needs, and records what it removed. A dry run unless --execute.
     Prune {
@@ -431,6 +454,21 @@ fn main() -> ExitCode {
                 release,
                 format,
             } => commands::quarantine::run(&config, &reason, release, format).await,
+            Command::Drill {
+                config,
+                prefix,
+                cleanup,
+                accept_unauthenticated,
+                trust,
+                format,
+            } => {
+                let args = commands::drill::DrillArgs {
+                    prefix,
+                    cleanup,
+                    accept_unauthenticated,
+                };
+                commands::drill::run(&config, args, &trust, format).await
+            }
             Command::Prune {
                 config,
                 keep_last,
@@ -591,6 +629,7 @@ impl Command {
                 },
                 Some(config),
             ),
+            Command::Drill { config, .. } => ("drill", Some(config)),
             Command::Prune {
                 config, execute, ..
             } => (

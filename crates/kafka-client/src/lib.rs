@@ -10,6 +10,7 @@ pub use kafka_records::batch;
 pub mod client;
 pub mod config;
 pub mod connection;
+mod delete;
 pub mod error;
 pub mod fetch;
 mod frame;

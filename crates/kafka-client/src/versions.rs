@@ -47,6 +47,8 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::OffsetCommit, "OffsetCommit", 2, 8),
     api(ApiKey::CreateTopics, "CreateTopics", 2, 7),
     api(ApiKey::DescribeConfigs, "DescribeConfigs", 1, 4),
+    api(ApiKey::DeleteTopics, "DeleteTopics", 1, 6),
+    api(ApiKey::DeleteGroups, "DeleteGroups", 0, 2),
 ];
 
 /// Our support entry for an API key.

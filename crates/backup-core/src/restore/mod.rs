@@ -21,6 +21,9 @@ mod scan;
 mod target;
 mod units;
 
+pub(crate) use target::progress_group as progress_group_of;
+pub(crate) use units::limits as decode_limits;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -165,6 +168,9 @@ pub struct RestoreOptions {
     pub expected_runs: Vec<String>,
     /// Extra verify keys (`--verify-key`), added to `restore.verify_key`.
     pub verify_keys: Vec<backup_format::signing::VerifyingKey>,
+    /// Commit consumer groups under this prefix instead of their own ids (a drill into a
+    /// scratch target leaves the real groups untouched).
+    pub group_prefix: Option<String>,
 }
 
 /// One partition in the report.
@@ -401,7 +407,14 @@ pub async fn run_restore(
     let consumer_groups = if interrupted {
         Vec::new()
     } else {
-        restore_groups(&p, &maps, dry_run, &mut warnings).await?
+        restore_groups(
+            &p,
+            &maps,
+            dry_run,
+            options.group_prefix.as_deref(),
+            &mut warnings,
+        )
+        .await?
     };
     let bytes = counters.bytes.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64().max(1e-6);
@@ -846,6 +859,7 @@ async fn restore_groups(
     p: &Prepared,
     maps: &OffsetMaps,
     dry_run: bool,
+    group_prefix: Option<&str>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<GroupOutcome>, RestoreError> {
     let (settings, repartitioned) = (&p.settings, &p.repartitioned);
@@ -879,7 +893,12 @@ async fn restore_groups(
             ));
         }
     }
-    let translated = groups::translate(snapshot, &settings.consumer_groups, maps, &p.targets);
+    let mut translated = groups::translate(snapshot, &settings.consumer_groups, maps, &p.targets);
+    if let Some(prefix) = group_prefix {
+        for g in &mut translated {
+            g.group_id = format!("{prefix}{}", g.group_id);
+        }
+    }
     groups::commit(&p.client, translated, dry_run).await
 }
 

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod backup;
 pub mod check;
 pub mod describe;
+pub mod drill;
 pub mod keys;
 pub mod list;
 pub mod permissions;

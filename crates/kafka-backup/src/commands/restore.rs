@@ -16,7 +16,10 @@ use tokio::sync::watch;
 use crate::OutputFormat;
 use crate::exit::{Exit, Failed};
 
-async fn load(config_path: &Path, command: &str) -> Result<(LoadedConfig, Storage), Failed> {
+pub(crate) async fn load(
+    config_path: &Path,
+    command: &str,
+) -> Result<(LoadedConfig, Storage), Failed> {
     let (loaded, storage) = super::open_store(config_path, true).await?;
     if loaded.mode != Mode::Restore {
         return Err(Failed::new(
@@ -83,7 +86,11 @@ pub async fn run(
             return Err(Failed::new(
                 Exit::Integrity,
                 format!(
-                    "backup `{}` is {line}. Nothing was restored. If the backup was examined                      and found sound, lift the quarantine with `kafka-backup quarantine                      --release --reason TEXT --config FILE` (signed with a key this restore                      trusts); to restore it anyway, e.g. into a scratch cluster for forensics,                      pass --allow-quarantined",
+                    "backup `{}` is {line}. Nothing was restored. If the backup was examined \
+                     and found sound, lift the quarantine with `kafka-backup quarantine \
+                     --release --reason TEXT --config FILE` (signed with a key this restore \
+                     trusts); to restore it anyway, e.g. into a scratch cluster for forensics, \
+                     pass --allow-quarantined",
                     loaded.backup_id
                 ),
             ));
@@ -119,6 +126,7 @@ pub async fn run(
             accept_unauthenticated,
             expected_runs: trust_args.expect_runs.clone(),
             verify_keys,
+            group_prefix: None,
         },
         stop_rx,
     )
@@ -228,7 +236,7 @@ fn print_json<T: Serialize>(value: &T) -> Result<(), Failed> {
     Ok(())
 }
 
-fn failed(e: RestoreError) -> Failed {
+pub(crate) fn failed(e: RestoreError) -> Failed {
     let exit = match &e {
         RestoreError::Config(_) | RestoreError::Target(_) => Exit::Config,
         RestoreError::Integrity { .. }

@@ -269,7 +269,7 @@ def expect_kafka_failure(conf: dict, want_code: str, want_text: str = "", second
 
 # The brokers a Kafka client can actually use, and the negative-test ports that only
 # ever fail a TLS handshake.
-WORKING = ["plaintext", "scratch", "sasl_plaintext", "ssl", "mtls", "sasl_ssl", "ssl_expiring"]
+WORKING = ["plaintext", "sasl_plaintext", "ssl", "mtls", "sasl_ssl", "ssl_expiring"]
 HANDSHAKE_FAILS = ["ssl_expired", "ssl_wrong_host"]
 
 

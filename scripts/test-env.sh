@@ -24,9 +24,6 @@
 #
 # Services (names as in env.json's "brokers"):
 #   plaintext       nisshi on sqlite
-#   scratch         nisshi on sqlite, its own database: only for tests that delete topics
-#                   (nisshi's DeleteTopics deletes every topic of the broker, not just
-#                   those named, so such tests must not share a broker with others)
 #   sasl_plaintext  nisshi --authentication, SCRAM-SHA-256 and -512 users
 #   ssl             stunnel (server cert) -> nisshi
 #   mtls            stunnel (client cert required, main CA) -> nisshi
@@ -529,7 +526,6 @@ write_env_file() {
         items+=("brokers.$1=$3" "broker_protocols.$1=$2")
     }
     add_broker plaintext PLAINTEXT "127.0.0.1:$PORT_PLAINTEXT"
-    add_broker scratch PLAINTEXT "127.0.0.1:$PORT_SCRATCH"
     add_broker sasl_plaintext SASL_PLAINTEXT "127.0.0.1:$PORT_SASL_PLAINTEXT"
     add_broker ssl SSL "localhost:$PORT_SSL"
     add_broker mtls SSL "localhost:$PORT_MTLS"
@@ -626,8 +622,8 @@ cmd_start() {
 
     gen_tls
 
-    mapfile -t ports < <("$PY" "$HELPER" free-ports 21)
-    [ "${#ports[@]}" -eq 21 ] || die "could not get free ports"
+    mapfile -t ports < <("$PY" "$HELPER" free-ports 20)
+    [ "${#ports[@]}" -eq 20 ] || die "could not get free ports"
     PORT_PLAINTEXT=${ports[0]}
     PORT_SASL_PLAINTEXT=${ports[1]}
     PORT_SSL=${ports[2]}
@@ -647,7 +643,6 @@ cmd_start() {
     PORT_GCS=${ports[17]}
     PORT_SYSLOG_TCP=${ports[18]}
     PORT_SYSLOG_UDP=${ports[19]}
-    PORT_SCRATCH=${ports[20]}
     SCRAM256_PASSWORD=$(openssl rand -hex 16)
     SCRAM512_PASSWORD=$(openssl rand -hex 16)
 
@@ -661,7 +656,6 @@ cmd_start() {
     # Brokers behind stunnel advertise the TLS address, so that clients reconnect
     # through stunnel after the first metadata response.
     broker plaintext "$PORT_PLAINTEXT" "127.0.0.1:$PORT_PLAINTEXT"
-    broker scratch "$PORT_SCRATCH" "127.0.0.1:$PORT_SCRATCH"
     broker ssl "$PORT_SSL_BACKEND" "localhost:$PORT_SSL"
     broker mtls "$PORT_MTLS_BACKEND" "localhost:$PORT_MTLS"
     broker ssl_expiring "$PORT_SSL_EXPIRING_BACKEND" "localhost:$PORT_SSL_EXPIRING"
@@ -698,7 +692,6 @@ cmd_start() {
 
     "$PY" "$HELPER" wait-tcp --timeout "$(time_left)" --pids-file "$PIDS" \
         "plaintext=127.0.0.1:$PORT_PLAINTEXT" \
-        "scratch=127.0.0.1:$PORT_SCRATCH" \
         "sasl_plaintext=127.0.0.1:$PORT_SASL_PLAINTEXT" \
         "ssl-broker=127.0.0.1:$PORT_SSL_BACKEND" \
         "mtls-broker=127.0.0.1:$PORT_MTLS_BACKEND" \

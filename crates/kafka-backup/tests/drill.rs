@@ -3,8 +3,8 @@
 //! transactions) and group position by group position, with RTO and RPO figures, an audit
 //! event, evidence, and a cleanup that removes only what the drill created.
 //!
-//! The drill restores into the scratch broker: nisshi deletes every topic of a broker when
-//! asked to delete one, so a cleanup on a shared broker would remove other tests' topics.
+//! The drill restores into a broker of the test's own: nisshi deletes every topic of a broker
+//! when asked to delete one, so a cleanup on a shared broker would remove other tests' topics.
 
 mod common;
 
@@ -12,21 +12,21 @@ use common::protection::*;
 use common::*;
 use serde_json::Value;
 
-/// Whether `group` has committed offsets on the scratch broker.
-fn group_exists(group: &str) -> bool {
+/// Whether `group` has committed offsets on `broker`.
+fn group_exists(broker: &str, group: &str) -> bool {
     let out = python(
         "import sys\nfrom confluent_kafka.admin import AdminClient\n\
          a = AdminClient({'bootstrap.servers': sys.argv[1]})\n\
          gs = a.list_consumer_groups().result(timeout=10).valid\n\
          print(any(g.group_id == sys.argv[2] for g in gs))\n",
-        &[&scratch_broker(), group],
+        &[broker, group],
     );
     out.trim() == "True"
 }
 
-/// What a read_committed consumer sees in `topic` of the scratch broker, without offsets.
-fn scratch_records(topic: &str) -> Vec<Rec> {
-    without_offsets(committed(&fidelity(&["consume", &scratch_broker(), topic])))
+/// What a read_committed consumer sees in `topic` of `broker`, without offsets.
+fn records_on(broker: &str, topic: &str) -> Vec<Rec> {
+    without_offsets(committed(&fidelity(&["consume", broker, topic])))
 }
 
 #[test]
@@ -45,6 +45,8 @@ fn a_drill_proves_every_record_and_group_position_and_cleans_up_only_its_own() {
         ],
         "app-position",
     );
+    let own = test_support::OwnBroker::start();
+    let target = own.address();
     let store = dir.join("store");
     let signing = generate_key(dir, "signing", "signing.key");
     let backup = backup_yaml(
@@ -67,7 +69,7 @@ fn a_drill_proves_every_record_and_group_position_and_cleans_up_only_its_own() {
                 signing.public.as_ref().unwrap().display()
             ),
         )
-        .replace(&plaintext_broker(), &scratch_broker()),
+        .replace(&plaintext_broker(), &target),
         signing.private.display()
     );
 
@@ -116,8 +118,8 @@ fn a_drill_proves_every_record_and_group_position_and_cleans_up_only_its_own() {
     assert!(report["rpo_secs"].as_f64().unwrap() >= 0.0);
     assert!(report["newest_record"].is_string());
     let scratch = format!("{prefix}{topic}");
-    assert_same_records(&scratch_records(&scratch), &want);
-    assert!(group_exists(&format!("{prefix}{group}")));
+    assert_same_records(&records_on(&target, &scratch), &want);
+    assert!(group_exists(&target, &format!("{prefix}{group}")));
 
     // The audit trail carries the verdict and the figures, and the evidence report shows the
     // newest drill.
@@ -165,7 +167,7 @@ fn a_drill_proves_every_record_and_group_position_and_cleans_up_only_its_own() {
     );
     again.assert_code(EXIT_OK);
     assert_eq!(again.json()["drill"]["proven"], true);
-    assert_same_records(&scratch_records(&scratch), &want);
+    assert_same_records(&records_on(&target, &scratch), &want);
 
     // A second drill with --cleanup removes its own topics and groups, and only those.
     let prefix2 = format!("{topic}-d2-");
@@ -179,14 +181,11 @@ fn a_drill_proves_every_record_and_group_position_and_cleans_up_only_its_own() {
     d.assert_code(EXIT_OK);
     let cleanup = &d.json()["cleanup"];
     assert_eq!(cleanup["failed"], serde_json::json!([]), "{cleanup:#}");
-    assert!(!topic_exists(
-        &scratch_broker(),
-        &format!("{prefix2}{topic}")
-    ));
-    assert!(!group_exists(&format!("{prefix2}{group}")));
+    assert!(!topic_exists(&target, &format!("{prefix2}{topic}")));
+    assert!(!group_exists(&target, &format!("{prefix2}{group}")));
     // The first drill's group stays (its topics went with the second's: nisshi's
     // DeleteTopics deletes every topic of the broker), and the source cluster is another.
-    assert!(group_exists(&format!("{prefix}{group}")));
+    assert!(group_exists(&target, &format!("{prefix}{group}")));
     assert!(topic_exists(&plaintext_broker(), &topic));
 
     // A prefix that cannot start a topic name is a usage error.

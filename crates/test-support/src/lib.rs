@@ -45,12 +45,6 @@ pub fn plaintext_broker() -> String {
     get("/brokers/plaintext")
 }
 
-/// A PLAINTEXT broker of its own, for the tests that delete topics: nisshi's DeleteTopics
-/// deletes every topic of its broker, so nothing else may use this one.
-pub fn scratch_broker() -> String {
-    get("/brokers/scratch")
-}
-
 /// The plain moto's bucket created with S3 Object Lock enabled (`kb-lock`).
 pub fn s3_lock_bucket() -> String {
     get("/s3/lock_bucket")

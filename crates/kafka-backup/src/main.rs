@@ -67,6 +67,11 @@ enum Command {
         /// With --permissions: the role to probe (default: the configuration's mode).
         #[arg(long, value_enum, requires = "permissions")]
         role: Option<commands::permissions::RoleArg>,
+        /// With --security: also ask the storage service about the bucket itself (S3: default
+        /// encryption, Block Public Access, policy status, ACL), with the configured
+        /// credentials.
+        #[arg(long, requires = "security")]
+        storage: bool,
         /// With --security: exit 8 when a finding is at or above this severity.
         #[arg(long, value_name = "LOW|MEDIUM|HIGH", value_parser = parse_severity, requires = "security")]
         fail_on: Option<backup_core::posture::Severity>,
@@ -397,8 +402,9 @@ fn main() -> ExitCode {
                 security: true,
                 fail_on,
                 format,
+                storage,
                 ..
-            } => commands::posture::run(&config, fail_on, format),
+            } => commands::posture::run(&config, fail_on, storage, format).await,
             Command::Check {
                 config,
                 permissions: true,

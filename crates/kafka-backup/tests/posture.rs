@@ -250,3 +250,137 @@ fn expiring_certificates_and_unchecked_host_names_are_found() {
             .contains("system trust store")
     );
 }
+
+/// Creates `bucket` on the plain moto, with a public policy and a public-read ACL (`public`),
+/// or with default encryption and Block Public Access (`guarded`), or as created (`plain`).
+fn make_bucket(bucket: &str, kind: &str) {
+    python(
+        r#"
+import sys, json, boto3
+endpoint, region, key_id, secret, bucket, kind = sys.argv[1:7]
+c = boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                 aws_access_key_id=key_id, aws_secret_access_key=secret)
+c.create_bucket(Bucket=bucket)
+if kind == "public":
+    c.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    c.put_bucket_acl(Bucket=bucket, ACL="public-read")
+elif kind == "guarded":
+    c.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+    c.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+"#,
+        &[
+            &get("/s3/endpoint"),
+            &get("/s3/region"),
+            &get("/s3/access_key_id"),
+            &get("/s3/secret_access_key"),
+            bucket,
+            kind,
+        ],
+    );
+}
+
+fn bucket_storage(bucket: &str) -> String {
+    format!(
+        "storage:\n  backend: s3\n  bucket: {bucket}\n  region: {}\n  endpoint: {}\n  \
+         force_path_style: true\n  allow_http: true\n  access_key: ${{KB_ACCESS_KEY}}\n  \
+         secret_key: ${{KB_SECRET_KEY}}\n",
+        get("/s3/region"),
+        get("/s3/endpoint"),
+    )
+}
+
+/// `check --security --storage` asks the S3 service about the bucket itself: a public one is
+/// HIGH (policy and ACL), one without default encryption or Block Public Access is MEDIUM, a
+/// guarded one has none of these findings, and an identity that may not ask gets a finding
+/// that says so, never silence. Without `--storage` nothing is asked.
+#[test]
+fn the_bucket_itself_is_checked_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let suffix = unique_topic("b").to_lowercase().replace('_', "-");
+    let check = |bucket: &str, args: &[&str]| {
+        let yaml = backup_yaml("bk", &["t"], &bucket_storage(bucket), "");
+        let path = dir.join(format!("{bucket}.yaml"));
+        std::fs::write(&path, &yaml).unwrap();
+        chmod(&path, 0o600);
+        let mut all = vec!["check", "--security", "--format", "json"];
+        all.extend_from_slice(&["--config", path.to_str().unwrap()]);
+        all.extend_from_slice(args);
+        let refs: Vec<&std::ffi::OsStr> = all.iter().map(std::ffi::OsStr::new).collect();
+        let key = get("/s3/access_key_id");
+        let secret = get("/s3/secret_access_key");
+        let out = run_binary(
+            &refs,
+            &[("KB_ACCESS_KEY", &key), ("KB_SECRET_KEY", &secret)],
+        );
+        out.assert_code(EXIT_OK);
+        out.json()
+    };
+    let of = |report: &Value, rule: &str| -> Option<Value> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == rule)
+            .cloned()
+    };
+
+    let public = format!("kb-public-{suffix}");
+    make_bucket(&public, "public");
+    let offline = check(&public, &[]);
+    assert!(
+        rules(&offline).iter().all(|r| !r.starts_with("KB-STO-01")),
+        "{offline:#}"
+    );
+    let report = check(&public, &["--storage"]);
+    eprintln!("{report:#}");
+    let policy = of(&report, "KB-STO-011").expect("a public policy is found");
+    assert_eq!(policy["severity"], "HIGH");
+    let acl = of(&report, "KB-STO-012").expect("a public ACL is found");
+    assert!(
+        acl["evidence"].as_str().unwrap().contains("AllUsers"),
+        "{acl}"
+    );
+    assert_eq!(of(&report, "KB-STO-010").unwrap()["severity"], "MEDIUM");
+    assert!(of(&report, "KB-STO-013").is_some());
+    assert_eq!(report["findings"][0]["severity"], "HIGH");
+
+    let guarded = format!("kb-guarded-{suffix}");
+    make_bucket(&guarded, "guarded");
+    let report = check(&guarded, &["--storage"]);
+    for rule in [
+        "KB-STO-010",
+        "KB-STO-011",
+        "KB-STO-012",
+        "KB-STO-013",
+        "KB-STO-014",
+    ] {
+        assert!(of(&report, rule).is_none(), "{rule}: {report:#}");
+    }
+
+    // An identity without the rights to ask: said so, with the permissions to grant. (The IAM
+    // moto authorizes GetBucketAcl and GetBucketPolicyStatus, but lets GetBucketEncryption and
+    // GetPublicAccessBlock through whatever the policy says.)
+    let yaml = backup_yaml("bk", &["t"], &s3_iam_storage("posture"), "");
+    let denied = run_as_s3_user(
+        dir,
+        "check",
+        &yaml,
+        "writer",
+        &["--security", "--storage", "--format", "json"],
+    );
+    denied.assert_code(EXIT_OK);
+    let report = denied.json();
+    let unknown = of(&report, "KB-STO-014").expect("an unchecked bucket is a finding");
+    let evidence = unknown["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("GetBucketAcl: access denied (needs s3:GetBucketAcl)"),
+        "{evidence}"
+    );
+    assert!(of(&report, "KB-STO-012").is_none(), "{report:#}");
+}

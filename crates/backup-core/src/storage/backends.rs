@@ -125,6 +125,7 @@ fn filesystem(config: &FilesystemConfig) -> Result<(Arc<dyn ObjectStore>, Target
         secrets: Vec::new(),
         root_dir: Some(root.clone()),
         object_lock: None,
+        s3_control: None,
     };
     let store = LocalFileSystem::new_with_prefix(root)
         .map_err(|e| build_error("filesystem", e, &target))?
@@ -278,6 +279,7 @@ fn s3(
         secrets,
         root_dir: None,
         object_lock: None,
+        s3_control: None,
     };
     // Object Lock: every object PUT carries the retention, signed with the request (see
     // object_lock.rs for why this is a connector).
@@ -298,6 +300,12 @@ fn s3(
         ));
         target.object_lock = Some(lock);
     }
+    target.s3_control = Some(Arc::new(super::bucket::S3Control {
+        bucket_url: bucket_url.clone(),
+        region: region.clone(),
+        credentials: Arc::clone(&credentials),
+        client_options: client_options(options, config.allow_http),
+    }));
     let store = builder.build().map_err(|e| build_error("s3", e, &target))?;
     // Set before the store is handed out, so before any request.
     let _ = credentials.set(Arc::clone(store.credentials()));
@@ -513,6 +521,7 @@ fn azure(
         secrets,
         root_dir: None,
         object_lock: None,
+        s3_control: None,
     };
     let store = builder
         .build()
@@ -572,6 +581,7 @@ fn gcs(
         secrets: Vec::new(),
         root_dir: None,
         object_lock: None,
+        s3_control: None,
     };
     let store = builder
         .build()

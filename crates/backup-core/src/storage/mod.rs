@@ -67,6 +67,7 @@
 //! [`StorageError::is_retriable`] says whether a later, higher-level retry may help.
 
 mod backends;
+mod bucket;
 mod error;
 mod object_lock;
 mod settings;
@@ -83,6 +84,7 @@ use kafka_client::Secret;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+pub use bucket::{Answer, BucketFacts};
 pub use error::{Missing, Operation, StorageError};
 pub use settings::{
     AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, ObjectLock, ObjectLockMode,
@@ -198,6 +200,8 @@ pub(crate) struct Target {
     root_dir: Option<PathBuf>,
     /// The retention every S3 write carries.
     object_lock: Option<ObjectLock>,
+    /// S3: how to ask about the bucket's own settings.
+    s3_control: Option<bucket::SharedControl>,
 }
 
 impl fmt::Debug for Target {
@@ -523,6 +527,14 @@ impl Storage {
             }
             Err(e) => Err(self.classify(Operation::Delete, key, &e)),
         }
+    }
+
+    /// What the bucket's own settings say about its protection (default encryption, public
+    /// access), asked of the service with the configured credentials; `None` for backends
+    /// other than S3, whose services encrypt at rest always and whose public access the
+    /// tool does not ask about.
+    pub async fn bucket_facts(&self) -> Option<BucketFacts> {
+        Some(self.target.s3_control.as_ref()?.facts().await)
     }
 
     /// The whole object.

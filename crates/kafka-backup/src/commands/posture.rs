@@ -22,10 +22,12 @@ pub enum PostureFormat {
     Sarif,
 }
 
-/// Assesses `configs` and prints the findings; exits 8 when one is at or above `fail_on`.
-pub fn run(
+/// Assesses `configs` (with `storage`, their S3 buckets' own settings too) and prints the
+/// findings; exits 8 when one is at or above `fail_on`.
+pub async fn run(
     configs: &[PathBuf],
     fail_on: Option<Severity>,
+    storage: bool,
     format: PostureFormat,
 ) -> Result<Exit, Failed> {
     let mut loaded = Vec::new();
@@ -41,7 +43,25 @@ pub fn run(
         };
         loaded.push((path.clone(), l));
     }
-    let findings = posture::assess(&loaded);
+    let mut findings = posture::assess(&loaded);
+    if storage {
+        for (path, l) in &loaded {
+            let Some(storage_config) = &l.storage else {
+                continue;
+            };
+            let store = backup_core::storage::Storage::open_with(
+                storage_config,
+                &l.storage_options,
+                &|name| std::env::var(name).ok(),
+            )
+            .map_err(|e| Failed::new(Exit::Storage, e.to_string()))?;
+            if let Some(facts) = store.bucket_facts().await {
+                let name = path.display().to_string();
+                findings.extend(posture::bucket::assess_bucket(&name, l, &facts));
+            }
+        }
+        findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.cmp(b.rule)));
+    }
     let failed = fail_on.is_some_and(|level| findings.iter().any(|f| f.severity >= level));
     let tally = |s: Severity| findings.iter().filter(|f| f.severity == s).count() as u64;
     crate::audit::counts(&[

@@ -1,7 +1,10 @@
 //! The security posture of configurations (`kafka-backup check --security`): what in them, or
 //! in the files they name, weakens the protection of the data, each as a [`Finding`] with a
-//! severity, the evidence and the fix. Reads the configurations and local files only; it
-//! contacts neither Kafka nor storage.
+//! severity, the evidence and the fix. [`assess`] reads the configurations and local files
+//! only; it contacts neither Kafka nor storage. [`bucket::assess_bucket`] adds what an S3
+//! bucket's own settings say, asked of the service (`check --security --storage`).
+
+pub mod bucket;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -99,6 +102,14 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     ("KB-STO-001", "Objects are not protected by S3 Object Lock"),
     ("KB-STO-002", "Storage is reached over plain HTTP"),
+    ("KB-STO-010", "The bucket has no default encryption"),
+    ("KB-STO-011", "The bucket policy makes the bucket public"),
+    ("KB-STO-012", "The bucket ACL grants access to everyone"),
+    ("KB-STO-013", "The bucket does not block public access"),
+    (
+        "KB-STO-014",
+        "The bucket's own protection could not be checked",
+    ),
     (
         "KB-IAM-001",
         "One identity is configured for both backup and restore",

@@ -346,7 +346,8 @@ impl MarkerFilter {
             return Err(RecordError::InvalidControlBatch {
                 offset: header.base_offset,
                 what: format!(
-                    "its {:?} marker for producer {} is not among the markers listed for this                      partition",
+                    "its {:?} marker for producer {} is not among the markers listed for this \
+                     partition",
                     marker.kind, header.producer_id
                 ),
             });

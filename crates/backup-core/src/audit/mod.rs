@@ -213,7 +213,8 @@ pub enum AuditError {
     },
     /// Other writers kept taking the next sequence number.
     #[error(
-        "cannot append to the audit trail at {location}: {attempts} sequence numbers in a row          were taken by other writers; try again, and check what else writes to this backup"
+        "cannot append to the audit trail at {location}: {attempts} sequence numbers in a row \
+         were taken by other writers; try again, and check what else writes to this backup"
     )]
     Contended {
         /// The stream.

@@ -150,7 +150,9 @@ pub(crate) fn check_chain(
                     None if pruned_digest.is_some() => problems.push(at(
                         ProblemKind::ChainBroken,
                         format!(
-                            "this part names {} as the part before it; a prune record says                              retention removed that part, but with another digest: the record                              does not describe the part this chain names",
+                            "this part names {} as the part before it; a prune record says \
+                             retention removed that part, but with another digest: the record \
+                             does not describe the part this chain names",
                             link.key
                         ),
                     )),

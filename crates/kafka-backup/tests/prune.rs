@@ -11,6 +11,55 @@ use common::protection::*;
 use common::*;
 use serde_json::Value;
 
+/// Creates a bucket of the test's own on the plain moto: `versioned` (no Object Lock), or
+/// `default-retention` (Object Lock with a one-day GOVERNANCE default retention).
+fn new_bucket(stem: &str, kind: &str) -> String {
+    let bucket = format!(
+        "{stem}-{}",
+        unique_topic("b").to_lowercase().replace('_', "-")
+    );
+    let out = python(
+        r#"
+import sys, boto3
+endpoint, region, key_id, secret, bucket, kind = sys.argv[1:7]
+c = boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                 aws_access_key_id=key_id, aws_secret_access_key=secret)
+if kind == "versioned":
+    c.create_bucket(Bucket=bucket)
+    c.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+else:
+    c.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    c.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+print("ok")
+"#,
+        &[
+            &get("/s3/endpoint"),
+            &get("/s3/region"),
+            &get("/s3/access_key_id"),
+            &get("/s3/secret_access_key"),
+            &bucket,
+            kind,
+        ],
+    );
+    assert_eq!(out.trim(), "ok");
+    bucket
+}
+
+/// The `storage:` section of `bucket` on the plain moto, under `prefix`.
+fn bucket_storage(bucket: &str, prefix: &str) -> String {
+    format!(
+        "storage:\n  backend: s3\n  bucket: {bucket}\n  region: {}\n  endpoint: {}\n  \
+         force_path_style: true\n  allow_http: true\n  prefix: {prefix}\n  access_key: {}\n  \
+         secret_key: {}\n",
+        get("/s3/region"),
+        get("/s3/endpoint"),
+        get("/s3/access_key_id"),
+        get("/s3/secret_access_key"),
+    )
+}
+
 /// Every file under `root`, relative, sorted.
 fn files(root: &Path) -> Vec<String> {
     store_files(root).into_iter().map(|(k, _)| k).collect()
@@ -236,16 +285,42 @@ fn prune_respects_object_lock_and_removes_on_a_versioned_bucket_without_it() {
     fidelity(&["bulk", &plaintext_broker(), &kept, "100", "1"]);
     fidelity(&["bulk", &plaintext_broker(), &dropped, "100", "1"]);
 
+    // A versioned bucket without Object Lock, of this test's own.
+    let versioned = new_bucket("kb-vers", "versioned");
     for (prefix, retain) in [
         (unique_topic("locked"), Some(1)),
         (unique_topic("free"), None),
     ] {
-        let storage = moto_lock_storage(&prefix, retain);
+        let storage = match retain {
+            Some(_) => moto_lock_storage(&prefix, retain),
+            None => bucket_storage(&versioned, &prefix),
+        };
         let both = backup_yaml("pl", &[&kept, &dropped], &storage, "");
         let only_kept = backup_yaml("pl", &[&kept], &storage, "");
         run(dir, "backup", &both, &[], &[]).assert_code(EXIT_OK);
         run(dir, "backup", &only_kept, &[], &[]).assert_code(EXIT_OK);
-        let before = s3_versions(&get("/s3/lock_bucket"), &prefix);
+        let bucket = match retain {
+            Some(_) => get("/s3/lock_bucket"),
+            None => versioned.clone(),
+        };
+        let before = s3_versions(&bucket, &prefix);
+        if retain.is_some() {
+            // The same bucket pruned with a configuration that does not name the lock: the
+            // bucket has Object Lock and no default retention, so how long its objects are
+            // locked cannot be told, and --execute is refused (a dry run only warns).
+            let blind = backup_yaml("pl", &[&kept], &moto_lock_storage(&prefix, None), "");
+            let refused = run(
+                dir,
+                "prune",
+                &blind,
+                &[],
+                &["--keep-last", "1", "--execute"],
+            );
+            refused.assert_code(EXIT_CONFIG);
+            refused.assert_contains("prune cannot tell how long the backup's objects are locked");
+            run(dir, "prune", &blind, &[], &["--keep-last", "1"]).assert_code(EXIT_OK);
+            assert_eq!(s3_versions(&bucket, &prefix), before);
+        }
         let done = run(
             dir,
             "prune",
@@ -275,7 +350,7 @@ fn prune_respects_object_lock_and_removes_on_a_versioned_bucket_without_it() {
                     "{first:#}"
                 );
                 // s3_versions fails on any delete marker.
-                assert_eq!(s3_versions(&get("/s3/lock_bucket"), &prefix), before);
+                assert_eq!(s3_versions(&bucket, &prefix), before);
                 let text = run(dir, "prune", &only_kept, &[], &["--keep-last", "1"]);
                 text.assert_contains("object lock holds it until about");
             }
@@ -376,4 +451,62 @@ fn data_the_cluster_had_already_deleted_when_the_oldest_kept_run_ran_goes() {
         &without_offsets(restored),
         &without_offsets(source[source.len() - 40..].to_vec()),
     );
+}
+
+/// A bucket whose *default* retention locks every object: the backup must name the lock (S3
+/// takes such writes only with the integrity header the lock brings), and a prune whose
+/// configuration does not name it reads the bucket's default retention and holds the objects,
+/// instead of hiding locked objects behind delete markers.
+#[test]
+fn prune_reads_a_bucket_default_retention_the_configuration_does_not_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let kept = unique_topic("prune-dflt-kept");
+    let dropped = unique_topic("prune-dflt-dropped");
+    fidelity(&["bulk", &plaintext_broker(), &kept, "50", "1"]);
+    fidelity(&["bulk", &plaintext_broker(), &dropped, "50", "1"]);
+    let bucket = new_bucket("kb-dflt", "default-retention");
+    let storage = bucket_storage(&bucket, "");
+    // S3 takes writes into such a bucket only with an integrity header, which the backup
+    // sends with storage.object_lock; without it the message says what to set.
+    let unlocked = backup_yaml("pd", &[&kept, &dropped], &storage, "");
+    let refused = run(dir, "backup", &unlocked, &[], &[]);
+    refused.assert_code(EXIT_STORAGE);
+    refused.assert_contains("applies a default S3 Object Lock retention");
+    refused.assert_contains("Set storage.object_lock");
+    let locked = format!("{storage}  object_lock:\n    mode: GOVERNANCE\n    retain_days: 1\n");
+    run(
+        dir,
+        "backup",
+        &backup_yaml("pd", &[&kept, &dropped], &locked, ""),
+        &[],
+        &[],
+    )
+    .assert_code(EXIT_OK);
+    run(
+        dir,
+        "backup",
+        &backup_yaml("pd", &[&kept], &locked, ""),
+        &[],
+        &[],
+    )
+    .assert_code(EXIT_OK);
+    // The admin's configuration does not name the lock: prune reads the bucket's default.
+    let only_kept = backup_yaml("pd", &[&kept], &storage, "");
+    let before = s3_versions(&bucket, "");
+    let done = run(
+        dir,
+        "prune",
+        &only_kept,
+        &[],
+        &["--keep-last", "1", "--execute", "--format", "json"],
+    );
+    done.assert_code(EXIT_OK);
+    let report = done.json();
+    eprintln!("{report:#}");
+    assert_eq!(report["remove_objects"], 0);
+    let held = report["runs"][0]["held"].as_array().unwrap();
+    assert!(held.iter().any(|h| h[1]["why"] == "locked"), "{report:#}");
+    // s3_versions fails on any delete marker.
+    assert_eq!(s3_versions(&bucket, ""), before);
 }

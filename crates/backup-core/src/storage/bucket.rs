@@ -44,6 +44,15 @@ pub enum Answer {
     Failed(String),
 }
 
+/// A bucket's Object Lock configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BucketLock {
+    /// Object Lock is enabled on the bucket.
+    pub enabled: bool,
+    /// Its default retention, in days (years counted as 366 days), when it has one.
+    pub default_days: Option<u32>,
+}
+
 /// What the bucket's settings say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BucketFacts {
@@ -85,9 +94,40 @@ impl S3Control {
 
     async fn fetch(&self, subresource: &str) -> Result<(u16, String), String> {
         let url = format!("{}?{subresource}", self.bucket_url.trim_end_matches('/'));
+        self.fetch_url(&url).await
+    }
+
+    /// GetObjectLockConfiguration: whether the bucket has Object Lock, and its default
+    /// retention in days.
+    pub(crate) async fn object_lock(&self) -> Result<BucketLock, String> {
+        match self
+            .get(
+                "object-lock",
+                "s3:GetBucketObjectLockConfiguration",
+                &["ObjectLockConfigurationNotFoundError"],
+            )
+            .await
+        {
+            Answer::Set(xml) => {
+                let number = |name: &str| element(&xml, name).and_then(|n| n.parse::<u32>().ok());
+                let days = number("Days")
+                    .filter(|&d| d > 0)
+                    .or_else(|| number("Years").filter(|&y| y > 0).map(|y| y * 366));
+                Ok(BucketLock {
+                    enabled: element(&xml, "ObjectLockEnabled") == Some("Enabled"),
+                    default_days: days,
+                })
+            }
+            Answer::NotSet => Ok(BucketLock::default()),
+            Answer::Denied(permission) => Err(format!("access denied (needs {permission})")),
+            Answer::Failed(why) => Err(why),
+        }
+    }
+
+    async fn fetch_url(&self, url: &str) -> Result<(u16, String), String> {
         let mut request: HttpRequest = http::Request::builder()
             .method(Method::GET)
-            .uri(&url)
+            .uri(url)
             .body(HttpRequestBody::empty())
             .map_err(|e| format!("cannot build the request: {e}"))?;
         if let Some(provider) = self.credentials.get() {

@@ -197,6 +197,25 @@ pub enum StorageError {
         reason: &'static str,
     },
 
+    /// The bucket applies a default Object Lock retention, and S3 accepts writes into it only
+    /// with an integrity header that kafka-backup sends when `storage.object_lock` is set.
+    #[error(
+        "the bucket `{bucket}` applies a default S3 Object Lock retention, and S3 accepts \
+         writes into it only with a Content-MD5 (or checksum) header, which kafka-backup sends \
+         when storage.object_lock is set; {location} was not written{}. Set storage.object_lock \
+         to the bucket's default retention (`aws s3api get-object-lock-configuration --bucket \
+         {bucket}` shows its mode and days)",
+        detail_suffix(detail.as_deref())
+    )]
+    DefaultRetentionNeedsLock {
+        /// The bucket.
+        bucket: String,
+        /// The full location of the object that was not written.
+        location: String,
+        /// The service's own code and message, sanitized.
+        detail: Option<String>,
+    },
+
     /// `storage.object_lock` is set, but the bucket does not have S3 Object Lock enabled, so S3
     /// refused to write the object with a retention. Nothing was written.
     #[error(

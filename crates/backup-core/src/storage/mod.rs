@@ -84,7 +84,7 @@ use kafka_client::Secret;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-pub use bucket::{Answer, BucketFacts};
+pub use bucket::{Answer, BucketFacts, BucketLock};
 pub use error::{Missing, Operation, StorageError};
 pub use settings::{
     AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, ObjectLock, ObjectLockMode,
@@ -537,6 +537,12 @@ impl Storage {
         Some(self.target.s3_control.as_ref()?.facts().await)
     }
 
+    /// The bucket's Object Lock configuration, asked of the service
+    /// (GetObjectLockConfiguration); `None` for backends other than S3.
+    pub async fn bucket_object_lock(&self) -> Option<Result<BucketLock, String>> {
+        Some(self.target.s3_control.as_ref()?.object_lock().await)
+    }
+
     /// The whole object.
     pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
         let path = self.path(key)?;
@@ -934,6 +940,24 @@ impl Storage {
                 ),
                 max_retries: self.options.max_retries,
                 retry_window_secs: self.options.retry_timeout.as_secs(),
+            };
+        }
+
+        // A bucket with a default retention takes writes only with an integrity header, which
+        // the lock connector adds when storage.object_lock is set.
+        if operation == Operation::Put
+            && t.object_lock.is_none()
+            && facts.status == Some(400)
+            && (facts.code_is(&["MissingUploadObjectWithObjectLockHeaders"])
+                || facts.message.as_deref().is_some_and(|m| {
+                    let m = m.to_ascii_lowercase();
+                    m.contains("content-md5") && m.contains("object lock")
+                }))
+        {
+            return StorageError::DefaultRetentionNeedsLock {
+                bucket: t.container.clone(),
+                location,
+                detail,
             };
         }
 

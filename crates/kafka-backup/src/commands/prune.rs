@@ -8,7 +8,7 @@ use backup_core::backup::progress::human_bytes;
 use backup_core::catalog::Catalog;
 use backup_core::prune::plan::{Held, Plan};
 use backup_core::prune::{self, Executed, Policy, PruneError};
-use backup_core::storage::StorageConfig;
+use backup_core::storage::{BucketLock, StorageConfig};
 use serde_json::json;
 
 use super::{TrustArgs, catalog_failed, open_store, print_json, read_keys};
@@ -35,6 +35,54 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
     .filter(|&s| s > 0 && s <= 100 * 365 * 86_400)
     .ok_or_else(bad)?;
     Ok(Duration::from_secs(secs))
+}
+
+/// How many days objects may be locked for: the configuration's `storage.object_lock` or the
+/// bucket's default retention, whichever is longer. A bucket with Object Lock whose objects'
+/// retention cannot be told (no default, none configured, or the configuration unreadable) is
+/// refused for `--execute`: a plain delete there would only hide a locked object behind a
+/// delete marker.
+async fn lock_days(
+    storage: &backup_core::storage::Storage,
+    configured: Option<u32>,
+    execute: bool,
+) -> Result<Option<u32>, Failed> {
+    let refuse = |why: String| -> Result<Option<u32>, Failed> {
+        if execute {
+            Err(Failed::new(Exit::Config, why))
+        } else {
+            tracing::warn!("{why}");
+            Ok(configured)
+        }
+    };
+    match storage.bucket_object_lock().await {
+        None | Some(Ok(BucketLock { enabled: false, .. })) => Ok(configured),
+        Some(Ok(BucketLock {
+            default_days: Some(d),
+            ..
+        })) => Ok(Some(configured.map_or(d, |c| c.max(d)))),
+        Some(Ok(_)) if configured.is_some() => Ok(configured),
+        Some(Ok(_)) => refuse(
+            "the bucket has S3 Object Lock enabled without a default retention, and this \
+             configuration has no storage.object_lock, so prune cannot tell how long the backup's \
+             objects are locked (a delete would only hide a locked object behind a delete \
+             marker); set storage.object_lock as in the backup configuration"
+                .to_owned(),
+        ),
+        Some(Err(why)) if configured.is_none() => refuse(format!(
+            "cannot read the bucket's Object Lock configuration ({why}), and this configuration \
+             has no storage.object_lock, so prune cannot tell whether the backup's objects are \
+             locked; grant the admin role s3:GetBucketObjectLockConfiguration, or set \
+             storage.object_lock as in the backup configuration"
+        )),
+        Some(Err(why)) => {
+            tracing::warn!(
+                "cannot read the bucket's Object Lock configuration ({why}); relying on \
+                 storage.object_lock"
+            );
+            Ok(configured)
+        }
+    }
 }
 
 /// Plans retention for the configuration's backup, and carries it out with `execute`.
@@ -65,13 +113,12 @@ pub async fn run(
     let catalog = Catalog::load(&storage, &loaded.backup_id, &read.trust)
         .await
         .map_err(catalog_failed)?;
-    let lock = match loaded.storage.as_ref() {
-        Some(StorageConfig::S3(s)) => s
-            .object_lock
-            .as_ref()
-            .map(|l| Duration::from_secs(u64::from(l.retain_days) * 86_400)),
+    let configured = match loaded.storage.as_ref() {
+        Some(StorageConfig::S3(s)) => s.object_lock.as_ref().map(|l| l.retain_days),
         _ => None,
     };
+    let days = lock_days(&storage, configured, execute).await?;
+    let lock = days.map(|d| Duration::from_secs(u64::from(d) * 86_400));
     let plan = prune::plan(&catalog, &policy, SystemTime::now(), lock);
     let key = loaded
         .audit

@@ -5,7 +5,8 @@
 //! object under [`PROBE_PREFIX`]; reading it back (or, for the reading roles, reading the
 //! backup's descriptor); deleting the canary. Each attempt's outcome is compared with the
 //! role: the backup role must create and list but not read or delete; the restore and
-//! validate roles must read and list but not create or delete. With an `aws-kms` key, it
+//! validate roles must read and list but not create or delete; the admin role (prune,
+//! quarantine) must list, create, read and delete, and use no KMS key. With an `aws-kms` key, it
 //! also generates a throwaway data key and tries to decrypt it: the backup role must only
 //! generate, the reading roles must only decrypt.
 //!
@@ -30,15 +31,19 @@ pub enum Role {
     Restore,
     /// Reads backups to check them: read and list.
     Validate,
+    /// Prunes and quarantines: list, create (prune records, markers), read (manifest parts
+    /// hashed into a prune record) and delete; no KMS.
+    Admin,
 }
 
 impl Role {
-    /// `backup`, `restore` or `validate`.
+    /// `backup`, `restore`, `validate` or `admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Backup => "backup",
             Self::Restore => "restore",
             Self::Validate => "validate",
+            Self::Admin => "admin",
         }
     }
 }
@@ -194,6 +199,7 @@ pub async fn probe(
     let (create_expect, read_expect) = match role {
         Role::Backup => (Expect::Needed, Expect::Forbidden),
         Role::Restore | Role::Validate => (Expect::Forbidden, Expect::Needed),
+        Role::Admin => (Expect::Needed, Expect::Needed),
     };
     add("create", create_expect, created);
 
@@ -228,13 +234,18 @@ pub async fn probe(
         if deleted.0 != Found::Allowed {
             canary_left = Some(storage.location(&canary));
         }
-        add("delete", Expect::Forbidden, deleted);
+        let delete_expect = match role {
+            Role::Admin => Expect::Needed,
+            _ => Expect::Forbidden,
+        };
+        add("delete", delete_expect, deleted);
     }
     if let Some((settings, real)) = kms {
         let (generate, decrypt) = crate::keys::aws_kms::probe(settings, real).await;
         let (generate_expect, decrypt_expect) = match role {
             Role::Backup => (Expect::Needed, Expect::Forbidden),
             Role::Restore | Role::Validate => (Expect::Forbidden, Expect::Needed),
+            Role::Admin => (Expect::Forbidden, Expect::Forbidden),
         };
         add("kms generate", generate_expect, classify_key(generate));
         add("kms decrypt", decrypt_expect, classify_key(decrypt));

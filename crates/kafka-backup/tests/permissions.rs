@@ -122,6 +122,28 @@ fn each_role_is_held_to_exactly_its_rights() {
     );
     text.assert_contains("MISSING");
 
+    // The identity that is over-privileged for backup and restore is what the admin role
+    // (prune, quarantine) needs; a writer-only identity is missing read and delete for it.
+    let (run, report) = probe(dir, &backup, "overpriv", "admin");
+    run.assert_code(EXIT_OK);
+    assert_eq!(
+        outcomes(&report),
+        [
+            o("list", "allowed", true),
+            o("create", "allowed", true),
+            o("read", "allowed", true),
+            o("delete", "allowed", true),
+        ]
+    );
+    let (run, report) = probe(dir, &backup, "writer", "admin");
+    run.assert_code(EXIT_FINDINGS);
+    let missing: Vec<String> = outcomes(&report)
+        .into_iter()
+        .filter(|(_, _, ok)| !ok)
+        .map(|(action, _, _)| action)
+        .collect();
+    assert_eq!(missing, ["read", "delete"], "{report}");
+
     // No rights at all: listing is missing.
     let (run, report) = probe(dir, &backup, "nobody", "backup");
     run.assert_code(EXIT_FINDINGS);

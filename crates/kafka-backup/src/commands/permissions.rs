@@ -23,6 +23,8 @@ pub enum RoleArg {
     Restore,
     /// Read and list; no create, no delete.
     Validate,
+    /// Prune and quarantine: list, create, read and delete; no KMS.
+    Admin,
 }
 
 /// Probes the storage identity of `config_path` for its role (by default the
@@ -37,6 +39,7 @@ pub async fn run(
         Some(RoleArg::Backup) => Role::Backup,
         Some(RoleArg::Restore) => Role::Restore,
         Some(RoleArg::Validate) => Role::Validate,
+        Some(RoleArg::Admin) => Role::Admin,
         None if loaded.mode == Mode::Backup => Role::Backup,
         None => Role::Restore,
     };

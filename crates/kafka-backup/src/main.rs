@@ -67,6 +67,10 @@ enum Command {
         /// With --permissions: the role to probe (default: the configuration's mode).
         #[arg(long, value_enum, requires = "permissions")]
         role: Option<commands::permissions::RoleArg>,
+        /// With --permissions: probe only the storage (and KMS) identity, or only the Kafka
+        /// principal (default: both).
+        #[arg(long, value_enum, requires = "permissions")]
+        only: Option<commands::permissions::Only>,
         /// With --security: also ask the storage service about the bucket itself (S3: default
         /// encryption, Block Public Access, policy status, ACL), with the configured
         /// credentials.
@@ -409,14 +413,15 @@ fn main() -> ExitCode {
                 config,
                 permissions: true,
                 role,
+                only,
                 format,
                 ..
             } => match (config.as_slice(), format) {
                 ([one], commands::posture::PostureFormat::Text) => {
-                    commands::permissions::run(one, role, OutputFormat::Text).await
+                    commands::permissions::run(one, role, only, OutputFormat::Text).await
                 }
                 ([one], commands::posture::PostureFormat::Json) => {
-                    commands::permissions::run(one, role, OutputFormat::Json).await
+                    commands::permissions::run(one, role, only, OutputFormat::Json).await
                 }
                 _ => Err(Failed::new(
                     Exit::Usage,

@@ -14,7 +14,15 @@ fn probe(dir: &std::path::Path, yaml: &str, user: &str, role: &str) -> (Run, Val
         "check",
         yaml,
         user,
-        &["--permissions", "--role", role, "--format", "json"],
+        &[
+            "--permissions",
+            "--only",
+            "storage",
+            "--role",
+            role,
+            "--format",
+            "json",
+        ],
     );
     let report = run.json();
     (run, report)
@@ -94,7 +102,13 @@ fn each_role_is_held_to_exactly_its_rights() {
         ]
     );
     assert!(report["canary_left"].is_null(), "the canary was deleted");
-    let text = run_as_s3_user(dir, "check", &backup, "overpriv", &["--permissions"]);
+    let text = run_as_s3_user(
+        dir,
+        "check",
+        &backup,
+        "overpriv",
+        &["--permissions", "--only", "storage"],
+    );
     text.assert_code(EXIT_FINDINGS);
     text.assert_contains("OVER-PRIVILEGED, the backup role must not have s3:GetObject");
     text.assert_contains("must not have s3:DeleteObject");
@@ -118,7 +132,7 @@ fn each_role_is_held_to_exactly_its_rights() {
         "check",
         &restore,
         "writer",
-        &["--permissions", "--role", "restore"],
+        &["--permissions", "--only", "storage", "--role", "restore"],
     );
     text.assert_contains("MISSING");
 
@@ -231,4 +245,102 @@ fn kms_rights_are_probed_for_each_role() {
             o("kms decrypt", "allowed", false)
         ]
     );
+}
+
+/// The Kafka principal, against the test broker, which enforces no ACLs: the backup role's
+/// describe and read are proven, and its ability to create topics and write idempotently is
+/// over-privilege (so it would be on any cluster without an authorizer); the restore role's
+/// create and idempotent write are proven. A principal whose login fails is "not determined",
+/// never "fine". The create probe asks with validate_only (the test broker ignores that flag,
+/// so it creates an empty `_kb-permission-probe-*` topic here; Kafka creates nothing).
+#[test]
+fn the_kafka_principal_is_held_to_its_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let topic = unique_topic("kperm");
+    fidelity(&["bulk", &plaintext_broker(), &topic, "5", "1"]);
+    let storage = moto_storage(&format!("kperm/{topic}"));
+    let backup = backup_yaml("kperm", &[&topic], &storage, "");
+    let restore = restore_yaml("kperm", &storage, "");
+    let kafka = |yaml: &str, role: &str| {
+        let run = run(
+            dir,
+            "check",
+            yaml,
+            &[],
+            &[
+                "--permissions",
+                "--only",
+                "kafka",
+                "--role",
+                role,
+                "--format",
+                "json",
+            ],
+        );
+        let report = run.json();
+        (run, report)
+    };
+
+    let (run, report) = kafka(&backup, "backup");
+    run.assert_code(EXIT_FINDINGS);
+    assert_eq!(
+        outcomes(&report),
+        [
+            o("kafka describe", "allowed", true),
+            o("kafka read", "allowed", true),
+            o("kafka create", "allowed", false),
+            o("kafka idempotent write", "allowed", false),
+        ],
+        "{report:#}"
+    );
+    let text = run_binary_text(dir, &backup);
+    assert!(
+        text.contains(
+            "OVER-PRIVILEGED, the backup role must not have Create on the cluster or the topics"
+        ),
+        "{text}"
+    );
+
+    let (run, report) = kafka(&restore, "restore");
+    run.assert_code(EXIT_OK);
+    assert_eq!(
+        outcomes(&report),
+        [
+            o("kafka create", "allowed", true),
+            o("kafka idempotent write", "allowed", true),
+        ],
+        "{report:#}"
+    );
+
+    // A principal that cannot log in: not determined, and a finding.
+    let sasl = backup.replace(
+        &format!("bootstrap_servers: [\"{}\"]", plaintext_broker()),
+        &format!(
+            "bootstrap_servers: [\"{}\"]\n  security:\n    security_protocol: SASL_PLAINTEXT\n    \
+             sasl_mechanism: SCRAM-SHA-256\n    sasl_username: {}\n    sasl_password: wrong-password",
+            get("/brokers/sasl_plaintext"),
+            get("/scram/sha256/username"),
+        ),
+    );
+    let (run, report) = kafka(&sasl, "backup");
+    run.assert_code(EXIT_FINDINGS);
+    assert_eq!(report["checks"][0]["action"], "kafka connect", "{report:#}");
+    assert_eq!(report["checks"][0]["found"], "unknown");
+    assert!(
+        !run.all().contains("wrong-password"),
+        "the password reached the output"
+    );
+}
+
+/// `check --permissions --only kafka` as text.
+fn run_binary_text(dir: &std::path::Path, yaml: &str) -> String {
+    run(
+        dir,
+        "check",
+        yaml,
+        &[],
+        &["--permissions", "--only", "kafka", "--role", "backup"],
+    )
+    .all()
 }

@@ -27,11 +27,21 @@ pub enum RoleArg {
     Admin,
 }
 
+/// Which identity to probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// The storage (and KMS) identity.
+    Storage,
+    /// The Kafka principal.
+    Kafka,
+}
+
 /// Probes the storage identity of `config_path` for its role (by default the
 /// configuration's mode); exits 8 when a needed right is missing or a forbidden one present.
 pub async fn run(
     config_path: &Path,
     role: Option<RoleArg>,
+    only: Option<Only>,
     format: OutputFormat,
 ) -> Result<Exit, Failed> {
     let (loaded, storage) = open_store(config_path, false).await?;
@@ -43,21 +53,45 @@ pub async fn run(
         None if loaded.mode == Mode::Backup => Role::Backup,
         None => Role::Restore,
     };
-    let kms = kms_settings(&loaded);
-    // An identity that may not generate a data key to try Decrypt on (a reading role, or a
-    // wrongly configured one) tries a run's real one, when it can read the manifests.
-    let real = match &kms {
-        Some(_) => wrapped_kms_key(&storage, &loaded).await,
-        None => None,
+    let mut report = if only == Some(Only::Kafka) {
+        permissions::Report {
+            role,
+            location: storage.location(""),
+            credential_source: storage.credential_source().to_owned(),
+            checks: Vec::new(),
+            canary_left: None,
+            ok: true,
+        }
+    } else {
+        let kms = kms_settings(&loaded);
+        // An identity that may not generate a data key to try Decrypt on (a reading role, or a
+        // wrongly configured one) tries a run's real one, when it can read the manifests.
+        let real = match &kms {
+            Some(_) => wrapped_kms_key(&storage, &loaded).await,
+            None => None,
+        };
+        permissions::probe(
+            &storage,
+            role,
+            &loaded.backup_id,
+            kms.as_ref()
+                .map(|k| (k, real.as_ref().map(|(w, c)| (w, c)))),
+        )
+        .await
     };
-    let report = permissions::probe(
-        &storage,
-        role,
-        &loaded.backup_id,
-        kms.as_ref()
-            .map(|k| (k, real.as_ref().map(|(w, c)| (w, c)))),
-    )
-    .await;
+    // The Kafka side, for the roles that talk to Kafka.
+    if matches!(role, Role::Backup | Role::Restore) && only != Some(Only::Storage) {
+        let topics = loaded.backup.as_ref().map(|b| &b.topics);
+        let checks = match loaded.cluster.client_config() {
+            Ok(config) => match kafka_client::KafkaClient::connect(config).await {
+                Ok(client) => permissions::kafka::probe(&client, role, topics).await,
+                Err(e) => vec![kafka_unreachable(role, e.to_string())],
+            },
+            Err(e) => vec![kafka_unreachable(role, e.to_string())],
+        };
+        report.checks.extend(checks);
+    }
+    report.ok = report.checks.iter().all(|c| c.ok);
     let over = report
         .checks
         .iter()
@@ -74,6 +108,21 @@ pub async fn run(
         OutputFormat::Text => print_text(&render(&report)),
     }
     Ok(if report.ok { Exit::Ok } else { Exit::Findings })
+}
+
+/// The check that stands for every Kafka check when the cluster cannot be reached.
+fn kafka_unreachable(role: Role, why: String) -> permissions::Check {
+    permissions::Check {
+        action: "kafka connect",
+        permission: "a connection to the cluster".into(),
+        expect: permissions::Expect::Needed,
+        found: Found::Unknown,
+        ok: false,
+        detail: format!(
+            "not determined: the {} role's Kafka rights could not be probed: {why}",
+            role.as_str()
+        ),
+    }
 }
 
 /// The wrapped data key of the backup's newest KMS-encrypted run, with its context.

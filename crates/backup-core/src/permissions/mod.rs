@@ -16,6 +16,8 @@
 //! not meet); and stores that ignore some IAM features (moto ignores conditions) are
 //! probed as they behave.
 
+pub mod kafka;
+
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -136,6 +138,47 @@ fn classify_key(result: Result<(), crate::keys::KeyError>) -> (Found, String) {
     }
 }
 
+/// Compares what an attempt found with what `role` expects, into a [`Check`] whose detail
+/// says what to grant or remove.
+pub(crate) fn judge(
+    role: Role,
+    action: &'static str,
+    permission: String,
+    expect: Expect,
+    (found, what): (Found, String),
+) -> Check {
+    let ok = matches!(
+        (expect, found),
+        (Expect::Needed, Found::Allowed) | (Expect::Forbidden, Found::Denied)
+    );
+    let detail = match (expect, found) {
+        (Expect::Needed, Found::Allowed) => {
+            format!("{what}: needed by the {} role", role.as_str())
+        }
+        (Expect::Forbidden, Found::Denied) => {
+            format!("{what}, as it should be for the {} role", role.as_str())
+        }
+        (Expect::Needed, Found::Denied) => format!(
+            "{what}: MISSING, the {} role needs {permission}; grant it",
+            role.as_str()
+        ),
+        (Expect::Forbidden, Found::Allowed) => format!(
+            "{what}: OVER-PRIVILEGED, the {} role must not have {permission}; remove it from \
+             the identity's policy",
+            role.as_str()
+        ),
+        (_, Found::Unknown) => format!("not determined: {what}"),
+    };
+    Check {
+        action,
+        permission,
+        expect,
+        found,
+        ok,
+        detail,
+    }
+}
+
 /// Probes `storage` (and the KMS key of `kms`, when the configuration uses one) for `role`;
 /// `backup_id` names the backup a reading role reads from.
 pub async fn probe(
@@ -148,39 +191,9 @@ pub async fn probe(
     )>,
 ) -> Report {
     let mut checks = Vec::new();
-    let mut add = |action: &'static str, expect: Expect, (found, what): (Found, String)| {
+    let mut add = |action: &'static str, expect: Expect, outcome: (Found, String)| {
         let permission = permission(storage, action);
-        let ok = match (expect, found) {
-            (Expect::Needed, Found::Allowed) | (Expect::Forbidden, Found::Denied) => true,
-            (_, Found::Unknown) => false,
-            _ => false,
-        };
-        let detail = match (expect, found) {
-            (Expect::Needed, Found::Allowed) => {
-                format!("{what}: needed by the {} role", role.as_str())
-            }
-            (Expect::Forbidden, Found::Denied) => {
-                format!("{what}, as it should be for the {} role", role.as_str())
-            }
-            (Expect::Needed, Found::Denied) => format!(
-                "{what}: MISSING, the {} role needs {permission}; grant it",
-                role.as_str()
-            ),
-            (Expect::Forbidden, Found::Allowed) => format!(
-                "{what}: OVER-PRIVILEGED, the {} role must not have {permission}; remove it \
-                 from the identity's policy",
-                role.as_str()
-            ),
-            (_, Found::Unknown) => format!("not determined: {what}"),
-        };
-        checks.push(Check {
-            action,
-            permission,
-            expect,
-            found,
-            ok,
-            detail,
-        });
+        checks.push(judge(role, action, permission, expect, outcome));
     };
     add(
         "list",

@@ -122,6 +122,47 @@ fn sasl_plaintext_scram_sha256_and_sha512_in_both_spellings() {
     }
 }
 
+/// A password mounted as a file (`${file:/path}`, as Kubernetes secret volumes and Vault
+/// agents provide it) authenticates with SCRAM; its trailing newline is not part of it; a
+/// wrong one fails without the file's content in the output; a missing one names the file.
+#[test]
+fn a_sasl_password_from_a_mounted_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (user, password) = scram("sha512");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    let yaml = config(
+        "sasl_plaintext",
+        &format!(
+            "security_protocol: SASL_PLAINTEXT\nsasl_mechanism: SCRAM-SHA-512\n\
+             sasl_username: {user}\nsasl_password: ${{file:{}}}",
+            file.display()
+        ),
+    );
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let run = check(&yaml, &[], &["--format", "json"]);
+    assert_code(&run, EXIT_OK);
+    assert_eq!(the_broker(&run.json())["sasl"]["user"], user.as_str());
+    assert!(!run.all().contains(&password), "password leaked");
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&file, "not-the-password-at-all\n").unwrap();
+    let run = check(&yaml, &[], &[]);
+    assert_ne!(run.code, EXIT_OK);
+    assert!(
+        !run.all().contains("not-the-password-at-all"),
+        "{}",
+        run.all()
+    );
+
+    std::fs::remove_file(&file).unwrap();
+    let run = check(&yaml, &[], &[]);
+    assert_code(&run, EXIT_CONFIG);
+    assert_contains(&run, &format!("the secret file {}", file.display()));
+    assert_contains(&run, "does not exist");
+}
+
 #[test]
 fn ssl_reports_version_cipher_and_certificate() {
     let yaml = config(

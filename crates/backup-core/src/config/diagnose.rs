@@ -193,6 +193,13 @@ pub(crate) fn from_yaml_error(
                 line,
                 detail,
             },
+            ValueFailure::File { path: file, reason } => ConfigError::SecretFile {
+                origin,
+                file,
+                path: path.render_or_top(),
+                line,
+                reason,
+            },
         };
     }
     match inner {

@@ -40,6 +40,13 @@ pub(crate) enum ValueFailure {
         /// What is wrong, without the fix.
         detail: String,
     },
+    /// `${file:PATH}` names a file that cannot be used.
+    File {
+        /// The file.
+        path: String,
+        /// Why, without the file's content.
+        reason: String,
+    },
 }
 
 /// A piece of a parsed value template.
@@ -47,6 +54,8 @@ pub(crate) enum ValueFailure {
 enum Piece<'a> {
     Literal(&'a str),
     Variable(&'a str),
+    /// `${file:/path}`: the content of a mounted secret file.
+    File(&'a str),
 }
 
 /// Splits a value into literal text and `${NAME}` references; `$${` is a literal `${`.
@@ -73,6 +82,19 @@ fn parse_template(raw: &str, secret: bool) -> Result<Vec<Piece<'_>>, ValueFailur
                 });
             };
             let name = &rest[..end];
+            if let Some(path) = name.strip_prefix(FILE_PREFIX) {
+                if !is_file_reference(path) {
+                    return Err(ValueFailure::BadReference {
+                        detail:
+                            "`${file:...}` needs an absolute path (`${file:/run/secrets/NAME}`)"
+                                .to_owned(),
+                    });
+                }
+                pieces.push(Piece::File(path));
+                i += 2 + end + 1;
+                literal_start = i;
+                continue;
+            }
             if !is_variable_name(name) {
                 let detail = if secret {
                     "a `${...}` in this secret value is not a valid variable reference (the value is not shown)"
@@ -92,6 +114,93 @@ fn parse_template(raw: &str, secret: bool) -> Result<Vec<Piece<'_>>, ValueFailur
     pieces.push(Piece::Literal(&raw[literal_start..]));
     pieces.retain(|p| *p != Piece::Literal(""));
     Ok(pieces)
+}
+
+/// What starts a file reference inside `${...}`.
+const FILE_PREFIX: &str = "file:";
+
+/// Largest secret file read: a password, token or key passphrase is far smaller.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// An absolute path without control characters.
+fn is_file_reference(path: &str) -> bool {
+    path.starts_with('/') && path.len() > 1 && !path.chars().any(char::is_control)
+}
+
+/// Paths that look referenced as `${file:PATH}` anywhere in the raw text.
+fn scan_files(text: &str) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${file:") {
+        rest = &rest[start + 2 + FILE_PREFIX.len()..];
+        let Some(end) = rest.find(['}', '\n']) else {
+            break;
+        };
+        if rest[end..].starts_with('}') && is_file_reference(&rest[..end]) {
+            paths.insert(rest[..end].to_owned());
+        }
+    }
+    paths
+}
+
+/// Reads a mounted secret file (a Kubernetes secret volume, a Vault agent's file): its
+/// content with one trailing newline removed, and a warning when other users may read it.
+fn read_secret_file(path: &str) -> (Result<String, ValueFailure>, Option<String>) {
+    use std::io::Read as _;
+    let failure = |reason: String| ValueFailure::File {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (
+                Err(failure(
+                    "it does not exist: mount the secret there, or fix the path".into(),
+                )),
+                None,
+            );
+        }
+        Err(e) => return (Err(failure(format!("it cannot be read ({e})"))), None),
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return (Err(failure(format!("it cannot be read ({e})"))), None),
+    };
+    if !meta.is_file() {
+        return (Err(failure("it is not a regular file".into())), None);
+    }
+    let mut bytes = Vec::new();
+    if let Err(e) = file.take(MAX_SECRET_FILE + 1).read_to_end(&mut bytes) {
+        return (Err(failure(format!("it cannot be read ({e})"))), None);
+    }
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        return (
+            Err(failure(format!(
+                "it is larger than {MAX_SECRET_FILE} bytes, far more than any secret value"
+            ))),
+            None,
+        );
+    }
+    let Ok(mut text) = String::from_utf8(bytes) else {
+        return (Err(failure("it is not UTF-8 text".into())), None);
+    };
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    let warning = {
+        use std::os::unix::fs::PermissionsExt as _;
+        (meta.permissions().mode() & 0o004 != 0).then(|| {
+            format!(
+                "the secret file {path} is readable by every user of this host; make it 0400 \
+                 or 0600 (in Kubernetes: defaultMode: 0400 on the secret volume)"
+            )
+        })
+    };
+    (Ok(text), warning)
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`, the portable shell variable names.
@@ -133,6 +242,10 @@ struct Scope {
     secrets: Vec<Secret>,
     /// Lines of secret values written in the file itself rather than as `${VAR}`.
     literal_secret_lines: Vec<u32>,
+    /// Read `${file:PATH}` files, by path.
+    files: HashMap<String, Result<String, ValueFailure>>,
+    /// Referenced files not read yet; the pass's result is discarded.
+    missing_files: BTreeSet<String>,
 }
 
 thread_local! {
@@ -149,6 +262,8 @@ pub(crate) struct PassOutcome<T> {
     pub secrets: Vec<Secret>,
     /// Lines of secrets written literally (not as a `${VAR}` reference).
     pub literal_secret_lines: Vec<u32>,
+    /// Warnings about the secret files read (readable by others).
+    pub warnings: Vec<String>,
 }
 
 /// Runs `pass` (one full deserialization) with substitution available, repeating it when a
@@ -166,24 +281,49 @@ pub(crate) fn with_substitution<T>(
             (name, value)
         })
         .collect();
+    let mut warnings = Vec::new();
+    let mut read = |path: &str, files: &mut HashMap<String, Result<String, ValueFailure>>| {
+        let (content, warning) = read_secret_file(path);
+        warnings.extend(warning);
+        files.insert(path.to_owned(), content);
+    };
+    let mut files = HashMap::new();
+    for path in scan_files(text) {
+        read(&path, &mut files);
+    }
     for _ in 0..MAX_PASSES {
         let scope = Scope {
             known,
+            files,
             ..Scope::default()
         };
         let (result, scope) = run_in_scope(scope, &mut pass);
-        if scope.missing.is_empty() {
+        if scope.missing.is_empty() && scope.missing_files.is_empty() {
+            let mut secrets = scope.secrets;
+            secrets.extend(
+                scope
+                    .files
+                    .values()
+                    .filter_map(|f| f.as_ref().ok())
+                    .filter(|v| !v.is_empty())
+                    .map(|v| Secret::new(v.clone())),
+            );
             return Some(PassOutcome {
                 result,
                 failure: scope.failure,
-                secrets: scope.secrets,
+                secrets,
                 literal_secret_lines: scope.literal_secret_lines,
+                warnings,
             });
         }
         known = scope.known;
         for name in scope.missing {
             let value = env(&name);
             known.insert(name, value);
+        }
+        files = scope.files;
+        for path in scope.missing_files {
+            read(&path, &mut files);
         }
     }
     None
@@ -230,6 +370,22 @@ fn expand(raw: &str, secret: bool) -> Result<String, ValueFailure> {
                         }
                         None => {
                             scope.missing.insert(name.to_owned());
+                            incomplete = true;
+                        }
+                    },
+                },
+                Piece::File(path) => match guard.as_mut() {
+                    None => {
+                        return Err(ValueFailure::File {
+                            path: path.to_owned(),
+                            reason: "files are read only while a configuration is loaded".into(),
+                        });
+                    }
+                    Some(scope) => match scope.files.get(path) {
+                        Some(Ok(value)) => out.push_str(value),
+                        Some(Err(failure)) => return Err(failure.clone()),
+                        None => {
+                            scope.missing_files.insert(path.to_owned());
                             incomplete = true;
                         }
                     },
@@ -319,8 +475,11 @@ impl<'de> Deserialize<'de> for ConfigSecret {
         let raw = Spanned::<String>::deserialize(deserializer)?;
         let line = line_of(&raw);
         let literal = Secret::new(raw.value);
-        let references = parse_template(literal.expose(), true)
-            .is_ok_and(|pieces| pieces.iter().any(|p| matches!(p, Piece::Variable(_))));
+        let references = parse_template(literal.expose(), true).is_ok_and(|pieces| {
+            pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Variable(_) | Piece::File(_)))
+        });
         if !references && !literal.expose().is_empty() {
             remember_literal_secret(line);
         }

@@ -156,6 +156,24 @@ pub enum ConfigError {
         line: Option<u32>,
     },
 
+    /// `${file:PATH}` names a file that cannot be used.
+    #[error(
+        "{origin}: the secret file {file} (referenced by {path}{}) cannot be used: {reason}",
+        at_line_inline(*line)
+    )]
+    SecretFile {
+        /// File name or other label of the input.
+        origin: String,
+        /// The secret file.
+        file: String,
+        /// Full key path of the value that refers to it.
+        path: String,
+        /// Line of the value.
+        line: Option<u32>,
+        /// Why, naming the fix; never the file's content.
+        reason: String,
+    },
+
     /// A malformed `${...}`.
     #[error(
         "{origin}: `{path}`{}: {detail}; write ${{NAME}} with a NAME of letters, digits and _ \

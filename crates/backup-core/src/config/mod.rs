@@ -131,6 +131,7 @@ pub fn parse(
     })?;
     let mut loaded = validate::validate(raw, origin).map_err(|e| e.finish(&secrets))?;
     loaded.literal_secret_lines = outcome.literal_secret_lines;
+    loaded.warnings.extend(outcome.warnings);
     loaded.literal_secret_lines.sort_unstable();
     loaded.literal_secret_lines.dedup();
     Ok(loaded)

@@ -46,6 +46,9 @@ impl ConfigError {
                 fields
             }
             ConfigError::BadReference { path, detail, .. } => vec![path, detail],
+            ConfigError::SecretFile {
+                path, file, reason, ..
+            } => vec![path, file, reason],
             ConfigError::Invalid { path, message, .. } => vec![path, message],
         };
         for field in fields {

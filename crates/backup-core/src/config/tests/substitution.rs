@@ -149,3 +149,63 @@ fn malformed_references_are_errors() {
     let e = err(&format!("{base}\"${{ID:-default}}\"\n"), &[]);
     assert_message(&e, &["`${ID:-default}` is not a valid variable reference"]);
 }
+
+/// `${file:/path}` reads a mounted secret (Kubernetes secret volume, Vault agent): its content
+/// with one trailing newline removed, as a secret; a missing file is an error naming the file
+/// and the key; a file others may read is a warning; a relative path is refused.
+#[test]
+fn secrets_are_read_from_mounted_files() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "fr0m-a-f1le\n").unwrap();
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let user = dir.path().join("user");
+    std::fs::write(&user, "svc\r\n").unwrap();
+    std::fs::set_permissions(&user, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = |pw: &str| {
+        with_security(&format!(
+            "    security_protocol: SASL_SSL\n    sasl_mechanism: SCRAM-SHA-512\n    \
+             sasl_username: ${{file:{}}}\n    sasl_password: \"${{file:{pw}}}\"\n",
+            user.display()
+        ))
+    };
+    let config = ok(&text(&password.display().to_string()), &[]);
+    let sasl = config.cluster.security.sasl.as_ref().unwrap();
+    assert_eq!(sasl.password.expose(), "fr0m-a-f1le");
+    assert_eq!(sasl.username, "svc");
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains(&user.display().to_string()) && w.contains("every user")),
+        "{:?}",
+        config.warnings
+    );
+    assert!(
+        !config
+            .warnings
+            .iter()
+            .any(|w| w.contains(&password.display().to_string())),
+        "{:?}",
+        config.warnings
+    );
+    assert!(config.literal_secret_lines.is_empty());
+    assert!(!format!("{config:?}").contains("fr0m-a-f1le"));
+
+    let missing = dir.path().join("absent");
+    let e = err(&text(&missing.display().to_string()), &[]);
+    assert_message(
+        &e,
+        &[
+            &missing.display().to_string(),
+            "source.security.sasl_password",
+            "does not exist",
+        ],
+    );
+    let e = err(&text("relative/path"), &[]);
+    assert_message(&e, &["needs an absolute path"]);
+    // A directory is not a secret.
+    let e = err(&text(&dir.path().display().to_string()), &[]);
+    assert_message(&e, &["not a regular file"]);
+}

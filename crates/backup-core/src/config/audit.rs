@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::env::{ConfigBool, ConfigString};
 use super::error::ConfigError;
-use super::validate::Validator;
+use super::validator::Validator;
 
 /// `audit:` as written.
 #[derive(Debug, Default, Deserialize)]

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::env::{ConfigBool, ConfigString, ConfigU64};
 use super::error::ConfigError;
-use super::raw::{Keyword, KeywordSet};
-use super::validate::Validator;
+use super::validator::Validator;
+use super::vocabulary::{Keyword, KeywordSet};
 
 /// `source.topics`.
 #[derive(Debug, Deserialize)]

@@ -10,18 +10,7 @@ use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 
 use super::env::ValueFailure;
 use super::error::{ConfigError, at_line};
-use super::raw::SECRET_KEYS;
-
-/// The closest candidate, compared without case, when it is close enough to be a typo.
-pub(crate) fn suggest<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let input = input.trim().to_ascii_lowercase();
-    candidates
-        .iter()
-        .map(|c| (c, strsim::jaro_winkler(&input, &c.to_ascii_lowercase())))
-        .filter(|(_, score)| *score >= 0.8)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(c, _)| *c)
-}
+use super::vocabulary::{SECRET_KEYS, suggest};
 
 /// What a key holds, for "expected ..." in messages.
 pub(crate) fn expected_for(key: &str) -> &'static str {

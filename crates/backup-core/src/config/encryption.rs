@@ -28,8 +28,8 @@ use super::env::{ConfigBool, ConfigSecret, ConfigString};
 use super::error::ConfigError;
 use super::key_files::Private;
 use super::model::{LoadedConfig, Mode};
-use super::raw::{Keyword, KeywordSet, OneOrMany, StringList};
-use super::validate::Validator;
+use super::validator::Validator;
+use super::vocabulary::{Keyword, KeywordSet, OneOrMany, StringList};
 use crate::keys::{
     AgeIdentities, AgeRecipients, DecryptionSettings, EncryptionSettings, KeyRing, KmsCredentials,
     KmsSettings, LocalKey, ProviderKind,

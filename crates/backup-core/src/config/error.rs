@@ -243,10 +243,10 @@ fn belongs_under(key: &str, parent: Option<&str>) -> Option<&'static str> {
         "security",
     ];
     let in_cluster = matches!(parent, Some("source" | "target"));
-    if in_cluster && crate::config::raw::SECURITY_KEYS.contains(&key) {
+    if in_cluster && crate::config::vocabulary::SECURITY_KEYS.contains(&key) {
         Some("`security:`")
     } else if parent.is_none()
-        && (CLUSTER_KEYS.contains(&key) || crate::config::raw::SECURITY_KEYS.contains(&key))
+        && (CLUSTER_KEYS.contains(&key) || crate::config::vocabulary::SECURITY_KEYS.contains(&key))
     {
         Some("`source:` (backup) or `target:` (restore)")
     } else {

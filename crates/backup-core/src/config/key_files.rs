@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::env::ConfigString;
 use super::error::ConfigError;
-use super::validate::Validator;
+use super::validator::Validator;
 
 /// Largest key file read. Real ones are well under 1 KiB; the cap keeps a wrong path (a log,
 /// a device) from being read into memory.

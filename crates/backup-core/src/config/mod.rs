@@ -30,6 +30,8 @@ mod security;
 mod signing;
 mod storage;
 mod validate;
+mod validator;
+mod vocabulary;
 
 #[cfg(test)]
 mod tests;

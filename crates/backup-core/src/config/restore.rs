@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::backup::{RawTopics, TopicSelection};
 use super::env::{ConfigBool, ConfigString, ConfigU64};
 use super::error::ConfigError;
-use super::validate::Validator;
+use super::validator::Validator;
 
 /// `restore:`.
 #[derive(Debug, Default, Deserialize)]
@@ -36,9 +36,9 @@ pub(crate) struct RawRestore {
     /// Checked in `encryption`.
     pub encryption: Option<super::encryption::RawDecryption>,
     /// Checked in `signing`.
-    pub verify_key: Option<super::raw::StringList>,
+    pub verify_key: Option<super::vocabulary::StringList>,
     /// Checked in `signing`.
-    pub release_verify_key: Option<super::raw::StringList>,
+    pub release_verify_key: Option<super::vocabulary::StringList>,
 }
 
 /// `restore.repartitioning`.

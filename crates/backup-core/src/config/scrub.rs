@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::env::{self, ConfigSecret};
 use super::error::ConfigError;
-use super::raw::SECRET_KEYS;
+use super::vocabulary::SECRET_KEYS;
 
 /// Minimum length of a secret that is scrubbed: shorter ones would mangle ordinary words in
 /// the message, and are not passwords anyone relies on.

@@ -15,7 +15,7 @@ use super::env::{ConfigSecret, ConfigString};
 use super::error::ConfigError;
 use super::model::{SaslMechanismName, SaslSettings, SecurityConfig};
 use super::raw::{EndpointIdentification, RawMechanism, RawSecurity};
-use super::validate::Validator;
+use super::validator::Validator;
 
 impl Validator<'_> {
     pub(super) fn security(

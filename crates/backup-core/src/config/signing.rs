@@ -14,8 +14,8 @@ use super::env::ConfigString;
 use super::error::ConfigError;
 use super::key_files::Private;
 use super::model::{LoadedConfig, Mode};
-use super::raw::StringList;
-use super::validate::Validator;
+use super::validator::Validator;
+use super::vocabulary::StringList;
 
 /// What a key holds, for "expected ..." in parser messages; `None` for other keys.
 pub(crate) fn expected_for(key: &str) -> Option<&'static str> {

@@ -33,8 +33,8 @@ use serde::Deserialize;
 use super::env::{ConfigBool, ConfigSecret, ConfigString, ConfigU64};
 use super::error::ConfigError;
 use super::model::LoadedConfig;
-use super::raw::{Keyword, KeywordSet};
-use super::validate::Validator;
+use super::validator::Validator;
+use super::vocabulary::{Keyword, KeywordSet};
 use crate::storage::{
     AzureConfig, AzureCredentials, FilesystemConfig, GcsConfig, ObjectLock, ObjectLockMode,
     S3Config, S3Credentials, S3Encryption, StorageConfig, validate_key,
@@ -257,7 +257,7 @@ pub(crate) fn refine_unknown_key(err: ConfigError, text: &str) -> ConfigError {
         Some(backend) => {
             let key = path.rsplit('.').next().unwrap_or(&path);
             ConfigError::UnknownKey {
-                suggestion: super::diagnose::suggest(key, backend.keys()),
+                suggestion: super::vocabulary::suggest(key, backend.keys()),
                 expected: backend.keys().to_vec(),
                 origin,
                 path,

@@ -13,6 +13,7 @@ use super::env::{ConfigString, ConfigU64};
 use super::error::ConfigError;
 use super::model::{KafkaClusterConfig, LoadedConfig, Mode};
 use super::raw::{RawCluster, RawConfig};
+use super::validator::Validator;
 
 /// Longest accepted timeout: beyond it a hung broker goes unnoticed for too long.
 const MAX_TIMEOUT_MS: u64 = 60 * 60 * 1000;
@@ -140,24 +141,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
     })
 }
 
-/// Carries what every check needs: the origin for messages, and the warnings so far.
-pub(super) struct Validator<'a> {
-    pub(super) origin: &'a str,
-    pub(super) warnings: Vec<String>,
-    /// The private key files read, with the key that names each.
-    pub(super) private_files: Vec<(String, std::path::PathBuf)>,
-}
-
 impl Validator<'_> {
-    pub(super) fn invalid(&self, path: String, line: Option<u32>, message: String) -> ConfigError {
-        ConfigError::Invalid {
-            origin: self.origin.to_owned(),
-            path,
-            line,
-            message,
-        }
-    }
-
     fn backup_id(&self, id: &ConfigString) -> Result<String, ConfigError> {
         let value = &id.value;
         let fail = |message: String| Err(self.invalid("backup_id".to_owned(), id.line, message));

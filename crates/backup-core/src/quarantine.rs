@@ -143,7 +143,7 @@ fn parse_name(name: &str) -> Option<(u32, Action, String, Option<[u8; 64]>)> {
     let sha = parts.next()?;
     let canonical = sha.len() == 64
         && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && seq_text.len() == 6;
+        && format!("{seq:06}") == seq_text;
     canonical.then(|| (seq, action, sha.to_owned(), sig))
 }
 

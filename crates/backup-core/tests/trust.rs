@@ -675,3 +675,160 @@ async fn a_signed_and_sealed_gap_record_explains_its_hole() {
     );
     assert_eq!(r.gap_records, 1, "the same gap twice is one gap");
 }
+
+/// Retention planning over hand-written backups (the CLI tests cover backups from a broker):
+/// what no kept run views may go; what is newer than every kept view, what a kept run whose
+/// final part names no end offsets needs, and a run that may still be running stay.
+mod retention {
+    use std::time::{Duration, SystemTime};
+
+    use backup_core::prune::plan::{Held, plan};
+    use backup_core::prune::{Plan, Policy};
+
+    use super::*;
+
+    const KEEP_LAST_1: Policy = Policy {
+        keep_last: Some(1),
+        max_age: None,
+    };
+
+    /// Long after every run: nothing is recent.
+    fn later() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000)
+    }
+
+    async fn planned(fx: &Fx, now: SystemTime) -> Plan {
+        let catalog = Catalog::load(&fx.storage, &fx.id, &fx.trust())
+            .await
+            .unwrap();
+        plan(&catalog, &KEEP_LAST_1, now, None)
+    }
+
+    fn run<'a>(p: &'a Plan, id: &str) -> &'a backup_core::prune::plan::RunPlan {
+        p.runs.iter().find(|r| r.run_id == id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn offsets_newer_than_every_kept_view_stay() {
+        let fx = Fx::new();
+        let k = Some(&fx.key);
+        // Run 2 wrote 0..20 of partition 0; run 3 (kept) recorded that it saw only 0..10.
+        let a = fx.segment(0, 0, 10, k).await;
+        let b = fx.segment(0, 10, 10, k).await;
+        fx.manifest(
+            RUNS[1],
+            0,
+            true,
+            vec![a, b],
+            None,
+            vec![fx.end(0, 20)],
+            k,
+            "2026-11-24T18:31:00.000Z",
+        )
+        .await;
+        fx.manifest(
+            RUNS[2],
+            0,
+            true,
+            Vec::new(),
+            None,
+            vec![fx.end(0, 10)],
+            k,
+            "2026-11-25T18:31:00.000Z",
+        )
+        .await;
+        let p = planned(&fx, later()).await;
+        let r2 = run(&p, RUNS[1]);
+        assert!(r2.kept_by.is_none());
+        assert!(!r2.whole);
+        assert_eq!(r2.held_count, 2, "{r2:#?}");
+        assert!(matches!(r2.held[0].1, Held::Needed { .. }), "{r2:#?}");
+        assert!(
+            r2.held
+                .iter()
+                .any(|(_, h)| matches!(h, Held::Newer { from: 10, .. })),
+            "{r2:#?}"
+        );
+        assert!(r2.remove.is_empty(), "{r2:#?}");
+    }
+
+    #[tokio::test]
+    async fn a_final_part_without_end_offsets_views_its_partitions_whole() {
+        let fx = Fx::new();
+        let k = Some(&fx.key);
+        let a = fx.segment(1, 0, 10, k).await;
+        fx.manifest(
+            RUNS[1],
+            0,
+            true,
+            vec![a],
+            None,
+            vec![fx.end(1, 10)],
+            k,
+            "2026-11-24T18:31:00.000Z",
+        )
+        .await;
+        // Written before end offsets existed: it names partitions 0 and 1 in its topics only.
+        fx.manifest(
+            RUNS[2],
+            0,
+            true,
+            Vec::new(),
+            None,
+            Vec::new(),
+            k,
+            "2026-11-25T18:31:00.000Z",
+        )
+        .await;
+        let p = planned(&fx, later()).await;
+        let r2 = run(&p, RUNS[1]);
+        assert!(r2.remove.is_empty(), "{r2:#?}");
+        assert!(
+            matches!(r2.held[0].1, Held::Needed { partition: 1, .. }),
+            "{r2:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_run_that_may_still_be_running_stays_and_an_old_one_goes() {
+        let fx = Fx::new();
+        let k = Some(&fx.key);
+        // Run 1: a part that is not final, of a topic no later run follows.
+        let a = fx.segment(1, 0, 10, k).await;
+        fx.manifest(
+            RUNS[0],
+            0,
+            false,
+            vec![a],
+            None,
+            Vec::new(),
+            k,
+            "2026-11-23T18:31:00.000Z",
+        )
+        .await;
+        fx.manifest(
+            RUNS[2],
+            0,
+            true,
+            Vec::new(),
+            None,
+            vec![fx.end(0, 0)],
+            k,
+            "2026-11-25T18:31:00.000Z",
+        )
+        .await;
+        // An hour after its last part (2026-11-23T18:31Z) it may still be running.
+        let soon = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_458_660 + 3_600);
+        let p = planned(&fx, soon).await;
+        let r1 = run(&p, RUNS[0]);
+        assert!(
+            r1.kept_by
+                .as_deref()
+                .is_some_and(|w| w.contains("may still be running")),
+            "{r1:#?}"
+        );
+        // Long after, it is an abandoned run like any other.
+        let p = planned(&fx, later()).await;
+        assert!(run(&p, RUNS[0]).kept_by.is_none());
+    }
+}

@@ -185,6 +185,54 @@ fn prune_removes_only_what_no_kept_run_needs_and_the_backup_stays_whole() {
     text.assert_contains("dry run");
     text.assert_contains(&format!("run {} still needs {kept}-", runs[2]));
 
+    // Refused, with nothing removed: a signed backup read without a verify key (the prune
+    // record would be signed, but the manifests it plans from would not be checked), and a
+    // quarantined backup.
+    let unverified = format!(
+        "{}audit:\n  signing_key: {}\n",
+        backup_yaml("pr", &[&kept], &fs_storage(&store), ""),
+        signing.private.display()
+    );
+    let refused = run(
+        dir,
+        "prune",
+        &unverified,
+        &[],
+        &["--keep-last", "1", "--execute"],
+    );
+    refused.assert_code(EXIT_CONFIG);
+    refused.assert_contains("has no verify key");
+    run(
+        dir,
+        "quarantine",
+        &only_kept,
+        &[],
+        &["--reason", "under review"],
+    )
+    .assert_code(EXIT_OK);
+    let refused = run(
+        dir,
+        "prune",
+        &only_kept,
+        &[],
+        &["--keep-last", "1", "--execute"],
+    );
+    refused.assert_code(EXIT_INTEGRITY);
+    refused.assert_contains("is QUARANTINED");
+    run(
+        dir,
+        "quarantine",
+        &only_kept,
+        &[],
+        &["--release", "--reason", "reviewed"],
+    )
+    .assert_code(EXIT_OK);
+    assert_eq!(
+        files(&store).len(),
+        before.len() + 2,
+        "only the two markers were added"
+    );
+
     // Executed with the admin's (here: the backup's) signing key.
     let mut args = audited.to_vec();
     args.extend(["--keep-last", "1", "--execute"]);

@@ -92,8 +92,6 @@ pub struct FoundRecord {
     pub record: PruneRecord,
     /// The trusted key that signed its name.
     pub signed_by: Option<String>,
-    /// Whether readers believe it (see the module documentation).
-    pub counts: bool,
 }
 
 /// The prefix of `backup_id`'s prune records.
@@ -129,15 +127,16 @@ pub(crate) fn parse_name(name: &str) -> Option<(u32, String, Option<[u8; 64]>)> 
     let (base, sig) = split_signed_json(name)?;
     let (seq_text, sha) = base.split_once("-pruned-")?;
     let seq: u32 = seq_text.parse().ok()?;
-    let canonical = seq_text.len() == 6
+    let canonical = format!("{seq:06}") == seq_text
         && sha.len() == 64
         && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     canonical.then(|| (seq, sha.to_owned(), sig))
 }
 
-/// Reads the records listed as `keys` (with their listed sizes). A record counts when
-/// `trusted` is `None` (nothing is authenticated) or a key in it signed its name. Records that
-/// cannot be believed are [`Problem`]s, never errors; only storage failures are.
+/// Reads the records listed as `keys` (with their listed sizes) that may be believed: every
+/// one when `trusted` is `None` (nothing is authenticated), else those whose names a key in it
+/// signed. The others, and records that do not match their names, are [`Problem`]s, never
+/// errors; only storage failures are.
 pub(crate) async fn read_records(
     storage: &Storage,
     backup_id: &str,
@@ -146,24 +145,50 @@ pub(crate) async fn read_records(
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<FoundRecord>, StorageError> {
     let prefix = prefix(backup_id);
-    if keys.len() > MAX_RECORDS {
+    // With keys, a record whose name no trusted key signed is set aside unread, so that
+    // records planted by a writer can neither crowd out the real ones nor cost a GET each.
+    let mut candidates = Vec::new();
+    for (key, size) in keys {
+        let name = key.strip_prefix(&prefix).unwrap_or(key);
+        let Some((seq, sha, sig)) = parse_name(name) else {
+            continue;
+        };
+        let signed_by = match (trusted, sig) {
+            (Some(keys), Some(sig)) => keys
+                .verify_name(&base_name(seq, &sha), &sig)
+                .map(|k| k.key_id()),
+            _ => None,
+        };
+        if trusted.is_some() && signed_by.is_none() {
+            problems.push(
+                Problem::new(
+                    ProblemKind::Unauthenticated,
+                    "a prune record is not signed by a trusted admin key, so the runs it names \
+                     are not excused: anyone able to write to the bucket could have written it \
+                     after deleting them. Sign prunes with the admin's key (backup.signing_key \
+                     or audit.signing_key of the prune configuration) and trust its public half \
+                     (restore.release_verify_key or restore.verify_key)",
+                )
+                .object(key),
+            );
+            continue;
+        }
+        candidates.push((key, *size, seq, sha, signed_by));
+    }
+    if candidates.len() > MAX_RECORDS {
         problems.push(Problem::new(
             ProblemKind::UnexpectedObject,
             format!(
                 "{} holds {} prune records, more than {MAX_RECORDS}, more than retention ever \
                  writes; none was read. Find out what else writes there",
                 storage.location(&prefix),
-                keys.len()
+                candidates.len()
             ),
         ));
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for (key, size) in keys {
-        let name = key.strip_prefix(&prefix).unwrap_or(key);
-        let Some((seq, sha, sig)) = parse_name(name) else {
-            continue;
-        };
+    for (key, size, seq, sha, signed_by) in candidates {
         let ignored = |why: &str| {
             Problem::new(
                 ProblemKind::UnexpectedObject,
@@ -171,7 +196,7 @@ pub(crate) async fn read_records(
             )
             .object(key)
         };
-        if *size > MAX_RECORD {
+        if size > MAX_RECORD {
             problems.push(ignored("is larger than any prune writes"));
             continue;
         }
@@ -195,54 +220,31 @@ pub(crate) async fn read_records(
                 continue;
             }
         };
-        let signed_by = match (trusted, sig) {
-            (Some(keys), Some(sig)) => keys
-                .verify_name(&base_name(seq, &sha), &sig)
-                .map(|k| k.key_id()),
-            _ => None,
-        };
-        let counts = trusted.is_none() || signed_by.is_some();
-        if !counts {
-            problems.push(
-                Problem::new(
-                    ProblemKind::Unauthenticated,
-                    "a prune record is not signed by a trusted admin key, so the runs it names \
-                     are not excused: anyone able to write to the bucket could have written it \
-                     after deleting them. Sign prunes with the admin's key (backup.signing_key \
-                     or audit.signing_key of the prune configuration) and trust its public half \
-                     (restore.release_verify_key or restore.verify_key)",
-                )
-                .object(key),
-            );
-        }
         out.push(FoundRecord {
             key: key.clone(),
             seq,
             record,
             signed_by,
-            counts,
         });
     }
     out.sort_by(|a, b| a.seq.cmp(&b.seq).then(a.key.cmp(&b.key)));
     Ok(out)
 }
 
-/// The manifest parts that counting records say retention removed: object key to SHA-256.
+/// The manifest parts that the records say retention removed: object key to SHA-256.
 pub(crate) fn pruned_parts(records: &[FoundRecord]) -> BTreeMap<String, String> {
     records
         .iter()
-        .filter(|r| r.counts)
         .flat_map(|r| r.record.runs.iter())
         .flat_map(|run| run.parts.iter())
         .map(|p| (p.key.clone(), p.sha256.clone()))
         .collect()
 }
 
-/// Every object that counting records say retention removed.
+/// Every object that the records say retention removed.
 pub(crate) fn pruned_objects(records: &[FoundRecord]) -> std::collections::BTreeSet<String> {
     records
         .iter()
-        .filter(|r| r.counts)
         .flat_map(|r| r.record.runs.iter())
         .flat_map(|run| run.objects.iter().cloned())
         .collect()
@@ -297,6 +299,12 @@ mod tests {
                 .is_none()
         );
         assert_eq!(parse_name(&format!("7-pruned-{sha}.json")), None);
+        // Past 999999 the sequence keeps growing (a planted record cannot end it).
+        assert_eq!(
+            parse_name(&format!("1000000-pruned-{sha}.json")),
+            Some((1_000_000, sha.clone(), None))
+        );
+        assert_eq!(parse_name(&format!("0000007-pruned-{sha}.json")), None);
         assert_eq!(
             parse_name(&format!("000007-pruned-{}.json", "B".repeat(64))),
             None

@@ -132,7 +132,12 @@ fn scan_files(text: &str) -> BTreeSet<String> {
     let mut paths = BTreeSet::new();
     let mut rest = text;
     while let Some(start) = rest.find("${file:") {
+        let escaped = rest[..start].ends_with('$');
         rest = &rest[start + 2 + FILE_PREFIX.len()..];
+        if escaped {
+            // `$${file:...}` is a literal, not a reference.
+            continue;
+        }
         let Some(end) = rest.find(['}', '\n']) else {
             break;
         };
@@ -151,6 +156,13 @@ fn read_secret_file(path: &str) -> (Result<String, ValueFailure>, Option<String>
         path: path.to_owned(),
         reason,
     };
+    // Looked at before it is opened: opening a FIFO would block.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => {
+            return (Err(failure("it is not a regular file".into())), None);
+        }
+        _ => {}
+    }
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -142,10 +142,17 @@ pub struct DrillReport {
     pub records: u64,
     /// Every partition and group proven.
     pub proven: bool,
-    /// Scratch topics created.
+    /// Scratch topics this drill created (the only ones `--cleanup` deletes).
     pub topics: Vec<String>,
+    /// Target topics that existed before this drill (an earlier drill's with the same
+    /// prefix): compared, never deleted.
+    pub existing_topics: Vec<String>,
     /// Scratch groups committed, and the restore's progress group.
     pub consumer_groups: Vec<String>,
+    /// Groups under the prefix that existed before the drill: never deleted.
+    pub preexisting_groups: Vec<String>,
+    /// Selected groups the restore did not move, with why: each fails the proof.
+    pub groups_not_moved: Vec<String>,
     /// The restore's warnings.
     pub warnings: Vec<String>,
 }
@@ -228,6 +235,22 @@ pub async fn run_drill(
     let drill = drill_config(config, &catalog, &options.prefix)?;
     let restore_id = drill.restore.as_ref().map(|r| r.restore_id.clone());
 
+    let client = KafkaClient::connect(
+        drill
+            .cluster
+            .client_config()
+            .map_err(|e| DrillError::Config(e.to_string()))?,
+    )
+    .await?;
+    // Groups under the prefix before the drill are not the drill's: cleanup leaves them.
+    let preexisting_groups: Vec<String> = client
+        .list_groups()
+        .await?
+        .into_iter()
+        .map(|g| g.group_id)
+        .filter(|g| g.starts_with(&options.prefix))
+        .collect();
+
     let (_stop, stop_rx) = watch::channel(false);
     let mut restore_options = options.restore.clone();
     restore_options.group_prefix = Some(options.prefix.clone());
@@ -238,13 +261,6 @@ pub async fn run_drill(
     let restore_secs = clock.elapsed().as_secs_f64();
 
     let clock = Instant::now();
-    let client = KafkaClient::connect(
-        drill
-            .cluster
-            .client_config()
-            .map_err(|e| DrillError::Config(e.to_string()))?,
-    )
-    .await?;
     client.refresh_metadata().await?;
     let keys = read.data.as_deref();
     let mut sides: BTreeMap<String, (digest::Side, digest::Side)> = BTreeMap::new();
@@ -278,6 +294,13 @@ pub async fn run_drill(
 
     let mut groups = Vec::new();
     let mut consumer_groups = Vec::new();
+    // A selected group the restore did not move is a failed proof, not one left out.
+    let groups_not_moved: Vec<String> = report
+        .consumer_groups
+        .iter()
+        .filter(|g| g.status != "committed")
+        .map(|g| format!("{}: {}", g.group_id, g.status))
+        .collect();
     for g in report
         .consumer_groups
         .iter()
@@ -331,7 +354,11 @@ pub async fn run_drill(
         .filter_map(|m| m.manifest.finished_at.as_deref())
         .filter_map(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
         .max();
-    let proven = partitions.iter().all(|p| p.proven) && groups.iter().all(|g| g.proven);
+    // Nothing compared proves nothing.
+    let proven = !partitions.is_empty()
+        && partitions.iter().all(|p| p.proven)
+        && groups.iter().all(|g| g.proven)
+        && groups_not_moved.is_empty();
     Ok(DrillReport {
         backup_id: config.backup_id.clone(),
         prefix: options.prefix,
@@ -344,8 +371,21 @@ pub async fn run_drill(
         rpo_secs: last_run_finished.map(|t| (started_at - t).as_seconds_f64()),
         records: report.partitions.iter().map(|p| p.records).sum(),
         proven,
-        topics: report.topic_mapping.values().cloned().collect(),
+        topics: report
+            .topics
+            .iter()
+            .filter(|t| t.action == "created")
+            .map(|t| t.topic.clone())
+            .collect(),
+        existing_topics: report
+            .topics
+            .iter()
+            .filter(|t| t.action != "created")
+            .map(|t| t.topic.clone())
+            .collect(),
         consumer_groups,
+        preexisting_groups,
+        groups_not_moved,
         partitions,
         groups,
         warnings: report.warnings,

@@ -36,6 +36,20 @@ fn is_denial(code: ResponseError) -> bool {
     )
 }
 
+/// Errors a broker gives only after it authorized a CreateTopics request.
+fn is_validation(code: ResponseError) -> bool {
+    matches!(
+        code,
+        ResponseError::TopicAlreadyExists
+            | ResponseError::InvalidReplicationFactor
+            | ResponseError::InvalidPartitions
+            | ResponseError::InvalidReplicaAssignment
+            | ResponseError::PolicyViolation
+            | ResponseError::InvalidTopicException
+            | ResponseError::InvalidConfig
+    )
+}
+
 /// A request's outcome as the probe sees it: refused for authorization, allowed, or not
 /// determined (another failure).
 fn outcome(result: Result<(), Error>) -> (Found, String) {
@@ -86,7 +100,11 @@ pub async fn probe(
         Ok(results) => match results.into_iter().next().and_then(|r| r.error) {
             // Any answer other than a refusal means authorization passed.
             Some(e) if e.code().is_some_and(is_denial) => outcome(Err(e)),
-            Some(e) => (Found::Allowed, format!("allowed (then: {e})")),
+            // Validation that runs only after authorization passed.
+            Some(e) if e.code().is_some_and(is_validation) => {
+                (Found::Allowed, format!("allowed (then: {e})"))
+            }
+            Some(e) => (Found::Unknown, e.to_string()),
             None => (Found::Allowed, "allowed".to_owned()),
         },
         Err(e) => outcome(Err(e)),

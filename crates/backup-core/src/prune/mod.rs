@@ -115,7 +115,27 @@ pub async fn execute(
         .iter()
         .flat_map(|r| r.remove.iter())
         .partition(|o| !parts.contains(o.key.as_str()));
-    for batch in [data, manifests] {
+    for (i, batch) in [data, manifests].into_iter().enumerate() {
+        // A whole run keeps its manifest when any of its data stayed under a lock, so that a
+        // later prune still sees (and retries) what is left of it.
+        let batch: Vec<_> = if i == 0 {
+            batch
+        } else {
+            let held_runs: std::collections::BTreeSet<&str> = plan
+                .runs
+                .iter()
+                .filter(|r| {
+                    r.remove
+                        .iter()
+                        .any(|o| done.locked.iter().any(|(k, _)| k == &o.key))
+                })
+                .flat_map(|r| r.parts.iter().map(String::as_str))
+                .collect();
+            batch
+                .into_iter()
+                .filter(|o| !held_runs.contains(o.key.as_str()))
+                .collect()
+        };
         let mut results = futures::stream::iter(batch)
             .map(|o| async move { (o, storage.delete_for_retention(&o.key).await) })
             .buffer_unordered(DELETES_IN_FLIGHT);

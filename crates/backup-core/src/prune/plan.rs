@@ -85,6 +85,16 @@ pub enum Held {
         /// Last offset.
         to: i64,
     },
+    /// It holds offsets newer than any kept run reached: removing it would lose the newest
+    /// data of the partition.
+    Newer {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Its first offset.
+        from: i64,
+    },
     /// Object lock keeps it until then.
     Locked {
         /// RFC 3339, estimated from its write time and `storage.object_lock.retain_days`.
@@ -158,6 +168,13 @@ struct Run<'a> {
 
 type Partition = (String, String, i32);
 
+/// Most partitions of one topic taken from a manifest (Kafka's own practical limit is far
+/// lower); a forged count cannot make planning loop for billions.
+const MAX_PARTITIONS: u32 = 100_000;
+
+/// A run without a final part that wrote within this long may still be running: never pruned.
+const STILL_RUNNING: Duration = Duration::from_secs(86_400);
+
 fn parse(t: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(t, &Rfc3339).ok()
 }
@@ -186,7 +203,9 @@ fn runs(catalog: &Catalog) -> Vec<Run<'_>> {
         run.parts.push(m);
     }
     let mut out: Vec<Run<'_>> = by_id.into_values().collect();
-    out.sort_by(|a, b| (a.started, a.id).cmp(&(b.started, b.id)));
+    // Newest by last activity: a long continuous run that is still writing is newer than a
+    // snapshot started after it and already finished.
+    out.sort_by(|a, b| (a.last_active, a.started, a.id).cmp(&(b.last_active, b.started, b.id)));
     out
 }
 
@@ -209,23 +228,36 @@ impl<'a> Needs<'a> {
                 touched.insert((g.topic.clone(), g.topic_id.clone(), g.partition));
             }
             for t in &m.manifest.topics {
-                for p in 0..i32::try_from(t.partitions).unwrap_or(i32::MAX) {
+                // A manifest is untrusted input: no more partitions than Kafka allows a topic.
+                for p in 0..t.partitions.min(MAX_PARTITIONS) as i32 {
                     touched.insert((t.name.clone(), t.topic_id.clone(), p));
                 }
             }
-            for e in &m.manifest.end_offsets {
-                let start = e.log_start_offset.unwrap_or(0).max(0);
-                self.views
-                    .entry((e.topic.clone(), e.topic_id.clone(), e.partition))
-                    .or_default()
-                    .push((start, e.end_offset, run.id));
+        }
+        let mut ended: BTreeSet<Partition> = BTreeSet::new();
+        if run.finished {
+            for m in &run.parts {
+                for e in &m.manifest.end_offsets {
+                    let start = e.log_start_offset.unwrap_or(0).max(0);
+                    let p = (e.topic.clone(), e.topic_id.clone(), e.partition);
+                    self.views
+                        .entry(p.clone())
+                        .or_default()
+                        .push((start, e.end_offset, run.id));
+                    ended.insert(p);
+                }
             }
         }
-        if !run.finished {
-            for p in touched {
-                self.views.entry(p).or_default().push((0, i64::MAX, run.id));
-            }
+        // A run that never finished, or a final part that does not say where a partition it
+        // touched ends (written before end offsets existed), views that partition whole.
+        for p in touched.into_iter().filter(|p| !ended.contains(p)) {
+            self.views.entry(p).or_default().push((0, i64::MAX, run.id));
         }
+    }
+
+    /// Where the newest kept view of `p` ends; `None` when no kept run covers `p`.
+    fn newest_end(&self, p: &Partition) -> Option<i64> {
+        self.views.get(p)?.iter().map(|&(_, e, _)| e).max()
     }
 
     /// The first kept view that overlaps `from..end` of `p`: (run, first, last offset).
@@ -258,6 +290,8 @@ pub fn plan(catalog: &Catalog, policy: &Policy, now: SystemTime, lock: Option<Du
                 && now_t - r.last_active < age
             {
                 Some(format!("active within {}", format_age(age)))
+            } else if !r.finished && now_t - r.last_active < STILL_RUNNING {
+                Some("it may still be running (no final part, active within a day)".to_owned())
             } else {
                 None
             }
@@ -358,6 +392,13 @@ pub fn plan(catalog: &Catalog, policy: &Policy, now: SystemTime, lock: Option<Du
                         to,
                     };
                     hold(&mut plan, &e.key, why);
+                } else if needs.newest_end(&p).is_some_and(|end| e.end_offset > end) {
+                    let why = Held::Newer {
+                        topic: e.topic.clone(),
+                        partition: e.partition,
+                        from: e.start_offset,
+                    };
+                    hold(&mut plan, &e.key, why);
                 } else if let Some(until) = locked_until(written) {
                     hold(&mut plan, &e.key, Held::Locked { until });
                 } else {
@@ -381,6 +422,10 @@ pub fn plan(catalog: &Catalog, policy: &Policy, now: SystemTime, lock: Option<Du
                         to,
                     };
                     hold(&mut plan, key, why);
+                } else if let Some(until) = locked_until(SystemTime::from(run.last_active)) {
+                    // Gap records carry no listed time: none was written after the run was
+                    // last active.
+                    hold(&mut plan, key, Held::Locked { until });
                 } else if !plan.remove.iter().any(|o| &o.key == key) {
                     plan.remove.push(Object {
                         key: key.clone(),

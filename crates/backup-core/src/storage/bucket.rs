@@ -110,9 +110,11 @@ impl S3Control {
         {
             Answer::Set(xml) => {
                 let number = |name: &str| element(&xml, name).and_then(|n| n.parse::<u32>().ok());
-                let days = number("Days")
-                    .filter(|&d| d > 0)
-                    .or_else(|| number("Years").filter(|&y| y > 0).map(|y| y * 366));
+                let days = number("Days").filter(|&d| d > 0).or_else(|| {
+                    number("Years")
+                        .filter(|&y| y > 0)
+                        .map(|y| y.saturating_mul(366))
+                });
                 Ok(BucketLock {
                     enabled: element(&xml, "ObjectLockEnabled") == Some("Enabled"),
                     default_days: days,
@@ -147,6 +149,14 @@ impl S3Control {
             .await
             .map_err(|e| format!("the request failed: {e}"))?;
         let status = response.status().as_u16();
+        let declared = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_ANSWER as u64) {
+            return Err("the answer is far larger than expected; not read".to_owned());
+        }
         let body = response
             .into_body()
             .bytes()

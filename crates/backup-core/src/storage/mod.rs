@@ -508,10 +508,16 @@ impl Storage {
         let path = self.path(key)?;
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(Deleted::Yes),
-            Err(e) if is_lock_refusal(&e.to_string()) => Ok(Deleted::Locked(sanitize(
-                &e.to_string(),
-                &self.target.secrets,
-            ))),
+            // The object's own name is left out of the match: a topic called "worm-events"
+            // must not turn a refused delete into a lock.
+            Err(e)
+                if is_lock_refusal(&e.to_string().replace(path.as_ref(), "").replace(key, "")) =>
+            {
+                Ok(Deleted::Locked(sanitize(
+                    &e.to_string(),
+                    &self.target.secrets,
+                )))
+            }
             // S3 deletes go through DeleteObjects, whose refusals arrive per key inside a
             // successful answer: object_store reports them as text with the S3 code.
             Err(e) if e.to_string().contains("(code: AccessDenied)") => {

@@ -84,11 +84,10 @@ fn render_pruned(catalog: &Catalog) -> String {
             r.record.by,
             r.record.policy,
             whole,
-            match (&r.signed_by, r.counts) {
-                (Some(k), _) => format!(", signed by {k}"),
-                (None, true) => String::new(),
-                (None, false) => ", NOT COUNTED (not signed by a trusted admin key)".to_owned(),
-            }
+            r.signed_by
+                .as_ref()
+                .map(|k| format!(", signed by {k}"))
+                .unwrap_or_default()
         );
     }
     out

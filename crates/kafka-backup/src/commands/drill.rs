@@ -232,6 +232,18 @@ fn render(r: &DrillReport, cleaned: Option<&Cleanup>) -> String {
             }
         );
     }
+    for g in &r.groups_not_moved {
+        let _ = writeln!(out, "  DIFF group not moved: {g}");
+    }
+    if r.partitions.is_empty() {
+        let _ = writeln!(out, "  nothing was restored, so nothing is proven");
+    }
+    for t in &r.existing_topics {
+        let _ = writeln!(
+            out,
+            "  note: {t} existed before this drill; it is compared, never deleted"
+        );
+    }
     for w in &r.warnings {
         let _ = writeln!(out, "  note: {w}");
     }

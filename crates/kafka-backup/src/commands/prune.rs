@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use backup_core::backup::progress::human_bytes;
-use backup_core::catalog::Catalog;
+use backup_core::catalog::{Authentication, Catalog, Severity};
 use backup_core::prune::plan::{Held, Plan};
 use backup_core::prune::{self, Executed, Policy, PruneError};
 use backup_core::storage::{BucketLock, StorageConfig};
@@ -85,6 +85,59 @@ async fn lock_days(
     }
 }
 
+/// Refuses to delete from a backup whose catalog cannot be trusted: a signed backup read
+/// without verify keys (a planted manifest could pose as the newest run and make every real
+/// run look unneeded), one that fails its integrity check, or one that is quarantined.
+async fn refuse_unsafe(
+    loaded: &backup_core::config::LoadedConfig,
+    storage: &backup_core::storage::Storage,
+    catalog: &Catalog,
+    trust_args: &TrustArgs,
+    signed: bool,
+) -> Result<(), Failed> {
+    if signed && !matches!(catalog.authentication, Authentication::Verified { .. }) {
+        return Err(Failed::new(
+            Exit::Config,
+            "this backup is signed, but the prune configuration has no verify key, so its \
+             manifests cannot be authenticated, and a manifest planted by anyone able to write \
+             to the bucket could make real runs look unneeded; nothing was removed. Give the \
+             prune configuration the backup's public key (restore.verify_key, --verify-key, or \
+             its own backup.signing_key)"
+                .to_owned(),
+        ));
+    }
+    let errors: Vec<&str> = catalog
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|p| p.kind.as_str())
+        .collect();
+    if !errors.is_empty() {
+        return Err(Failed::new(
+            Exit::Integrity,
+            format!(
+                "the backup fails its integrity check ({}), so what it needs cannot be \
+                 trusted and nothing was removed; run `kafka-backup validate` and deal with its \
+                 findings first",
+                errors.join(", ")
+            ),
+        ));
+    }
+    let trusted = super::release_keys(loaded, trust_args)?;
+    let quarantine = super::quarantine::state(storage, &loaded.backup_id, &trusted).await?;
+    if let Some(line) = super::quarantine::describe(&quarantine) {
+        return Err(Failed::new(
+            Exit::Integrity,
+            format!(
+                "backup `{}` is {line}; a quarantined backup is evidence, and nothing was \
+                 removed. Release it first (`kafka-backup quarantine --release`)",
+                loaded.backup_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Plans retention for the configuration's backup, and carries it out with `execute`.
 pub async fn run(
     config_path: &Path,
@@ -138,6 +191,9 @@ pub async fn run(
              key, and trust its public half (restore.release_verify_key or restore.verify_key)"
                 .to_owned(),
         ));
+    }
+    if execute && plan.remove_count() > 0 {
+        refuse_unsafe(&loaded, &storage, &catalog, trust_args, signed).await?;
     }
     let done = if execute {
         let by = crate::audit::who();
@@ -250,6 +306,13 @@ fn render(plan: &Plan, done: Option<&Executed>) -> String {
                     from,
                     to,
                 } => format!("run {run_id} still needs {topic}-{partition} offsets {from}..{to}"),
+                Held::Newer {
+                    topic,
+                    partition,
+                    from,
+                } => format!(
+                    "{topic}-{partition} from offset {from} is newer than any kept run reached"
+                ),
                 Held::Locked { until } => format!("object lock holds it until about {until}"),
             };
             let _ = writeln!(out, "      {key}: {because}");

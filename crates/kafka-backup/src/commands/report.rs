@@ -118,12 +118,18 @@ pub async fn evidence(
             };
             backups.push(result);
             let keys = l.verifying_keys();
-            if let Ok(lines) = store::read_lines(&storage, &l.backup_id).await {
-                for line in &lines {
-                    drills.see(line);
+            let verified = store::verify(&storage, &l.backup_id, &keys).await;
+            // Only a trail that verified whole may speak for a drill.
+            if let Ok((v, events)) = &verified
+                && v.first_break.is_none()
+            {
+                for e in events {
+                    if let Ok(line) = serde_json::to_string(&e.event) {
+                        drills.see(&line);
+                    }
                 }
             }
-            match store::verify(&storage, &l.backup_id, &keys).await {
+            match verified {
                 Ok((v, _)) if v.events > 0 || v.first_break.is_some() => trails.push(json!({
                     "trail": storage.location(&format!("audit/{}/", l.backup_id)),
                     "ok": v.first_break.is_none(), "verification": v,
@@ -146,7 +152,10 @@ pub async fn evidence(
         let mut verifier = Verifier::new(&trail_keys);
         let read = file::read_lines(path, |n, line| {
             verifier.check(&format!("line {n}"), line);
-            drills.see(line);
+            // Lines from the first break on cannot speak for a drill.
+            if !verifier.broken() {
+                drills.see(line);
+            }
             !verifier.broken()
         });
         let v = verifier.finish();

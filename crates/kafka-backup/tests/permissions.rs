@@ -291,6 +291,7 @@ fn the_kafka_principal_is_held_to_its_role() {
             o("kafka read", "allowed", true),
             o("kafka create", "allowed", false),
             o("kafka idempotent write", "allowed", false),
+            o("kafka group commit", "allowed", false),
         ],
         "{report:#}"
     );
@@ -309,6 +310,7 @@ fn the_kafka_principal_is_held_to_its_role() {
         [
             o("kafka create", "allowed", true),
             o("kafka idempotent write", "allowed", true),
+            o("kafka group commit", "allowed", true),
         ],
         "{report:#}"
     );

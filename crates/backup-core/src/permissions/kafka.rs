@@ -9,6 +9,8 @@
 //! - **idempotent write** (backup: forbidden; restore: needed): InitProducerId without a
 //!   transactional id, which needs IdempotentWrite on the cluster (or Write on a topic, as
 //!   Kafka 3.0+ also accepts); it writes nothing.
+//! - **group commit** (backup: forbidden; restore: needed): an OffsetCommit of offset 0 of the
+//!   probe topic for a probe group `_kb-permission-probe-<uuid>`, deleted again when created.
 //!
 //! What it proves: an allowed request proves the right. A refusal (TOPIC_AUTHORIZATION_FAILED,
 //! CLUSTER_AUTHORIZATION_FAILED, ...) proves only that this request was refused: ACLs on other
@@ -124,7 +126,51 @@ pub async fn probe(
         write_expect,
         idempotent,
     ));
+    checks.push(judge(
+        role,
+        "kafka group commit",
+        "Read on the consumer groups".into(),
+        write_expect,
+        group_commit(client, &name).await,
+    ));
     checks
+}
+
+/// Commits offset 0 of the probe topic for a probe group: refused with
+/// GROUP_AUTHORIZATION_FAILED when the principal may not commit groups. Kafka checks the
+/// group before the topic, so an unknown probe topic still proves the group right. A probe
+/// group that was created is deleted again.
+async fn group_commit(client: &KafkaClient, probe_topic: &str) -> (Found, String) {
+    let group = format!("{PROBE_TOPIC_PREFIX}{}", uuid::Uuid::new_v4().simple());
+    let offsets = std::collections::BTreeMap::from([(
+        TopicPartition::new(probe_topic, 0),
+        kafka_client::CommittedOffset::new(0),
+    )]);
+    let found = match client.commit_offsets(&group, &offsets).await {
+        Ok(()) => (Found::Allowed, "allowed".to_owned()),
+        Err(e) => match e.code() {
+            Some(ResponseError::GroupAuthorizationFailed) => (
+                Found::Denied,
+                "denied (GroupAuthorizationFailed)".to_owned(),
+            ),
+            Some(ResponseError::UnknownTopicOrPartition) => (
+                Found::Allowed,
+                "allowed (the probe topic does not exist, after the group was authorized)"
+                    .to_owned(),
+            ),
+            Some(ResponseError::TopicAuthorizationFailed) => (
+                Found::Unknown,
+                "the group was authorized, but Read on the probe topic was refused (committing \
+                 a group's offsets also needs Read on each target topic)"
+                    .to_owned(),
+            ),
+            _ => outcome(Err(e)),
+        },
+    };
+    if found.0 == Found::Allowed {
+        let _ = client.delete_groups(std::slice::from_ref(&group)).await;
+    }
+    found
 }
 
 /// Describe: Metadata of the selected topics (all topics, filtered). Read: a one-byte Fetch

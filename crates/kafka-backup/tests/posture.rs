@@ -251,39 +251,6 @@ fn expiring_certificates_and_unchecked_host_names_are_found() {
     );
 }
 
-/// Creates `bucket` on the plain moto, with a public policy and a public-read ACL (`public`),
-/// or with default encryption and Block Public Access (`guarded`), or as created (`plain`).
-fn make_bucket(bucket: &str, kind: &str) {
-    python(
-        r#"
-import sys, json, boto3
-endpoint, region, key_id, secret, bucket, kind = sys.argv[1:7]
-c = boto3.client("s3", endpoint_url=endpoint, region_name=region,
-                 aws_access_key_id=key_id, aws_secret_access_key=secret)
-c.create_bucket(Bucket=bucket)
-if kind == "public":
-    c.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-         "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
-    c.put_bucket_acl(Bucket=bucket, ACL="public-read")
-elif kind == "guarded":
-    c.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
-    c.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True,
-        "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
-"#,
-        &[
-            &get("/s3/endpoint"),
-            &get("/s3/region"),
-            &get("/s3/access_key_id"),
-            &get("/s3/secret_access_key"),
-            bucket,
-            kind,
-        ],
-    );
-}
-
 fn bucket_storage(bucket: &str) -> String {
     format!(
         "storage:\n  backend: s3\n  bucket: {bucket}\n  region: {}\n  endpoint: {}\n  \
@@ -302,7 +269,6 @@ fn bucket_storage(bucket: &str) -> String {
 fn the_bucket_itself_is_checked_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let suffix = unique_topic("b").to_lowercase().replace('_', "-");
     let check = |bucket: &str, args: &[&str]| {
         let yaml = backup_yaml("bk", &["t"], &bucket_storage(bucket), "");
         let path = dir.join(format!("{bucket}.yaml"));
@@ -319,6 +285,10 @@ fn the_bucket_itself_is_checked_when_asked() {
             &[("KB_ACCESS_KEY", &key), ("KB_SECRET_KEY", &secret)],
         );
         out.assert_code(EXIT_OK);
+        assert!(
+            !out.all().contains(&secret),
+            "the secret key reached the output"
+        );
         out.json()
     };
     let of = |report: &Value, rule: &str| -> Option<Value> {
@@ -330,8 +300,7 @@ fn the_bucket_itself_is_checked_when_asked() {
             .cloned()
     };
 
-    let public = format!("kb-public-{suffix}");
-    make_bucket(&public, "public");
+    let public = new_moto_bucket("kb-public", "public");
     let offline = check(&public, &[]);
     assert!(
         rules(&offline).iter().all(|r| !r.starts_with("KB-STO-01")),
@@ -350,8 +319,7 @@ fn the_bucket_itself_is_checked_when_asked() {
     assert!(of(&report, "KB-STO-013").is_some());
     assert_eq!(report["findings"][0]["severity"], "HIGH");
 
-    let guarded = format!("kb-guarded-{suffix}");
-    make_bucket(&guarded, "guarded");
+    let guarded = new_moto_bucket("kb-guarded", "guarded");
     let report = check(&guarded, &["--storage"]);
     for rule in [
         "KB-STO-010",

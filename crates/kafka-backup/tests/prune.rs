@@ -11,55 +11,6 @@ use common::protection::*;
 use common::*;
 use serde_json::Value;
 
-/// Creates a bucket of the test's own on the plain moto: `versioned` (no Object Lock), or
-/// `default-retention` (Object Lock with a one-day GOVERNANCE default retention).
-fn new_bucket(stem: &str, kind: &str) -> String {
-    let bucket = format!(
-        "{stem}-{}",
-        unique_topic("b").to_lowercase().replace('_', "-")
-    );
-    let out = python(
-        r#"
-import sys, boto3
-endpoint, region, key_id, secret, bucket, kind = sys.argv[1:7]
-c = boto3.client("s3", endpoint_url=endpoint, region_name=region,
-                 aws_access_key_id=key_id, aws_secret_access_key=secret)
-if kind == "versioned":
-    c.create_bucket(Bucket=bucket)
-    c.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-else:
-    c.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
-    c.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
-        "ObjectLockEnabled": "Enabled",
-        "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
-print("ok")
-"#,
-        &[
-            &get("/s3/endpoint"),
-            &get("/s3/region"),
-            &get("/s3/access_key_id"),
-            &get("/s3/secret_access_key"),
-            &bucket,
-            kind,
-        ],
-    );
-    assert_eq!(out.trim(), "ok");
-    bucket
-}
-
-/// The `storage:` section of `bucket` on the plain moto, under `prefix`.
-fn bucket_storage(bucket: &str, prefix: &str) -> String {
-    format!(
-        "storage:\n  backend: s3\n  bucket: {bucket}\n  region: {}\n  endpoint: {}\n  \
-         force_path_style: true\n  allow_http: true\n  prefix: {prefix}\n  access_key: {}\n  \
-         secret_key: {}\n",
-        get("/s3/region"),
-        get("/s3/endpoint"),
-        get("/s3/access_key_id"),
-        get("/s3/secret_access_key"),
-    )
-}
-
 /// Every file under `root`, relative, sorted.
 fn files(root: &Path) -> Vec<String> {
     store_files(root).into_iter().map(|(k, _)| k).collect()
@@ -334,14 +285,14 @@ fn prune_respects_object_lock_and_removes_on_a_versioned_bucket_without_it() {
     fidelity(&["bulk", &plaintext_broker(), &dropped, "100", "1"]);
 
     // A versioned bucket without Object Lock, of this test's own.
-    let versioned = new_bucket("kb-vers", "versioned");
+    let versioned = new_moto_bucket("kb-vers", "versioned");
     for (prefix, retain) in [
         (unique_topic("locked"), Some(1)),
         (unique_topic("free"), None),
     ] {
         let storage = match retain {
             Some(_) => moto_lock_storage(&prefix, retain),
-            None => bucket_storage(&versioned, &prefix),
+            None => moto_bucket_storage(&versioned, &prefix),
         };
         let both = backup_yaml("pl", &[&kept, &dropped], &storage, "");
         let only_kept = backup_yaml("pl", &[&kept], &storage, "");
@@ -513,8 +464,8 @@ fn prune_reads_a_bucket_default_retention_the_configuration_does_not_name() {
     let dropped = unique_topic("prune-dflt-dropped");
     fidelity(&["bulk", &plaintext_broker(), &kept, "50", "1"]);
     fidelity(&["bulk", &plaintext_broker(), &dropped, "50", "1"]);
-    let bucket = new_bucket("kb-dflt", "default-retention");
-    let storage = bucket_storage(&bucket, "");
+    let bucket = new_moto_bucket("kb-dflt", "default-retention");
+    let storage = moto_bucket_storage(&bucket, "");
     // S3 takes writes into such a bucket only with an integrity header, which the backup
     // sends with storage.object_lock; without it the message says what to set.
     let unlocked = backup_yaml("pd", &[&kept, &dropped], &storage, "");

@@ -10,7 +10,7 @@ use std::process::Command;
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::{Rec, Run, committed, fidelity, get, plaintext_broker, python};
+use super::{Rec, Run, committed, fidelity, get, plaintext_broker, python, unique_topic};
 
 /// Runs `kafka-backup <command> --config <yaml written to dir> <args>` with `env` added and
 /// every `AWS_*` variable of the test process removed, so that the configuration alone says
@@ -138,9 +138,60 @@ pub fn fs_storage(store: &Path) -> String {
     )
 }
 
+/// Creates a bucket of the calling test's own on the plain moto, named `stem-<unique>`, and
+/// returns its name. `kind`: `plain`; `public` (a policy granting everyone GetObject and a
+/// public-read ACL); `guarded` (default KMS encryption and all four Block Public Access
+/// settings); `versioned` (versioning, no Object Lock); `default-retention` (Object Lock with
+/// a one-day GOVERNANCE default retention).
+pub fn new_moto_bucket(stem: &str, kind: &str) -> String {
+    let bucket = format!(
+        "{stem}-{}",
+        unique_topic("b").to_lowercase().replace('_', "-")
+    );
+    let out = python(
+        r#"
+import sys, json, boto3
+endpoint, region, key_id, secret, bucket, kind = sys.argv[1:7]
+c = boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                 aws_access_key_id=key_id, aws_secret_access_key=secret)
+if kind == "default-retention":
+    c.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    c.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+else:
+    c.create_bucket(Bucket=bucket)
+if kind == "versioned":
+    c.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+elif kind == "public":
+    c.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    c.put_bucket_acl(Bucket=bucket, ACL="public-read")
+elif kind == "guarded":
+    c.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+    c.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+print("ok")
+"#,
+        &[
+            &get("/s3/endpoint"),
+            &get("/s3/region"),
+            &get("/s3/access_key_id"),
+            &get("/s3/secret_access_key"),
+            &bucket,
+            kind,
+        ],
+    );
+    assert_eq!(out.trim(), "ok", "creating a {kind} bucket");
+    bucket
+}
+
 /// The `storage:` section of the plain moto's `bucket` under `prefix`, its secret key written
 /// literally (as a careless user would).
-fn moto_bucket_storage(bucket: &str, prefix: &str) -> String {
+pub fn moto_bucket_storage(bucket: &str, prefix: &str) -> String {
     format!(
         "storage:\n  backend: s3\n  bucket: {bucket}\n  region: {}\n  endpoint: {}\n  \
          force_path_style: true\n  allow_http: true\n  prefix: {prefix}\n  access_key: {}\n  \

@@ -3,8 +3,8 @@
 //! correlation id.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +16,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+mod sasl;
 mod setup;
+use sasl::{SaslTransport, authenticate};
 use setup::Setup;
 
 use crate::config::{BrokerAddress, ClientConfig};
@@ -36,6 +38,8 @@ pub struct SaslSessionInfo {
     pub principal: Option<String>,
     /// The broker's session lifetime (KIP-368), 0 when it does not expire sessions.
     pub session_lifetime_ms: i64,
+    /// When the exchange finished: the session's lifetime counts from here.
+    pub authenticated_at: Instant,
 }
 
 /// What was negotiated when the connection was set up.
@@ -126,13 +130,29 @@ struct Inner {
     info: ConnectionInfo,
     client_id: String,
     request_timeout: Duration,
-    writer: mpsc::Sender<Bytes>,
+    writer: mpsc::Sender<Outgoing>,
     shared: Arc<Shared>,
     in_flight: Semaphore,
     next_correlation_id: AtomicI32,
     reader: AbortHandle,
-    /// When to stop handing this connection out because its SASL session is about to expire.
+    /// When to stop handing this connection out because its SASL session is about to expire
+    /// (only for mechanisms that cannot re-authenticate).
     retire_at: Option<Instant>,
+    /// The permits of `in_flight`: re-authentication takes them all, so that it runs between
+    /// requests.
+    max_in_flight: u32,
+    /// The mechanism, for re-authentication.
+    sasl: Option<Arc<dyn SaslMechanism>>,
+    /// How many times the session was renewed in place.
+    reauthentications: AtomicU64,
+}
+
+/// A frame for the writer task.
+struct Outgoing {
+    frame: Bytes,
+    /// The frame may hold a secret (a PLAIN password in a re-authentication): zero it once it
+    /// is written.
+    secret: bool,
 }
 
 impl Drop for Inner {
@@ -212,9 +232,14 @@ impl Connection {
         let api_versions = setup.negotiate_versions().await?;
         let sasl = match &settings.sasl {
             Some(mechanism) => Some(
-                setup
-                    .authenticate(&api_versions, mechanism.as_ref())
-                    .await?,
+                authenticate(
+                    &mut setup,
+                    broker,
+                    &label,
+                    &api_versions,
+                    mechanism.as_ref(),
+                )
+                .await?,
             ),
             None => None,
         };
@@ -226,13 +251,24 @@ impl Connection {
             sasl,
             api_versions,
         };
-        let retire_at = info
+        // A session with a lifetime is renewed in place when the mechanism can do that, and
+        // otherwise retired before it ends.
+        let session = info
             .sasl
             .as_ref()
-            .and_then(|s| retirement(started, s.session_lifetime_ms));
-        Ok(Self::spawn(
-            stream, label, info, settings, next_id, retire_at,
-        ))
+            .map(|s| (s.authenticated_at, s.session_lifetime_ms));
+        let reauthenticate = settings.sasl.as_ref().is_some_and(|m| m.reauthenticates());
+        let retire_at = session
+            .filter(|_| !reauthenticate)
+            .and_then(|(_, lifetime)| retirement(started, lifetime));
+        let connection = Self::spawn(stream, label, info, settings, next_id, retire_at);
+        if reauthenticate
+            && let Some((at, lifetime)) = session
+            && let Some(when) = reauthentication_due(at, lifetime)
+        {
+            tokio::spawn(reauthenticate_loop(Arc::downgrade(&connection.inner), when));
+        }
+        Ok(connection)
     }
 
     fn spawn(
@@ -245,7 +281,8 @@ impl Connection {
     ) -> Self {
         let (read_half, write_half) = tokio::io::split(stream);
         let shared = Arc::new(Shared::default());
-        let (tx, rx) = mpsc::channel(settings.max_in_flight);
+        // One more slot than requests in flight, for a re-authentication's message.
+        let (tx, rx) = mpsc::channel(settings.max_in_flight + 1);
         let reader = tokio::spawn(read_loop(
             read_half,
             shared.clone(),
@@ -266,6 +303,9 @@ impl Connection {
                 next_correlation_id: AtomicI32::new(next_id),
                 reader,
                 retire_at,
+                max_in_flight: u32::try_from(settings.max_in_flight).unwrap_or(u32::MAX),
+                sasl: settings.sasl.clone(),
+                reauthentications: AtomicU64::new(0),
             }),
         }
     }
@@ -285,9 +325,15 @@ impl Connection {
         self.inner.shared.lock().closed.is_none() && !self.is_retiring()
     }
 
-    /// Whether the SASL session is close to the lifetime the broker announced (KIP-368). The
-    /// broker closes such a connection at expiry; the client stops using it beforehand and
-    /// opens a fresh, newly authenticated one, while requests already sent finish here.
+    /// How many times this connection's SASL session was renewed in place (KIP-368).
+    pub fn reauthentications(&self) -> u64 {
+        self.inner.reauthentications.load(Ordering::Relaxed)
+    }
+
+    /// Whether the SASL session is close to the lifetime the broker announced (KIP-368) and
+    /// the mechanism cannot renew it in place. The broker closes such a connection at
+    /// expiry; the client stops using it beforehand and opens a fresh, newly authenticated
+    /// one, while requests already sent finish here.
     pub fn is_retiring(&self) -> bool {
         self.inner.retire_at.is_some_and(|t| Instant::now() >= t)
     }
@@ -330,14 +376,27 @@ impl Connection {
         version: i16,
         extra_wait: Duration,
     ) -> Result<R::Response> {
-        let inner = &self.inner;
-        let api = api_name(R::KEY);
         // The semaphore is never closed, so acquire cannot fail.
-        let _permit = inner
+        let _permit = self
+            .inner
             .in_flight
             .acquire()
             .await
-            .map_err(|_| self.closed_error(&api))?;
+            .map_err(|_| self.closed_error(&api_name(R::KEY)))?;
+        self.exchange(request, version, extra_wait, false).await
+    }
+
+    /// Sends `request` and waits for its response, without taking an in-flight permit (the
+    /// caller holds one, or all of them). `secret` frames are zeroed once written.
+    async fn exchange<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        extra_wait: Duration,
+        secret: bool,
+    ) -> Result<R::Response> {
+        let inner = &self.inner;
+        let api = api_name(R::KEY);
         let correlation_id = self.next_correlation_id();
         let frame = encode_request(request, version, correlation_id, &inner.client_id)
             .map_err(|detail| Error::Config(format!("{api} v{version}: {detail}")))?;
@@ -351,7 +410,7 @@ impl Connection {
             }
             st.pending.insert(correlation_id, tx);
         }
-        if inner.writer.send(frame).await.is_err() {
+        if inner.writer.send(Outgoing { frame, secret }).await.is_err() {
             inner.shared.lock().pending.remove(&correlation_id);
             return Err(self.closed_error(&api));
         }
@@ -451,15 +510,22 @@ async fn read_loop(
 
 async fn write_loop(
     mut writer: WriteHalf<MaybeTlsStream>,
-    mut frames: mpsc::Receiver<Bytes>,
+    mut frames: mpsc::Receiver<Outgoing>,
     shared: Arc<Shared>,
 ) {
-    while let Some(frame) = frames.recv().await {
-        let mut result = writer.write_all(&frame).await;
+    async fn write(writer: &mut WriteHalf<MaybeTlsStream>, out: Outgoing) -> std::io::Result<()> {
+        let result = writer.write_all(&out.frame).await;
+        if out.secret {
+            sasl::wipe(out.frame);
+        }
+        result
+    }
+    while let Some(out) = frames.recv().await {
+        let mut result = write(&mut writer, out).await;
         // Write whatever else is queued before flushing, so concurrent requests share a flush.
         while result.is_ok() {
             match frames.try_recv() {
-                Ok(next) => result = writer.write_all(&next).await,
+                Ok(next) => result = write(&mut writer, next).await,
                 Err(_) => break,
             }
         }
@@ -488,6 +554,112 @@ pub(crate) fn describe_frame_error(e: &FrameError) -> String {
     }
 }
 
+/// The shared connection as a transport for a re-authentication: its requests bypass the
+/// in-flight permits, which the re-authentication holds all of.
+struct Reauthentication<'a>(&'a Connection);
+
+impl SaslTransport for Reauthentication<'_> {
+    async fn call<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        _hint: &'static str,
+    ) -> Result<R::Response> {
+        self.0
+            .exchange(request, version, Duration::ZERO, true)
+            .await
+    }
+}
+
+impl Connection {
+    /// Runs the SASL exchange again on this connection (KIP-368), once every request in
+    /// flight has finished and before any new one is sent, and returns when to do it next.
+    async fn reauthenticate(&self) -> Result<Option<Instant>> {
+        let inner = &self.inner;
+        let Some(mechanism) = inner.sasl.clone() else {
+            return Ok(None);
+        };
+        // Fair semaphore: requests that arrive now queue behind this and wait for it.
+        let _all = inner
+            .in_flight
+            .acquire_many(inner.max_in_flight)
+            .await
+            .map_err(|_| self.closed_error("SaslHandshake"))?;
+        if inner.shared.lock().closed.is_some() {
+            return Ok(None);
+        }
+        let session = authenticate(
+            &mut Reauthentication(self),
+            &inner.info.broker,
+            &inner.label,
+            &inner.info.api_versions,
+            mechanism.as_ref(),
+        )
+        .await?;
+        inner.reauthentications.fetch_add(1, Ordering::Relaxed);
+        let next = reauthentication_due(session.authenticated_at, session.session_lifetime_ms);
+        tracing::debug!(
+            broker = %inner.label,
+            lifetime_ms = session.session_lifetime_ms,
+            "re-authenticated the connection's SASL session"
+        );
+        Ok(next)
+    }
+}
+
+/// Renews a connection's SASL session before the broker ends it, for as long as the
+/// connection lives. Holds only a weak reference between renewals, so that it never keeps a
+/// dropped connection open.
+async fn reauthenticate_loop(connection: Weak<Inner>, first: Instant) {
+    let mut when = first;
+    loop {
+        tokio::time::sleep_until(when).await;
+        let Some(inner) = connection.upgrade() else {
+            return;
+        };
+        let connection = Connection { inner };
+        match connection.reauthenticate().await {
+            Ok(Some(next)) => when = next,
+            Ok(None) => return,
+            Err(e) => {
+                // Requests waiting for this connection fail and the client opens a new one,
+                // whose authentication then reports the cause in full.
+                tracing::warn!(broker = %connection.label(), error = %e, "re-authentication failed; closing the connection");
+                connection
+                    .inner
+                    .shared
+                    .close(CloseReason::Disconnected(format!(
+                        "because re-authenticating its SASL session failed: {e}"
+                    )));
+                return;
+            }
+        }
+    }
+}
+
+/// When to renew a SASL session that lasts `lifetime_ms` from `start`: at 80% of the
+/// lifetime, moved by up to ±5 s (at most 5% of the lifetime) of jitter so that many
+/// connections do not renew at once, never sooner than 30 s unless 80% of the lifetime is
+/// shorter, and never later than 90% of it. `None` when the broker does not expire sessions.
+fn reauthentication_due(start: Instant, lifetime_ms: i64) -> Option<Instant> {
+    let jitter = rand::random_range(-1.0..=1.0);
+    reauthentication_delay(lifetime_ms, jitter).map(|d| start + d)
+}
+
+/// [`reauthentication_due`]'s delay, with `jitter` in -1..=1 chosen by the caller.
+fn reauthentication_delay(lifetime_ms: i64, jitter: f64) -> Option<Duration> {
+    let lifetime = Duration::from_millis(u64::try_from(lifetime_ms).ok().filter(|l| *l > 0)?);
+    let target = lifetime.mul_f64(0.8);
+    let spread = Duration::from_secs(5).min(lifetime.mul_f64(0.05));
+    let moved = if jitter >= 0.0 {
+        target + spread.mul_f64(jitter.min(1.0))
+    } else {
+        target.saturating_sub(spread.mul_f64((-jitter).min(1.0)))
+    };
+    let floor = Duration::from_secs(30).min(target);
+    Some(moved.max(floor).min(lifetime.mul_f64(0.9)))
+}
+
 /// When a connection whose SASL session lasts `lifetime_ms` should stop taking new requests:
 /// at 85% of the lifetime, leaving room for requests in flight to finish before the broker
 /// closes it. `None` when the broker does not expire sessions.
@@ -499,6 +671,30 @@ fn retirement(started: Instant, lifetime_ms: i64) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_are_renewed_at_80_percent_with_bounded_jitter() {
+        let ms = Duration::from_millis;
+        assert_eq!(reauthentication_delay(0, 0.0), None);
+        assert_eq!(reauthentication_delay(-5, 0.0), None);
+        // An hour: 48 min ± 5 s.
+        assert_eq!(reauthentication_delay(3_600_000, 0.0), Some(ms(2_880_000)));
+        assert_eq!(reauthentication_delay(3_600_000, 1.0), Some(ms(2_885_000)));
+        assert_eq!(reauthentication_delay(3_600_000, -1.0), Some(ms(2_875_000)));
+        // 40 s: 32 s, jitter 2 s down is held at the 30 s floor.
+        assert_eq!(reauthentication_delay(40_000, -1.0), Some(ms(30_000)));
+        assert_eq!(reauthentication_delay(40_000, 1.0), Some(ms(34_000)));
+        // 3 s (a test broker): the floor gives way to the lifetime, 2.4 s to 2.55 s.
+        assert_eq!(reauthentication_delay(3_000, -1.0), Some(ms(2_400)));
+        assert_eq!(reauthentication_delay(3_000, 1.0), Some(ms(2_550)));
+        for jitter in [-1.0, -0.3, 0.0, 0.7, 1.0] {
+            for lifetime in [1_000, 3_000, 37_000, 600_000, 86_400_000] {
+                let d = reauthentication_delay(lifetime, jitter).unwrap();
+                assert!(d <= ms(lifetime as u64).mul_f64(0.9), "{lifetime} {jitter}");
+                assert!(d >= ms(30_000).min(ms(lifetime as u64).mul_f64(0.8)));
+            }
+        }
+    }
 
     #[test]
     fn sessions_retire_before_the_broker_expires_them() {

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::config::BrokerAddress;
 use crate::secret::Secret;
 
 pub mod plain;
@@ -18,6 +19,23 @@ pub use scram::{Scram, ScramAlgorithm};
 
 /// A configured SASL mechanism with its credentials. One value serves every connection; each
 /// connection runs its own [`SaslExchange`].
+///
+/// The contract, for implementations outside this crate:
+/// - The client sends SaslHandshake with [`name`](Self::name); a broker that does not enable
+///   it gets a clear error listing what it does enable, so the mechanism never sees that case.
+/// - [`start`](Self::start) is called once per authentication of one connection, with the
+///   broker that connection goes to: the initial one, and each KIP-368 re-authentication.
+///   Per-broker credentials (a Kerberos service principal `service/host`, a signature over
+///   the host) are made here. It runs on the connection's task, so it must not block for
+///   long: fetch tokens in the background and hand out the current one.
+/// - The exchange's messages travel in SaslAuthenticate requests. A broker rejection
+///   (error code) is reported by the client with the broker's message; a rejection the
+///   mechanism reads inside a server message (SCRAM's `e=`, OAUTHBEARER's error JSON) is
+///   returned as [`SaslError::ServerRejected`] with an explanation for the operator.
+/// - When the broker announces a session lifetime, the client re-authenticates the
+///   connection before it ends, between requests, by calling `start` again, unless
+///   [`reauthenticates`](Self::reauthenticates) says the mechanism cannot; then the
+///   connection is drained and replaced instead.
 pub trait SaslMechanism: Send + Sync + fmt::Debug {
     /// The mechanism name sent in SaslHandshake, e.g. `SCRAM-SHA-512`.
     fn name(&self) -> &str;
@@ -25,8 +43,15 @@ pub trait SaslMechanism: Send + Sync + fmt::Debug {
     /// The identity this mechanism authenticates as, for reports (never a secret).
     fn principal(&self) -> Option<&str>;
 
-    /// Starts one authentication exchange.
-    fn start(&self) -> Result<Box<dyn SaslExchange>, SaslError>;
+    /// Starts one authentication exchange with `broker` (as advertised in metadata, or as
+    /// given in bootstrap_servers).
+    fn start(&self, broker: &BrokerAddress) -> Result<Box<dyn SaslExchange>, SaslError>;
+
+    /// Whether a connection may be re-authenticated in place (KIP-368). When false, a
+    /// connection whose session nears its lifetime is drained and a new one opened.
+    fn reauthenticates(&self) -> bool {
+        true
+    }
 }
 
 /// One authentication exchange: the client's side of a challenge/response conversation.

@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{SaslError, SaslExchange, SaslMechanism, SaslStep, check_credentials};
+use crate::config::BrokerAddress;
 use crate::secret::Secret;
 
 const NAME: &str = "PLAIN";
@@ -66,7 +67,7 @@ impl SaslMechanism for Plain {
         Some(&self.username)
     }
 
-    fn start(&self) -> Result<Box<dyn SaslExchange>, SaslError> {
+    fn start(&self, _broker: &BrokerAddress) -> Result<Box<dyn SaslExchange>, SaslError> {
         Ok(Box::new(self.exchange()))
     }
 }
@@ -156,6 +157,7 @@ impl SaslExchange for PlainExchange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sasl::tests::test_broker;
 
     const PASSWORD: &str = "pass";
 
@@ -168,7 +170,7 @@ mod tests {
         let mechanism = plain();
         assert_eq!(mechanism.name(), "PLAIN");
         assert_eq!(mechanism.principal(), Some("user"));
-        let mut exchange = mechanism.start().unwrap();
+        let mut exchange = mechanism.start(&test_broker()).unwrap();
         assert_eq!(
             exchange.step(None).unwrap(),
             SaslStep::Respond(b"\0user\0pass".to_vec())
@@ -182,7 +184,7 @@ mod tests {
 
     #[test]
     fn non_empty_reply_fails_closed() {
-        let mut exchange = plain().start().unwrap();
+        let mut exchange = plain().start(&test_broker()).unwrap();
         exchange.step(None).unwrap();
         let err = exchange.step(Some(b"unexpected")).unwrap_err();
         assert_eq!(
@@ -201,13 +203,13 @@ mod tests {
 
     #[test]
     fn misuse_is_reported_not_panicked() {
-        let mut exchange = plain().start().unwrap();
+        let mut exchange = plain().start(&test_broker()).unwrap();
         assert!(matches!(
             exchange.step(Some(b"x")),
             Err(SaslError::OutOfSequence(_))
         ));
 
-        let mut exchange = plain().start().unwrap();
+        let mut exchange = plain().start(&test_broker()).unwrap();
         exchange.step(None).unwrap();
         assert!(matches!(
             exchange.step(None),
@@ -218,8 +220,8 @@ mod tests {
     #[test]
     fn each_start_is_independent() {
         let mechanism = plain();
-        let mut a = mechanism.start().unwrap();
-        let mut b = mechanism.start().unwrap();
+        let mut a = mechanism.start(&test_broker()).unwrap();
+        let mut b = mechanism.start(&test_broker()).unwrap();
         assert_eq!(a.step(None).unwrap(), b.step(None).unwrap());
         assert_eq!(a.step(Some(b"")).unwrap(), SaslStep::Done);
         // Finishing one exchange does not advance the other.
@@ -229,7 +231,7 @@ mod tests {
     #[test]
     fn utf8_credentials_are_sent_verbatim() {
         let mechanism = Plain::new("us\u{e9}r", Secret::new("p\u{e4}ss w")).unwrap();
-        let mut exchange = mechanism.start().unwrap();
+        let mut exchange = mechanism.start(&test_broker()).unwrap();
         assert_eq!(
             exchange.step(None).unwrap(),
             SaslStep::Respond("\0us\u{e9}r\0p\u{e4}ss w".as_bytes().to_vec())

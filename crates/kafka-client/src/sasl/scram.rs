@@ -30,6 +30,7 @@ use rsasl::prelude::{Mechanism, Registry, SASLClient, SASLConfig, Session, Sessi
 use rsasl::property::{AuthId, Password};
 
 use super::{SaslError, SaslExchange, SaslMechanism, SaslStep, check_credentials, shorten};
+use crate::config::BrokerAddress;
 use crate::secret::Secret;
 
 /// The lowest PBKDF2 iteration count accepted from a broker: Kafka's minimum for SCRAM
@@ -158,7 +159,7 @@ impl SaslMechanism for Scram {
         Some(&self.username)
     }
 
-    fn start(&self) -> Result<Box<dyn SaslExchange>, SaslError> {
+    fn start(&self, _broker: &BrokerAddress) -> Result<Box<dyn SaslExchange>, SaslError> {
         Ok(Box::new(self.exchange()?))
     }
 }
@@ -535,7 +536,7 @@ fn check_server_final(message: &[u8]) -> Result<Option<String>, SaslError> {
 mod tests {
     use super::*;
     use crate::sasl::tests::{
-        Broker, PASSWORD, respond, run_until_server_final, server_step, text,
+        Broker, PASSWORD, respond, run_until_server_final, server_step, test_broker, text,
     };
     use rand::Rng;
 
@@ -693,7 +694,7 @@ mod tests {
         ];
         for message in bad {
             // Each message gets an exchange whose server-first was genuine.
-            let mut exchange = client.start().unwrap();
+            let mut exchange = client.start(&test_broker()).unwrap();
             let mut server = broker.session();
             let first = respond(exchange.step(None));
             let server_first = server_step(&mut server, &first);
@@ -709,7 +710,7 @@ mod tests {
 
     /// A fresh exchange that has sent its client-first, and its client nonce.
     fn started(client: &Scram) -> (Box<dyn SaslExchange>, String) {
-        let mut exchange = client.start().unwrap();
+        let mut exchange = client.start(&test_broker()).unwrap();
         let first = respond(exchange.step(None));
         let nonce = text(&first).rsplit_once(",r=").unwrap().1.to_owned();
         (exchange, nonce)
@@ -813,7 +814,7 @@ mod tests {
     fn username_is_escaped_per_rfc5802() {
         let client = Scram::sha256("a=b,c", Secret::new(PASSWORD)).unwrap();
         assert_eq!(client.principal(), Some("a=b,c"));
-        let mut exchange = client.start().unwrap();
+        let mut exchange = client.start(&test_broker()).unwrap();
         let first = respond(exchange.step(None));
         assert!(
             text(&first).starts_with("n,,n=a=3Db=2Cc,r="),
@@ -833,7 +834,7 @@ mod tests {
     #[test]
     fn misuse_is_reported_not_panicked() {
         let client = Scram::sha256("alice", Secret::new(PASSWORD)).unwrap();
-        let mut exchange = client.start().unwrap();
+        let mut exchange = client.start(&test_broker()).unwrap();
         assert!(matches!(
             exchange.step(Some(b"r=x,s=eA==,i=4096")),
             Err(SaslError::OutOfSequence(_))

@@ -12,6 +12,12 @@ use rsasl::property::AuthId;
 use rsasl::validate::NoValidation;
 
 use super::scram::MIN_ITERATIONS;
+use crate::config::BrokerAddress;
+
+/// The broker an exchange is started for in tests; PLAIN and SCRAM do not depend on it.
+pub(crate) fn test_broker() -> BrokerAddress {
+    BrokerAddress::new("broker.test", 9092)
+}
 use super::*;
 
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
@@ -117,7 +123,7 @@ pub(crate) struct Transcript {
 }
 
 pub(crate) fn run_until_server_final(client: &Scram, broker: &Broker) -> Transcript {
-    let mut exchange = client.start().unwrap();
+    let mut exchange = client.start(&test_broker()).unwrap();
     let mut server = broker.session();
     let client_first = respond(exchange.step(None));
     let server_first = server_step(&mut server, &client_first);
@@ -156,7 +162,7 @@ fn config_accepts_every_spelling_and_returns_the_canonical_name() {
         assert_eq!(mechanism.name(), canonical, "{spelling:?}");
         assert_eq!(mechanism.principal(), Some("alice"));
         // The object is the real mechanism, not just a name: check its first message.
-        let first = respond(mechanism.start().unwrap().step(None));
+        let first = respond(mechanism.start(&test_broker()).unwrap().step(None));
         if canonical == "PLAIN" {
             assert_eq!(first, b"\0alice\0pw");
         } else {

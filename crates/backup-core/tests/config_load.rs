@@ -44,7 +44,7 @@ fn loads_a_file_with_certificates_and_variables() {
         client.security.tls.ca_location,
         Some(dir.path().join("ca.crt"))
     );
-    assert_eq!(sasl.unwrap().password.expose(), SECRET);
+    assert_eq!(sasl.unwrap().password().unwrap().expose(), SECRET);
     assert!(!format!("{loaded:?}").contains(SECRET));
 
     // The same file without the variable: an error that names the file and the key.

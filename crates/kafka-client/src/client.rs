@@ -58,6 +58,15 @@ impl KafkaClient {
             .map(|t| t.warnings().to_vec())
             .unwrap_or_default();
         let settings = ConnectSettings::new(&config, tls);
+        if let Some(mechanism) = &settings.sasl {
+            mechanism
+                .prepare()
+                .await
+                .map_err(|source| Error::SaslCredentials {
+                    mechanism: mechanism.name().to_owned(),
+                    source,
+                })?;
+        }
         let client = Self {
             inner: Arc::new(Inner {
                 config,

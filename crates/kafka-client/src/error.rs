@@ -124,6 +124,17 @@ pub enum Error {
         source: SaslError,
     },
 
+    /// The mechanism could not get its credentials ready before connecting (an OAuth token
+    /// endpoint refused, a token file is missing).
+    #[error("SASL {mechanism}: {source}")]
+    SaslCredentials {
+        /// The mechanism used.
+        mechanism: String,
+        /// What went wrong, with the setting to fix.
+        #[source]
+        source: SaslError,
+    },
+
     /// The listener does not offer the configured mechanism.
     #[error(
         "{broker} does not enable SASL mechanism {mechanism} on this listener; it offers {}. Set sasl_mechanism \
@@ -258,6 +269,7 @@ impl Error {
             Error::Protocol { .. } => ErrorKind::Protocol,
             Error::Authentication { .. }
             | Error::Sasl { .. }
+            | Error::SaslCredentials { .. }
             | Error::SaslMechanismNotEnabled { .. } => ErrorKind::Authentication,
             Error::UnsupportedVersion { .. } => ErrorKind::Unsupported,
             Error::Broker { code, .. } => {

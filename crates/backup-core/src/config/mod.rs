@@ -23,6 +23,7 @@ mod env;
 mod error;
 mod key_files;
 mod model;
+mod oauth;
 mod raw;
 mod restore;
 mod scrub;
@@ -44,7 +45,8 @@ pub use audit::AuditSettings;
 pub use backup::{BackupPlan, BackupSettings, Compression, TopicSelection, glob_match};
 pub use error::ConfigError;
 pub use model::{
-    KafkaClusterConfig, LoadedConfig, Mode, SaslMechanismName, SaslSettings, SecurityConfig,
+    KafkaClusterConfig, LoadedConfig, Mode, SaslCredentials, SaslMechanismName, SaslSettings,
+    SecurityConfig,
 };
 pub use restore::{GroupSelection, ProgressStore, RestoreSettings, parse_time};
 

@@ -3,6 +3,7 @@
 //! was consistent; what is left to fail is the network.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_client::{BrokerAddress, ClientConfig, Secret, Security, SecurityProtocol, TlsOptions};
@@ -159,6 +160,8 @@ pub enum SaslMechanismName {
     ScramSha256,
     /// `SCRAM-SHA-512`.
     ScramSha512,
+    /// `OAUTHBEARER`: OAuth 2.0 bearer tokens.
+    OAuthBearer,
 }
 
 impl SaslMechanismName {
@@ -169,6 +172,7 @@ impl SaslMechanismName {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -179,18 +183,51 @@ impl fmt::Display for SaslMechanismName {
     }
 }
 
-/// A validated SASL mechanism with its credentials: the username is non-empty, the password
-/// non-empty. The caller turns it into the client's mechanism object, e.g.
-/// `mechanism_from_config(s.mechanism.as_str(), &s.username, s.password.clone())`; the
-/// configuration layer does not build it, so it does not depend on how mechanisms are made.
+/// A validated SASL mechanism with its credentials. [`KafkaClusterConfig::client_config`]
+/// turns it into the client's mechanism object.
 #[derive(Debug, Clone)]
 pub struct SaslSettings {
     /// Which mechanism.
     pub mechanism: SaslMechanismName,
-    /// The SASL user.
+    /// Who authenticates, for reports: the SASL user, the OAuth client id, or the token file.
     pub username: String,
-    /// The user's password; prints as `***`.
-    pub password: Secret,
+    /// What proves it.
+    pub credentials: SaslCredentials,
+}
+
+/// The proof of identity a mechanism presents.
+#[derive(Debug, Clone)]
+pub enum SaslCredentials {
+    /// PLAIN and SCRAM: the user's password (non-empty; prints as `***`).
+    Password(Secret),
+    /// OAUTHBEARER: where the tokens come from (the client secret prints as `***`).
+    OAuth(kafka_client::sasl::OAuthBearerConfig),
+}
+
+impl SaslSettings {
+    /// The password, for the mechanisms that use one.
+    pub fn password(&self) -> Option<&Secret> {
+        match &self.credentials {
+            SaslCredentials::Password(p) => Some(p),
+            SaslCredentials::OAuth(_) => None,
+        }
+    }
+
+    /// Builds the client's mechanism object.
+    pub fn mechanism(
+        &self,
+    ) -> Result<Arc<dyn kafka_client::sasl::SaslMechanism>, kafka_client::sasl::SaslError> {
+        match &self.credentials {
+            SaslCredentials::Password(password) => kafka_client::sasl::mechanism_from_config(
+                self.mechanism.as_str(),
+                &self.username,
+                password.clone(),
+            ),
+            SaslCredentials::OAuth(config) => Ok(Arc::new(kafka_client::sasl::OAuthBearer::new(
+                config.clone(),
+            )?)),
+        }
+    }
 }
 
 impl KafkaClusterConfig {
@@ -224,11 +261,7 @@ impl KafkaClusterConfig {
     pub fn client_config(&self) -> Result<ClientConfig, kafka_client::sasl::SaslError> {
         let (mut client, sasl) = self.to_client_config();
         if let Some(sasl) = sasl {
-            client.security.sasl = Some(kafka_client::sasl::mechanism_from_config(
-                sasl.mechanism.as_str(),
-                &sasl.username,
-                sasl.password,
-            )?);
+            client.security.sasl = Some(sasl.mechanism()?);
         }
         Ok(client)
     }

@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use super::Mode;
 use super::backup::{RawBackup, RawTopics};
-use super::env::{ConfigSecret, ConfigString, ConfigU64};
+use std::collections::BTreeMap;
+
+use super::env::{ConfigBool, ConfigSecret, ConfigString, ConfigU64};
 use super::vocabulary::{Keyword, KeywordSet, RawServers, find_name};
 
 /// The whole file.
@@ -58,6 +60,14 @@ pub(crate) struct RawSecurity {
     pub sasl_kerberos_service_name: Option<ConfigString>,
     pub sasl_keytab_path: Option<ConfigString>,
     pub sasl_krb5_config_path: Option<ConfigString>,
+    pub sasl_oauthbearer_token_endpoint_url: Option<ConfigString>,
+    pub sasl_oauthbearer_client_id: Option<ConfigString>,
+    pub sasl_oauthbearer_client_secret: Option<ConfigSecret>,
+    pub sasl_oauthbearer_scope: Option<ConfigString>,
+    pub sasl_oauthbearer_extensions: Option<BTreeMap<String, ConfigString>>,
+    pub sasl_oauthbearer_token_file: Option<ConfigString>,
+    pub sasl_oauthbearer_ca_location: Option<ConfigString>,
+    pub sasl_oauthbearer_allow_http: Option<ConfigBool>,
 }
 
 impl KeywordSet for Mode {

@@ -13,7 +13,8 @@ use kafka_client::{SecurityProtocol, TlsOptions};
 
 use super::env::{ConfigSecret, ConfigString};
 use super::error::ConfigError;
-use super::model::{SaslMechanismName, SaslSettings, SecurityConfig};
+use super::model::{SaslCredentials, SaslMechanismName, SaslSettings, SecurityConfig};
+use super::oauth::RawOAuth;
 use super::raw::{EndpointIdentification, RawMechanism, RawSecurity};
 use super::validator::Validator;
 
@@ -37,7 +38,25 @@ impl Validator<'_> {
             sasl_kerberos_service_name,
             sasl_keytab_path,
             sasl_krb5_config_path,
+            sasl_oauthbearer_token_endpoint_url,
+            sasl_oauthbearer_client_id,
+            sasl_oauthbearer_client_secret,
+            sasl_oauthbearer_scope,
+            sasl_oauthbearer_extensions,
+            sasl_oauthbearer_token_file,
+            sasl_oauthbearer_ca_location,
+            sasl_oauthbearer_allow_http,
         } = raw;
+        let oauth = RawOAuth {
+            token_endpoint_url: sasl_oauthbearer_token_endpoint_url,
+            client_id: sasl_oauthbearer_client_id,
+            client_secret: sasl_oauthbearer_client_secret,
+            scope: sasl_oauthbearer_scope,
+            extensions: sasl_oauthbearer_extensions,
+            token_file: sasl_oauthbearer_token_file,
+            ca_location: sasl_oauthbearer_ca_location,
+            allow_http: sasl_oauthbearer_allow_http,
+        };
         let sec = format!("{key}.security");
         let protocol = security_protocol.map_or(SecurityProtocol::Plaintext, |p| p.value);
         let protocol_line = security_protocol.and_then(|p| p.line);
@@ -61,7 +80,8 @@ impl Validator<'_> {
             ("sasl_password", sasl_password.as_ref().map(|s| s.line)),
         ]
         .into_iter()
-        .chain(kerberos_keys.iter().map(|(k, v)| (*k, v.map(|s| s.line))));
+        .chain(kerberos_keys.iter().map(|(k, v)| (*k, v.map(|s| s.line))))
+        .chain(oauth.keys());
         if !protocol.uses_sasl() {
             let present = sasl_keys
                 .filter_map(|(k, line)| line.map(|l| (k, l)))
@@ -130,6 +150,8 @@ impl Validator<'_> {
                 sasl_username,
                 sasl_password,
                 &kerberos_keys,
+                oauth,
+                ssl_ca_location.as_ref().filter(|_| protocol.uses_tls()),
             )?)
         } else {
             None
@@ -158,6 +180,11 @@ impl Validator<'_> {
                      SASL_SSL, or at least SCRAM-SHA-512",
                     s.username
                 ),
+                SaslMechanismName::OAuthBearer => format!(
+                    "{sec}: sasl_mechanism OAUTHBEARER over SASL_PLAINTEXT sends the bearer token \
+                     across the network in clear; whoever sees it can use it until it expires. Use \
+                     SASL_SSL"
+                ),
                 scram => format!(
                     "{sec}: SASL_PLAINTEXT with {scram} keeps the password off the wire, but every \
                      record backed up or restored crosses the network unencrypted and unprotected \
@@ -183,6 +210,8 @@ impl Validator<'_> {
         username: Option<ConfigString>,
         password: Option<ConfigSecret>,
         kerberos_keys: &[(&str, Option<&ConfigString>)],
+        oauth: RawOAuth,
+        tls_ca: Option<&ConfigString>,
     ) -> Result<SaslSettings, ConfigError> {
         let Some((mechanism, mechanism_line)) = mechanism else {
             return Err(self.invalid(
@@ -219,16 +248,19 @@ impl Validator<'_> {
                 ));
             }
             RawMechanism::OAuthBearer => {
-                return Err(self.invalid(
-                    format!("{sec}.sasl_mechanism"),
-                    mechanism_line,
-                    format!(
-                        "OAUTHBEARER (OAuth 2 tokens) is not built into this version of kafka-backup \
-                         yet; {meanwhile}"
-                    ),
-                ));
+                return self.oauth(sec, mechanism_line, username, password, oauth, tls_ca);
             }
         };
+        if let Some((key, line)) = oauth.first_set() {
+            return Err(self.invalid(
+                format!("{sec}.{key}"),
+                line,
+                format!(
+                    "is only used with sasl_mechanism OAUTHBEARER, but sasl_mechanism is {name}; \
+                     remove it, or set sasl_mechanism: OAUTHBEARER"
+                ),
+            ));
+        }
         // OSO's tool ignores the Kerberos keys with other mechanisms; so do we, but say so.
         for (key, _) in kerberos_keys.iter().filter(|(_, v)| v.is_some()) {
             self.warnings.push(format!(
@@ -281,7 +313,7 @@ impl Validator<'_> {
         Ok(SaslSettings {
             mechanism: name,
             username,
-            password,
+            credentials: SaslCredentials::Password(password),
         })
     }
 

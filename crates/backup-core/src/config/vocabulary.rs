@@ -25,11 +25,20 @@ pub(crate) const SECURITY_KEYS: &[&str] = &[
     "sasl_kerberos_service_name",
     "sasl_keytab_path",
     "sasl_krb5_config_path",
+    "sasl_oauthbearer_token_endpoint_url",
+    "sasl_oauthbearer_client_id",
+    "sasl_oauthbearer_client_secret",
+    "sasl_oauthbearer_scope",
+    "sasl_oauthbearer_extensions",
+    "sasl_oauthbearer_token_file",
+    "sasl_oauthbearer_ca_location",
+    "sasl_oauthbearer_allow_http",
 ];
 
 /// The keys whose values are secrets, wherever they appear.
 pub(crate) const SECRET_KEYS: &[&str] = &[
     "sasl_password",
+    "sasl_oauthbearer_client_secret",
     "ssl_key_password",
     "secret_key",
     "secret_access_key",

@@ -1,19 +1,23 @@
 //! SASL mechanisms behind a small trait, so that the connection code drives any mechanism
-//! (PLAIN, SCRAM, and later GSSAPI or OAUTHBEARER) through the same SaslHandshake /
+//! (PLAIN, SCRAM, OAUTHBEARER, and mechanisms from other crates) through the same SaslHandshake /
 //! SaslAuthenticate loop without knowing its details.
 
 use std::fmt;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+
 use crate::config::BrokerAddress;
 use crate::secret::Secret;
 
+pub mod oauth;
 pub mod plain;
 pub mod scram;
 
 #[cfg(test)]
 mod tests;
 
+pub use oauth::{ClientCredentials, OAuthBearer, OAuthBearerConfig, TokenSource};
 pub use plain::Plain;
 pub use scram::{Scram, ScramAlgorithm};
 
@@ -51,6 +55,13 @@ pub trait SaslMechanism: Send + Sync + fmt::Debug {
     /// connection whose session nears its lifetime is drained and a new one opened.
     fn reauthenticates(&self) -> bool {
         true
+    }
+
+    /// Gets ready before the client's first connection: obtains what the exchanges need
+    /// (an OAuth token) and starts keeping it current. A failure here is a credentials or
+    /// configuration problem, reported before any broker is contacted.
+    fn prepare(&self) -> BoxFuture<'_, Result<(), SaslError>> {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -102,6 +113,10 @@ pub enum SaslError {
     /// The mechanism could not be set up (bad credentials format, missing support).
     #[error("{0}")]
     Setup(String),
+    /// The credentials the exchange needs could not be obtained (an OAuth token endpoint
+    /// refused, a token file is missing).
+    #[error("{0}")]
+    Credentials(String),
     /// The exchange was driven out of order: stepped after it finished or failed, or without
     /// the broker message it needs. This is a bug in the caller, not something a broker did.
     #[error("SASL exchange driven out of order: {0}")]
@@ -115,8 +130,9 @@ pub const SUPPORTED_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SH
 ///
 /// Accepts `PLAIN`, `SCRAM-SHA-256` and `SCRAM-SHA-512` in any case, and `SCRAM-SHA256` /
 /// `SCRAM-SHA512`, which other Kafka tools accept. Mechanisms this version does not implement
-/// (GSSAPI, OAUTHBEARER) and unknown names are a [`SaslError::Setup`] that says what to use
-/// instead, never a silent fallback to another mechanism.
+/// (GSSAPI), OAUTHBEARER (which has no password: see [`OAuthBearer`]) and unknown names are a
+/// [`SaslError::Setup`] that says what to use instead, never a silent fallback to another
+/// mechanism.
 pub fn mechanism_from_config(
     name: &str,
     username: &str,
@@ -134,9 +150,10 @@ pub fn mechanism_from_config(
                 .to_owned(),
         )),
         "OAUTHBEARER" => Err(SaslError::Setup(
-            "SASL mechanism OAUTHBEARER is not built into this version of kafka-backup yet; \
-             until it is, give this user SCRAM-SHA-512 credentials on the cluster and set \
-             sasl_mechanism to SCRAM-SHA-512 (or use PLAIN, but only over SASL_SSL)"
+            "SASL mechanism OAUTHBEARER takes no user name and password: it presents OAuth \
+             tokens, configured with sasl_oauthbearer_token_endpoint_url, \
+             sasl_oauthbearer_client_id and sasl_oauthbearer_client_secret (or \
+             sasl_oauthbearer_token_file); build it with OAuthBearer::new"
                 .to_owned(),
         )),
         _ => Err(SaslError::Setup(format!(
@@ -171,7 +188,7 @@ fn check_credentials(mechanism: &str, username: &str, password: &Secret) -> Resu
 
 /// Makes untrusted text (a broker's error value, a mistyped name) safe to put in a message:
 /// control characters would let a peer forge log lines, and length is bounded.
-fn shorten(text: &str, max_chars: usize) -> String {
+pub(crate) fn shorten(text: &str, max_chars: usize) -> String {
     let mut out: String = text
         .chars()
         .take(max_chars)

@@ -177,7 +177,15 @@ fn config_accepts_every_spelling_and_returns_the_canonical_name() {
 
 #[test]
 fn config_explains_mechanisms_not_built_in() {
-    for name in ["GSSAPI", "gssapi", "OAUTHBEARER", "OAuthBearer"] {
+    for name in ["OAUTHBEARER", "OAuthBearer"] {
+        let err = mechanism_from_config(name, "alice", Secret::new("pw")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("takes no user name and password: it presents OAuth tokens"),
+            "{err}"
+        );
+    }
+    for name in ["GSSAPI", "gssapi"] {
         let err = mechanism_from_config(name, "alice", Secret::new("pw")).unwrap_err();
         let SaslError::Setup(message) = &err else {
             panic!("{name}: {err:?}");
@@ -284,6 +292,7 @@ fn variant(err: &SaslError) -> &'static str {
         SaslError::MalformedServerMessage(_) => "MalformedServerMessage",
         SaslError::Setup(_) => "Setup",
         SaslError::OutOfSequence(_) => "OutOfSequence",
+        SaslError::Credentials(_) => "Credentials",
     }
 }
 
@@ -382,7 +391,33 @@ fn no_mechanism_step_or_error_ever_formats_the_password() {
         mechanism_from_config("nope", "alice", Secret::new(LEAKY)).unwrap_err(),
     );
 
+    // OAUTHBEARER with the secret as client secret: its Debug, and a token request that
+    // cannot connect.
+    let oauth = crate::sasl::OAuthBearer::new(crate::sasl::OAuthBearerConfig {
+        source: crate::sasl::TokenSource::ClientCredentials(crate::sasl::ClientCredentials {
+            token_endpoint_url: "http://127.0.0.1:1/token".into(),
+            client_id: "alice".into(),
+            client_secret: Secret::new(LEAKY),
+            scope: Some("kafka".into()),
+            ca_location: None,
+            allow_http: true,
+            timeout: std::time::Duration::from_secs(5),
+        }),
+        extensions: vec![],
+    })
+    .unwrap();
+    assert_debug_no_leak("OAuthBearer", &oauth);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    check_err(
+        "credentials",
+        runtime.block_on(oauth.prepare()).unwrap_err(),
+    );
+
     let all = [
+        "Credentials",
         "MalformedServerMessage",
         "OutOfSequence",
         "ServerRejected",

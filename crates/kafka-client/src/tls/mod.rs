@@ -12,7 +12,7 @@
 
 mod classify;
 mod errors;
-mod files;
+pub(crate) mod files;
 mod keys;
 mod summary;
 mod verify;

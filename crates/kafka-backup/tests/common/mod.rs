@@ -166,9 +166,16 @@ const FIDELITY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fide
 
 /// Runs `fidelity.py` (confluent-kafka) and parses its JSON output.
 pub fn fidelity(args: &[&str]) -> serde_json::Value {
+    fidelity_with(&serde_json::json!({}), args)
+}
+
+/// [`fidelity`] with extra librdkafka settings for every client (SASL for brokers that need
+/// it).
+pub fn fidelity_with(client: &serde_json::Value, args: &[&str]) -> serde_json::Value {
     let out = Command::new(get("/venv_python"))
         .arg(FIDELITY)
         .args(args)
+        .env("KB_FIDELITY_CLIENT", client.to_string())
         .output()
         .unwrap();
     assert!(

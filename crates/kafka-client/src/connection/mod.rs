@@ -230,6 +230,15 @@ impl Connection {
             correlation_id: 0,
         };
         let api_versions = setup.negotiate_versions().await?;
+        if let Some(mechanism) = &settings.sasl {
+            mechanism
+                .prepare()
+                .await
+                .map_err(|source| Error::SaslCredentials {
+                    mechanism: mechanism.name().to_owned(),
+                    source,
+                })?;
+        }
         let sasl = match &settings.sasl {
             Some(mechanism) => Some(
                 authenticate(
@@ -579,6 +588,11 @@ impl Connection {
         let Some(mechanism) = inner.sasl.clone() else {
             return Ok(None);
         };
+        // Fresh credentials first, while requests still flow; a failure is the exchange's
+        // to report if the current credentials no longer do.
+        if let Err(e) = mechanism.prepare().await {
+            tracing::warn!(broker = %inner.label, error = %e, "could not renew the SASL credentials before re-authenticating");
+        }
         // Fair semaphore: requests that arrive now queue behind this and wait for it.
         let _all = inner
             .in_flight

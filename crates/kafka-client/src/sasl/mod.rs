@@ -57,9 +57,11 @@ pub trait SaslMechanism: Send + Sync + fmt::Debug {
         true
     }
 
-    /// Gets ready before the client's first connection: obtains what the exchanges need
-    /// (an OAuth token) and starts keeping it current. A failure here is a credentials or
-    /// configuration problem, reported before any broker is contacted.
+    /// Gets ready for an authentication: obtains what the exchanges need (an OAuth token)
+    /// and starts keeping it current. Called before the client's first connection (a
+    /// failure there is a credentials or configuration problem, reported before any broker
+    /// is contacted), before each new connection authenticates, and before each
+    /// re-authentication, so it must be cheap when there is nothing to do.
     fn prepare(&self) -> BoxFuture<'_, Result<(), SaslError>> {
         Box::pin(std::future::ready(Ok(())))
     }

@@ -53,17 +53,30 @@ impl Tokens {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes sure a valid token is at hand, obtaining one if needed, and starts the
-    /// background refresh.
+    /// Makes sure a fresh token is at hand (one not yet past its renewal point), obtaining
+    /// one if needed, and starts the background refresh. Called before the first connection
+    /// and before each authentication, so that a session never starts on a token about to
+    /// expire (the broker would end the session with the token). When a new token cannot be
+    /// had but the current one is still valid, the current one is used and the failure
+    /// kept for the refresher to retry.
     pub(crate) async fn prepare(self: &Arc<Self>) -> Result<(), String> {
-        let valid = self
-            .state()
-            .current
-            .as_ref()
-            .is_some_and(|t| t.valid_at(SystemTime::now()));
-        if !valid {
-            let token = self.obtain().await?;
-            self.store(token);
+        let now = SystemTime::now();
+        let (fresh, valid) = {
+            let state = self.state();
+            match &state.current {
+                Some(t) => (refresh_at(t, 0.0) > now, t.valid_at(now)),
+                None => (false, false),
+            }
+        };
+        if !fresh {
+            match self.obtain().await {
+                Ok(token) => self.store(token),
+                Err(e) if valid => {
+                    tracing::warn!(error = %e, "could not renew the OAuth token; the current one is used until it expires");
+                    self.state().last_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
         }
         if !self.refresher.swap(true, Ordering::SeqCst) {
             tokio::spawn(refresh_loop(Arc::downgrade(self)));

@@ -62,7 +62,7 @@ fn stats(which: &str) -> serde_json::Value {
 
 /// The proxy's counts for one principal: connections authenticated, sessions renewed, and
 /// connections closed for going on after their session ended.
-fn principal_counts(which: &str, principal: &str) -> (u64, u64, u64) {
+fn principal_counts(which: &str, principal: &str) -> Counts {
     let s = stats(which);
     let p = &s["by_principal"][principal];
     let n = |k: &str| p[k].as_u64().unwrap_or(0);
@@ -254,10 +254,23 @@ fn oauth_failures_name_what_to_fix_and_never_the_secret() {
     out.assert_contains("could not connect: check sasl_oauthbearer_token_endpoint_url");
 }
 
-/// Runs a continuous backup of `topic` for `seconds`, producing `batch` records with
-/// `client` at the start and again midway, and returns the stored records' count and the
-/// proxy's counts for `principal` a few seconds in and at the end.
-#[allow(clippy::too_many_arguments)]
+/// The proxy's counts for one principal (connections, renewals, expired closes).
+type Counts = (u64, u64, u64);
+
+/// What a continuous backup over a SASL proxy saw.
+struct ContinuousRun {
+    /// The proxy's counts once the first records were stored.
+    early: Counts,
+    /// The proxy's counts at the end.
+    late: Counts,
+    /// Records stored, and records produced.
+    stored: usize,
+    produced: usize,
+}
+
+/// Runs a continuous backup of a new topic for `seconds` after its first records are
+/// stored, producing 100 records with `client` at the start and again midway, and reports
+/// what was stored and the proxy's counts for `principal`.
 fn continuous_backup_over(
     which: &str,
     broker: &str,
@@ -266,7 +279,7 @@ fn continuous_backup_over(
     client: &serde_json::Value,
     principal: &str,
     seconds: u64,
-) -> ((u64, u64, u64), (u64, u64, u64), usize, usize) {
+) -> ContinuousRun {
     const BATCH: &str = "100";
     let topic = unique_topic(&format!("reauth-{which}"));
     fidelity_with(client, &["bulk", broker, &topic, BATCH, "2"]);
@@ -321,8 +334,12 @@ fn continuous_backup_over(
     for secret in env.iter().map(|(_, v)| *v) {
         assert!(!out.all().contains(secret), "a secret reached the output");
     }
-    let stored = read_back(&store, "auth", &topic).len();
-    (early, late, stored, 200)
+    ContinuousRun {
+        early,
+        late,
+        stored: read_back(&store, "auth", &topic).len(),
+        produced: 200,
+    }
 }
 
 #[test]
@@ -334,7 +351,12 @@ fn scram_sessions_of_three_seconds_are_renewed_on_the_same_connections() {
         "  security:\n    security_protocol: SASL_PLAINTEXT\n    sasl_mechanism: SCRAM-SHA-512\n    \
          sasl_username: {user}\n    sasl_password: ${{KB_PASSWORD}}\n"
     );
-    let (early, late, stored, produced) = continuous_backup_over(
+    let ContinuousRun {
+        early,
+        late,
+        stored,
+        produced,
+    } = continuous_backup_over(
         "reauth",
         &broker,
         &security,
@@ -372,7 +394,12 @@ fn short_lived_oauth_tokens_are_renewed_and_presented_again_on_the_same_connecti
         .pointer("/oidc/short_token_lifetime_s")
         .and_then(serde_json::Value::as_u64)
         .unwrap();
-    let (early, late, stored, produced) = continuous_backup_over(
+    let ContinuousRun {
+        early,
+        late,
+        stored,
+        produced,
+    } = continuous_backup_over(
         "oauth",
         &broker,
         &security,

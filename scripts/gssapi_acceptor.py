@@ -8,8 +8,8 @@ Import it (the SASL-terminating test proxy can) or run it as a line protocol ove
     response, done, principal = acceptor.step(token)   # once per SaslAuthenticate request
 
     python gssapi_acceptor.py --keytab K [--service kafka] [--host localhost]
-        reads one JSON object per line: {"token": "<base64>"}
-        writes one JSON object per line: {"response": "<base64>", "done": bool,
+        reads one JSON object per line: {"token": "<hex>"}
+        writes one JSON object per line: {"response": "<hex>", "done": bool,
             "principal": str|null} or {"error": str} (after which the exchange is over)
 
 The stages follow Java's GssKrb5Server, which Kafka brokers use:
@@ -30,7 +30,6 @@ configuration comes from the environment (KRB5_CONFIG), as for any MIT program.
 """
 
 import argparse
-import base64
 import json
 import sys
 
@@ -117,9 +116,9 @@ def serve_stdio(args):
         try:
             if acceptor is None:
                 acceptor = GssapiAcceptor(args.keytab, args.service, args.host)
-            response, done, principal = acceptor.step(base64.b64decode(request["token"]))
+            response, done, principal = acceptor.step(bytes.fromhex(request["token"]))
             reply = {
-                "response": base64.b64encode(response).decode("ascii"),
+                "response": response.hex(),
                 "done": done,
                 "principal": principal,
             }

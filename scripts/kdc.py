@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A throwaway MIT Kerberos realm for the GSSAPI tests: a real KDC on loopback.
 
-    kdc.py start --dir DIR [--realm EXAMPLE.TEST] [--service-host localhost]
+    kdc.py start --dir DIR [--realm EXAMPLE.TEST] [--service-host localhost] [--watch-stdin]
     kdc.py stop --dir DIR
 
 `start` creates a self-contained realm in DIR (which must be empty or absent) with the MIT
@@ -26,6 +26,9 @@ for `down_principal` fails with "cannot contact any KDC" in the same process and
 as the working realm (MIT reads one krb5.conf per process in practice).
 
 `stop` kills the KDC whose pid `start` wrote to DIR/kdc.pid. Everything else lives in DIR.
+With `--watch-stdin`, `start` stays running after printing the JSON and stops the KDC when
+its standard input closes: a test harness keeps the pipe open, and when the test process
+ends, however it ends, the KDC goes with it.
 
 Only the standard library is used, so system python3 runs it.
 """
@@ -265,6 +268,17 @@ def start(args):
         ),
         flush=True,
     )
+    if args.watch_stdin:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        finally:
+            kdc.terminate()
+            try:
+                kdc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                kdc.kill()
+            os.remove(os.path.join(d, "kdc.pid"))
     return 0
 
 
@@ -290,6 +304,11 @@ def main():
     p.add_argument("--dir", required=True)
     p.add_argument("--realm", default="EXAMPLE.TEST")
     p.add_argument("--service-host", default="localhost")
+    p.add_argument(
+        "--watch-stdin",
+        action="store_true",
+        help="stay running; stop the KDC when standard input closes",
+    )
     p.set_defaults(func=start)
     p = sub.add_parser("stop", help="stop the KDC started in DIR")
     p.add_argument("--dir", required=True)

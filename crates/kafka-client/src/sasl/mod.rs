@@ -10,6 +10,8 @@ use futures::future::BoxFuture;
 use crate::config::BrokerAddress;
 use crate::secret::Secret;
 
+#[cfg(feature = "gssapi")]
+pub mod gssapi;
 pub mod oauth;
 pub mod plain;
 pub mod scram;
@@ -17,6 +19,8 @@ pub mod scram;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "gssapi")]
+pub use gssapi::{Gssapi, GssapiConfig};
 pub use oauth::{ClientCredentials, OAuthBearer, OAuthBearerConfig, TokenSource};
 pub use plain::Plain;
 pub use scram::{Scram, ScramAlgorithm};
@@ -106,8 +110,10 @@ pub enum SaslError {
          this points at a man-in-the-middle or a misconfigured broker, so the connection was dropped"
     )]
     ServerSignatureMismatch,
-    /// The broker sent an error in the SCRAM exchange (`e=...`).
-    #[error("the broker rejected the SCRAM exchange: {0}")]
+    /// The broker rejected the exchange inside a mechanism message: an error in the SCRAM
+    /// exchange (`e=...`), or a Kerberos reply that shows the broker refused or could not
+    /// prove its identity.
+    #[error("the broker rejected the SASL exchange: {0}")]
     ServerRejected(String),
     /// A broker message did not follow the mechanism's grammar.
     #[error("the broker sent a malformed SASL message: {0}")]
@@ -131,10 +137,12 @@ pub const SUPPORTED_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SH
 /// Builds the mechanism named in configuration (`sasl_mechanism`), with its credentials.
 ///
 /// Accepts `PLAIN`, `SCRAM-SHA-256` and `SCRAM-SHA-512` in any case, and `SCRAM-SHA256` /
-/// `SCRAM-SHA512`, which other Kafka tools accept. Mechanisms this version does not implement
-/// (GSSAPI), OAUTHBEARER (which has no password: see [`OAuthBearer`]) and unknown names are a
+/// `SCRAM-SHA512`, which other Kafka tools accept.
+/// OAUTHBEARER (which has no password: see [`OAuthBearer`]) and unknown names are a
 /// [`SaslError::Setup`] that says what to use instead, never a silent fallback to another
-/// mechanism.
+/// mechanism. `GSSAPI` needs a keytab rather than a password: it is built with
+/// `Gssapi::new` (cargo feature `gssapi`), and here it is an error that says so (or,
+/// without the feature, which build flag adds it).
 pub fn mechanism_from_config(
     name: &str,
     username: &str,
@@ -145,12 +153,7 @@ pub fn mechanism_from_config(
         "PLAIN" => Ok(Arc::new(Plain::new(username, password)?)),
         "SCRAM-SHA-256" | "SCRAM-SHA256" => Ok(Arc::new(Scram::sha256(username, password)?)),
         "SCRAM-SHA-512" | "SCRAM-SHA512" => Ok(Arc::new(Scram::sha512(username, password)?)),
-        "GSSAPI" => Err(SaslError::Setup(
-            "SASL mechanism GSSAPI (Kerberos) is not built into this version of kafka-backup yet; \
-             until it is, give this user SCRAM-SHA-512 credentials on the cluster and set \
-             sasl_mechanism to SCRAM-SHA-512 (or use PLAIN, but only over SASL_SSL)"
-                .to_owned(),
-        )),
+        "GSSAPI" => Err(SaslError::Setup(gssapi_not_by_name().to_owned())),
         "OAUTHBEARER" => Err(SaslError::Setup(
             "SASL mechanism OAUTHBEARER takes no user name and password: it presents OAuth \
              tokens, configured with sasl_oauthbearer_token_endpoint_url, \
@@ -163,6 +166,21 @@ pub fn mechanism_from_config(
             shorten(name.trim(), 64),
             SUPPORTED_MECHANISMS.join(", ")
         ))),
+    }
+}
+
+/// Why `GSSAPI` cannot be built from a username and password: it needs a keytab, and in
+/// builds without Kerberos it is not there at all.
+fn gssapi_not_by_name() -> &'static str {
+    if cfg!(feature = "gssapi") {
+        "SASL mechanism GSSAPI (Kerberos) logs in with a keytab, not sasl_username and \
+         sasl_password: set sasl_kerberos_service_name and sasl_keytab_path (and optionally \
+         sasl_kerberos_principal and sasl_krb5_config_path)"
+    } else {
+        "SASL mechanism GSSAPI (Kerberos) is not built into this binary: build kafka-backup \
+         with `cargo build --release --features gssapi` (needs the MIT Kerberos headers and \
+         libclang, Debian/Ubuntu packages libkrb5-dev and libclang-dev), or give this user \
+         SCRAM-SHA-512 credentials on the cluster and set sasl_mechanism to SCRAM-SHA-512"
     }
 }
 

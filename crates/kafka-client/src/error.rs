@@ -97,9 +97,8 @@ pub enum Error {
 
     /// The broker rejected our SASL credentials, or the exchange failed.
     #[error(
-        "SASL {mechanism} authentication as `{user}` failed on {broker}: {reason}. Check sasl_username and \
-         sasl_password, that this user exists on the cluster with {mechanism} credentials, and that \
-         sasl_mechanism matches the listener"
+        "SASL {mechanism} authentication as `{user}` failed on {broker}: {reason}. {}",
+        authentication_hint(.mechanism)
     )]
     Authentication {
         /// The broker.
@@ -335,6 +334,23 @@ pub fn is_authorization(code: ResponseError) -> bool {
             | E::TransactionalIdAuthorizationFailed
             | E::DelegationTokenAuthorizationFailed
     )
+}
+
+/// What to check when a broker rejects the credentials: a password mechanism's user, or for
+/// Kerberos the broker's key and the host name in its service principal.
+fn authentication_hint(mechanism: &str) -> String {
+    if mechanism.eq_ignore_ascii_case("GSSAPI") {
+        "Check that the broker's keytab holds the current key of its service principal \
+         (sasl_kerberos_service_name/HOST, with HOST as in bootstrap_servers and the advertised \
+         listeners), that the client principal may use the cluster, and that sasl_mechanism \
+         matches the listener"
+            .to_owned()
+    } else {
+        format!(
+            "Check sasl_username and sasl_password, that this user exists on the cluster with \
+             {mechanism} credentials, and that sasl_mechanism matches the listener"
+        )
+    }
 }
 
 #[cfg(test)]

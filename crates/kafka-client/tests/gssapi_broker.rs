@@ -7,7 +7,7 @@ mod gssapi_support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
@@ -47,7 +47,7 @@ fn fake_broker(realm: &'static Realm, service_keytab: PathBuf) -> (u16, Arc<Mute
     (port, seen)
 }
 
-fn serve(mut stream: TcpStream, realm: &Realm, keytab: &PathBuf, port: u16, seen: &Mutex<Seen>) {
+fn serve(mut stream: TcpStream, realm: &Realm, keytab: &Path, port: u16, seen: &Mutex<Seen>) {
     let mut acceptor = Acceptor::with_keytab(realm, keytab);
     loop {
         let mut size = [0u8; 4];

@@ -127,8 +127,9 @@ pub struct GssapiConfig {
     /// The client principal, e.g. `backup@EXAMPLE.COM` (`sasl_kerberos_principal`). `None`
     /// uses the keytab's first principal.
     pub principal: Option<String>,
-    /// The krb5.conf to use (`sasl_krb5_config_path`); `None` leaves MIT's default
-    /// (`KRB5_CONFIG` from the environment, else /etc/krb5.conf). One per process: see
+    /// The krb5.conf to use (`sasl_krb5_config_path`). `None` uses what the process uses: a
+    /// path set earlier (by another mechanism or [`set_krb5_config`]), else `KRB5_CONFIG`
+    /// from the environment, else /etc/krb5.conf. One file per process: see
     /// [`set_krb5_config`].
     pub krb5_config_path: Option<PathBuf>,
 }

@@ -147,6 +147,9 @@ impl Gssapi {
     /// Checks the configuration, then logs in: reads the keytab and gets a TGT from the KDC
     /// into a new in-memory credential cache. Errors say what to fix (keytab unreadable or
     /// without the principal, KDC unreachable or refusing the key, clock skew).
+    ///
+    /// This blocks while the KDC answers (MIT's own timeouts apply when it does not): inside
+    /// an async runtime, call it from a blocking context (`spawn_blocking`).
     pub fn new(config: GssapiConfig) -> Result<Self, SaslError> {
         let GssapiConfig {
             service_name,

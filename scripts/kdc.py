@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A throwaway MIT Kerberos realm for the GSSAPI tests: a real KDC on loopback.
 
-    kdc.py start --dir DIR [--realm EXAMPLE.TEST] [--service-host localhost] [--watch-stdin]
+    kdc.py start --dir DIR [--realm EXAMPLE.TEST] [--service-host localhost]
+                 [--watch-stdin | --keep-session]
     kdc.py stop --dir DIR
 
 `start` creates a self-contained realm in DIR (which must be empty or absent) with the MIT
@@ -28,7 +29,10 @@ as the working realm (MIT reads one krb5.conf per process in practice).
 `stop` kills the KDC whose pid `start` wrote to DIR/kdc.pid. Everything else lives in DIR.
 With `--watch-stdin`, `start` stays running after printing the JSON and stops the KDC when
 its standard input closes: a test harness keeps the pipe open, and when the test process
-ends, however it ends, the KDC goes with it.
+ends, however it ends, the KDC goes with it. Without it the KDC runs in a session of its own,
+so that it outlives the caller's job; with `--keep-session` it stays in the caller's session
+and process group instead (scripts/test-env.sh records the printed pid and stops it by pid,
+like its other services, and a signal to the whole test run reaches the KDC too).
 
 Only the standard library is used, so system python3 runs it.
 """
@@ -218,8 +222,9 @@ def start(args):
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
-        # Its own session: the KDC outlives this script and is stopped by pid.
-        start_new_session=True,
+        # Its own session: the KDC outlives this script and is stopped by pid (with
+        # --keep-session it is still stopped by pid, but shares the caller's signals).
+        start_new_session=not args.keep_session,
     )
     write(os.path.join(d, "kdc.pid"), f"{kdc.pid}\n")
     deadline = time.monotonic() + 15
@@ -308,6 +313,11 @@ def main():
         "--watch-stdin",
         action="store_true",
         help="stay running; stop the KDC when standard input closes",
+    )
+    p.add_argument(
+        "--keep-session",
+        action="store_true",
+        help="leave the KDC in the caller's session and process group",
     )
     p.set_defaults(func=start)
     p = sub.add_parser("stop", help="stop the KDC started in DIR")

@@ -4,9 +4,10 @@ other request to an upstream broker that has no authentication (nisshi without
 --authentication, started with --advertised-listener-url pointing at this proxy).
 
     sasl-proxy.py --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT
-                  --mechanisms PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
+                  --mechanisms PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER,GSSAPI
                   [--users FILE] [--session-lifetime-ms N] [--stats FILE]
                   [--jwks-url URL --issuer ISS --audience AUD [--required-scope S] [--ca FILE]]
+                  [--keytab FILE [--service kafka] [--service-host localhost]]
 
 One upstream connection per client connection. What it mirrors of Kafka's broker
 (SaslServerAuthenticator, KIP-43/152/255/368):
@@ -26,6 +27,14 @@ One upstream connection per client connection. What it mirrors of Kafka's broker
   is answered with error 0 and an RFC 7628 error JSON ({"status":"invalid_token"}, or
   {"status":"insufficient_scope", "scope":"S"}); the client's following "\\x01" gets error
   58 with that JSON as the error message.
+- GSSAPI (Kerberos V5, RFC 4752 as Kafka runs it) with scripts/gssapi_acceptor.py (PyPI
+  `gssapi`, MIT krb5): the acceptor's key for SERVICE/HOST (--service, --service-host)
+  comes from --keytab only; the realm and KDC from the krb5.conf named by KRB5_CONFIG in this
+  process's environment. The principal is the client's Kerberos principal name
+  (client@REALM). Any failure (a bad or replayed ticket, one for another service, a wrong
+  security layer, an authorization id other than the client's) is answered with error 58
+  and Kafka's generic message (the details only go to the log and the stats file).
+  Re-authentication works as for the other mechanisms: the principal must not change.
 - KIP-368: SaslAuthenticate v1+ carries session_lifetime_ms = --session-lifetime-ms (for
   OAUTHBEARER the minimum of it and the token's remaining life; without it, the token's
   life). After expiry, any request other than SaslHandshake closes the connection
@@ -544,6 +553,57 @@ class OAuthBearer:
 # connections
 
 
+class Gssapi:
+    """The broker side of SASL GSSAPI: one GssapiAcceptor per authentication."""
+
+    name = "GSSAPI"
+
+    def __init__(self, opts: argparse.Namespace):
+        self.opts = opts
+        self.acceptor = None
+        self.principal: str | None = None
+        # Kafka's GssKrb5Server reports no credential lifetime: only --session-lifetime-ms.
+        self.expires_at_ms: int | None = None
+
+    def step(self, token: bytes) -> tuple[bytes, bool]:
+        import gssapi
+        from gssapi_acceptor import AcceptorError, GssapiAcceptor
+
+        o = self.opts
+        try:
+            if self.acceptor is None:
+                self.acceptor = GssapiAcceptor(o.keytab, o.service, o.service_host)
+            response, done, principal = self.acceptor.step(token)
+        except AcceptorError as e:
+            text = str(e)
+            reason = "gssapi_authzid" if "asked to act as" in text else "gssapi"
+            raise AuthFailure(reason, f"GSSAPI acceptor: {text}") from None
+        except gssapi.exceptions.GSSError as e:
+            raise AuthFailure("gssapi_acceptor_credentials",
+                              f"GSSAPI: credentials for {o.service}@{o.service_host} from {o.keytab}: "
+                              f"{e.gen_message()}") from None
+        if done:
+            self.principal = principal
+        return response, done
+
+
+def check_gssapi_acceptor(opts: argparse.Namespace) -> str:
+    """Fail at start-up, as a broker does, when the keytab cannot accept for the service."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import gssapi
+    except ImportError as e:
+        raise SystemExit(f"sasl-proxy: GSSAPI needs the PyPI package gssapi ({e})") from None
+    name = gssapi.Name(f"{opts.service}@{opts.service_host}", gssapi.NameType.hostbased_service)
+    try:
+        creds = gssapi.Credentials(name=name, usage="accept", store={"keytab": opts.keytab})
+        return str(creds.name)
+    except gssapi.exceptions.GSSError as e:
+        raise SystemExit(f"sasl-proxy: no acceptor credentials for {opts.service}@{opts.service_host} in "
+                         f"{opts.keytab} (KRB5_CONFIG={os.environ.get('KRB5_CONFIG')}): "
+                         f"{e.gen_message()}") from None
+
+
 class Connection:
     def __init__(self, proxy: "Proxy", reader, writer):
         self.proxy, self.opts, self.stats = proxy, proxy.opts, proxy.stats
@@ -740,10 +800,12 @@ class Connection:
                 lifetime = self.complete()
         except AuthFailure as e:
             message = e.message if e.message is not None else self.generic_message()
-            self.send(authenticate_response(corr, version, SASL_AUTHENTICATION_FAILED, message, b"", 0))
+            # Counted before answering: a client that reads the stats file after the error
+            # finds its failure there.
             if e.reason != "token_error_acknowledged":
                 self.stats.failure(e.reason, mechanism=self.mech.name, detail=e.detail, error_message=message,
                                    reauthentication=self.reauth)
+            self.send(authenticate_response(corr, version, SASL_AUTHENTICATION_FAILED, message, b"", 0))
             raise Close(f"authentication failed ({e.reason}): {e.detail}") from None
         self.send(authenticate_response(corr, version, 0, None, challenge, lifetime))
 
@@ -791,6 +853,8 @@ class Proxy:
             return Plain(self.users)
         if name.startswith("SCRAM-"):
             return Scram(name, self.users, self.scram_cache)
+        if name == "GSSAPI":
+            return Gssapi(self.opts)
         return OAuthBearer(self.opts, self.jwks, self.stats)
 
     async def serve(self) -> None:
@@ -814,16 +878,24 @@ def main() -> None:
     p.add_argument("--required-scope")
     p.add_argument("--ca", help="CA file for an https JWKS URL")
     p.add_argument("--clock-skew-s", type=int, default=0, help="leeway for exp (Kafka's default: 30)")
+    p.add_argument("--keytab", help="GSSAPI: the keytab holding the service principal's keys")
+    p.add_argument("--service", default="kafka", help="GSSAPI: service name (sasl.kerberos.service.name)")
+    p.add_argument("--service-host", default="localhost",
+                   help="GSSAPI: host part of the service principal SERVICE/HOST@REALM")
     p.add_argument("--stats", help="JSON stats file, rewritten atomically on every change")
     opts = p.parse_args()
     opts.mechanisms = [m.strip() for m in opts.mechanisms.split(",") if m.strip()]
-    known = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}
+    known = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"}
     if set(opts.mechanisms) - known:
         p.error(f"unknown mechanisms {sorted(set(opts.mechanisms) - known)}; known: {sorted(known)}")
     if "OAUTHBEARER" in opts.mechanisms and not opts.jwks_url:
         p.error("OAUTHBEARER needs --jwks-url")
-    if any(m != "OAUTHBEARER" for m in opts.mechanisms) and not opts.users:
+    if "GSSAPI" in opts.mechanisms and not opts.keytab:
+        p.error("GSSAPI needs --keytab")
+    if any(m not in ("OAUTHBEARER", "GSSAPI") for m in opts.mechanisms) and not opts.users:
         p.error("PLAIN and SCRAM need --users")
+    if "GSSAPI" in opts.mechanisms:
+        log(f"GSSAPI: accepting as {check_gssapi_acceptor(opts)} with keys from {opts.keytab}")
     try:
         asyncio.run(Proxy(opts).serve())
     except KeyboardInterrupt:

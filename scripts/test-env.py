@@ -8,7 +8,7 @@ subcommands use only the standard library.
   free-ports N                      N distinct free TCP ports on 127.0.0.1
   wait-tcp [opts] NAME=HOST:PORT..  wait until every address accepts connections
   write-env FILE KEY=VAL KEY:=JSON  build env.json from dotted keys
-  get FILE KEY                      print one (dotted) value of env.json
+  get FILE KEY...                   print (dotted) values of env.json, one a line
   summary FILE                      one line per service, for `status`
   probe FILE                        Kafka-level readiness probe of every service
   check FILE                        full self-check: data round trips and the
@@ -166,8 +166,10 @@ def lookup(doc: dict, key: str) -> object:
 
 
 def cmd_get(args: argparse.Namespace) -> None:
-    value = lookup(json.loads(Path(args.file).read_text()), args.key)
-    print(value if isinstance(value, str) else json.dumps(value))
+    doc = json.loads(Path(args.file).read_text())
+    for key in args.keys:
+        value = lookup(doc, key)
+        print(value if isinstance(value, str) else json.dumps(value))
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -182,6 +184,9 @@ def cmd_summary(args: argparse.Namespace) -> None:
             print(f"  {name:22} {'HTTP':15} {env[name]['endpoint']}")
     if "oidc" in env:
         print(f"  {'oidc':22} {'HTTPS':15} {env['oidc']['token_url']} (http: {env['oidc']['token_url_http']})")
+    if "kerberos" in env:
+        krb = env["kerberos"]
+        print(f"  {'kdc':22} {'KERBEROS':15} {krb['kdc']} (realm {krb['realm']}, {krb['krb5_conf']})")
 
 
 # ---------------------------------------------------------------------------
@@ -647,6 +652,12 @@ def cmd_probe(args: argparse.Namespace) -> None:
     deadline = started + args.timeout
     # Brokers missing from the env file (an older start) are not probed.
     pending = [b for b in WORKING if b in env["brokers"]] + ["s3"] + [n for n in OBJECT_STORAGE if n in env]
+    if "gssapi" in env["brokers"]:
+        try:
+            import gssapi  # noqa: F401 - a missing package is not worth waiting for
+        except ImportError as e:
+            fail(f"gssapi: {e} (scripts/requirements-test.txt)")
+        pending.append("gssapi")
     last: dict[str, str] = {}
     while pending:
         for name in list(pending):
@@ -655,6 +666,8 @@ def cmd_probe(args: argparse.Namespace) -> None:
                     probe_s3(env)
                 elif name in OBJECT_STORAGE:
                     probe_object_storage(env, name)
+                elif name == "gssapi":
+                    gssapi_metadata(env)
                 else:
                     list_topics(env, name, timeout=5)
                 pending.remove(name)
@@ -1345,6 +1358,296 @@ def add_sasl_proxy_checks(env: dict, add) -> None:
         lambda: long_lived_session(env, "oauth", oauth_stats, 14, 1, **oauth_config(env, "short_")))
 
 
+# ---------------------------------------------------------------------------
+# GSSAPI. The confluent-kafka wheel's librdkafka is built without cyrus-sasl, so it has no
+# GSSAPI: the probe and the self-check speak SASL GSSAPI themselves, as Kafka's Java client
+# does (SaslHandshake v1, SaslAuthenticate, RFC 4752), with MIT krb5 through the PyPI gssapi
+# package, then send Metadata through the authenticated connection.
+
+
+class SaslRefused(Exception):
+    """The broker answered a SASL request with an error."""
+
+    def __init__(self, api: str, code: int, message: str | None):
+        super().__init__(f"{api} error {code}: {message}")
+        self.code, self.message = code, message
+
+
+def kerberos_environment(env: dict) -> None:
+    """This process's krb5 configuration: the realm's krb5.conf, a private default ccache
+    (never the user's), no default keytabs. MIT reads these whenever it sets up a context."""
+    os.environ["KRB5_CONFIG"] = env["kerberos"]["krb5_conf"]
+    os.environ["KRB5CCNAME"] = f"MEMORY:kb-test-env-{os.getpid()}"
+    for var in ("KRB5_CLIENT_KTNAME", "KRB5_KTNAME", "KRB5_TRACE"):
+        os.environ.pop(var, None)
+
+
+def uvarint_bytes(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(out)
+
+
+def read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+def sasl_handshake(host: str, port: int, sock, mechanism: str) -> tuple[socket.socket, list[str]]:
+    """SaslHandshake v1; raises SaslRefused on an error code."""
+    sock, resp = kafka_request(host, port, 17, 1, kstr(mechanism), sock=sock)
+    if resp is None:
+        raise ConnectionError("SaslHandshake: connection closed without an answer")
+    code = int.from_bytes(resp[:2], "big", signed=True)
+    mechanisms, pos = [], 6
+    for _ in range(int.from_bytes(resp[2:6], "big")):
+        n = int.from_bytes(resp[pos:pos + 2], "big")
+        mechanisms.append(resp[pos + 2:pos + 2 + n].decode())
+        pos += 2 + n
+    if code:
+        sock.close()
+        raise SaslRefused("SaslHandshake", code, f"enabled mechanisms {mechanisms}")
+    return sock, mechanisms
+
+
+def sasl_authenticate(host: str, port: int, sock, token: bytes, version: int) -> tuple[bytes, int]:
+    """One SaslAuthenticate (v1, or v2 flexible); returns (auth bytes, session_lifetime_ms),
+    raises SaslRefused on an error code."""
+    if version >= 2:
+        body = uvarint_bytes(len(token) + 1) + token + b"\x00"
+        _, resp = kafka_request(host, port, 36, version, body, flexible=True, sock=sock)
+    else:
+        _, resp = kafka_request(host, port, 36, version, len(token).to_bytes(4, "big") + token, sock=sock)
+    if resp is None:
+        raise ConnectionError("SaslAuthenticate: connection closed without an answer")
+    if version >= 2:
+        pos = 1  # response header v1: its tagged fields
+        code = int.from_bytes(resp[pos:pos + 2], "big", signed=True)
+        n, pos = read_uvarint(resp, pos + 2)
+        message = resp[pos:pos + n - 1].decode() if n else None
+        n, pos = read_uvarint(resp, pos + max(n - 1, 0))
+        auth = resp[pos:pos + n - 1]
+        pos += max(n - 1, 0)
+    else:
+        code = int.from_bytes(resp[:2], "big", signed=True)
+        n = int.from_bytes(resp[2:4], "big", signed=True)
+        message = resp[4:4 + n].decode() if n >= 0 else None
+        pos = 4 + max(n, 0)
+        n = int.from_bytes(resp[pos:pos + 4], "big", signed=True)
+        auth = resp[pos + 4:pos + 4 + max(n, 0)]
+        pos += 4 + max(n, 0)
+    lifetime = int.from_bytes(resp[pos:pos + 8], "big", signed=True)
+    if code:
+        raise SaslRefused("SaslAuthenticate", code, message)
+    return auth, lifetime
+
+
+def gssapi_context(env: dict, principal: str | None = None, keytab: str | None = None,
+                   host: str | None = None):
+    """An initiator context for kafka/HOST (HOST: the broker address's host, as Kafka's client
+    takes it) with credentials from a keytab, in a fresh MEMORY ccache; returns (context, its
+    first token). Asking for the first token is what talks to the KDC (initial ticket from the
+    keytab, then the service ticket), so Kerberos failures are raised here as GSSError."""
+    import gssapi
+
+    krb = env["kerberos"]
+    kerberos_environment(env)
+    name = gssapi.Name(principal or krb["client_principal"], gssapi.NameType.kerberos_principal)
+    store = {"client_keytab": keytab or krb["client_keytab"], "ccache": f"MEMORY:kb-selfcheck-{uuid.uuid4().hex}"}
+    creds = gssapi.Credentials(name=name, usage="initiate", store=store)
+    target_host = host or env["brokers"]["gssapi"].rsplit(":", 1)[0]
+    target = gssapi.Name(f"{krb['service_name']}@{target_host}", gssapi.NameType.hostbased_service)
+    flags = gssapi.RequirementFlag.mutual_authentication | gssapi.RequirementFlag.integrity
+    ctx = gssapi.SecurityContext(name=target, creds=creds, usage="initiate", flags=flags)
+    return ctx, ctx.step()
+
+
+def gssapi_login(env: dict, sock: socket.socket | None = None, principal: str | None = None,
+                 keytab: str | None = None, authzid: str | None = None, version: int = 2,
+                 first_token: bytes | None = None) -> tuple[socket.socket, bytes, int]:
+    """Authenticate through the gssapi proxy (on a new connection, or re-authenticate on
+    sock); returns (socket, the AP-REQ sent, session_lifetime_ms). authzid: the authorization
+    id to send (default: the principal, as Kafka's client does). first_token: send this
+    instead of a fresh AP-REQ (a replay)."""
+    host, port = env["brokers"]["gssapi"].rsplit(":", 1)
+    principal = principal or env["kerberos"]["client_principal"]
+    ctx, token = gssapi_context(env, principal, keytab)
+    if first_token is not None:
+        token = first_token
+    fresh = sock is None
+    sock, _ = sasl_handshake(host, int(port), sock, "GSSAPI")
+    try:
+        # 1. AP-REQ, answered by the AP-REP (mutual authentication).
+        ap_rep, _ = sasl_authenticate(host, int(port), sock, token, version)
+        if ctx.step(ap_rep) or not ctx.complete:
+            raise RuntimeError("the context is not complete after the broker's AP-REP")
+        # 2. An empty message, answered by the wrapped security-layer offer.
+        offer = ctx.unwrap(sasl_authenticate(host, int(port), sock, b"", version)[0]).message
+        if len(offer) != 4 or not offer[0] & 0x01:
+            raise RuntimeError(f"security-layer offer {offer.hex()} lacks 0x01 (none)")
+        # 3. Layer none, no maximum size, the authorization id.
+        reply = bytes([0x01, 0, 0, 0]) + (principal if authzid is None else authzid).encode()
+        final, lifetime = sasl_authenticate(host, int(port), sock, ctx.wrap(reply, False).message, version)
+        if final:
+            raise RuntimeError(f"unexpected final server message {final.hex()}")
+    except BaseException:
+        if fresh:
+            sock.close()
+        raise
+    return sock, token, lifetime
+
+
+def metadata_brokers(env: dict, sock: socket.socket) -> list[str]:
+    """Metadata v1 (all topics) on an authenticated connection: the advertised brokers."""
+    host, port = env["brokers"]["gssapi"].rsplit(":", 1)
+    _, resp = kafka_request(host, int(port), 3, 1, (-1).to_bytes(4, "big", signed=True), sock=sock)
+    if resp is None:
+        raise ConnectionError("Metadata: connection closed without an answer")
+    brokers, pos = [], 4
+    for _ in range(int.from_bytes(resp[:4], "big")):
+        pos += 4  # node id
+        n = int.from_bytes(resp[pos:pos + 2], "big")
+        name = resp[pos + 2:pos + 2 + n].decode()
+        pos += 2 + n
+        brokers.append(f"{name}:{int.from_bytes(resp[pos:pos + 4], 'big')}")
+        pos += 4
+        n = int.from_bytes(resp[pos:pos + 2], "big", signed=True)  # rack
+        pos += 2 + max(n, 0)
+    return brokers
+
+
+def gssapi_metadata(env: dict, **login: object) -> str:
+    """Log in, then Metadata must name exactly the proxy's address."""
+    sock, _, _ = gssapi_login(env, **login)
+    with sock:
+        brokers = metadata_brokers(env, sock)
+    if brokers != [env["brokers"]["gssapi"]]:
+        raise RuntimeError(f"broker advertises {brokers}, expected {env['brokers']['gssapi']}")
+    return brokers[0]
+
+
+def add_gssapi_checks(env: dict, add) -> None:
+    import gssapi
+
+    krb = env["kerberos"]
+    stats_file = env["sasl_proxy"]["gssapi_stats"]
+    client, other = krb["client_principal"], krb["other_principal"]
+    generic = "Authentication failed during authentication due to invalid credentials with SASL mechanism GSSAPI"
+
+    def counts(principal: str) -> dict:
+        return proxy_stats(stats_file)["by_principal"].get(
+            principal, {"authentications": 0, "reauthentications": 0, "expired_closes": 0})
+
+    def keytab_modes() -> str:
+        modes = {k: oct(os.stat(krb[k]).st_mode & 0o777) for k in ("client_keytab", "other_keytab", "service_keytab")}
+        if set(modes.values()) != {"0o600"}:
+            raise RuntimeError(f"modes {modes}")
+        return "client, other, service: 0600"
+
+    def login(principal: str, keytab: str) -> str:
+        before = counts(principal)["authentications"]
+        advertised = gssapi_metadata(env, principal=principal, keytab=keytab)
+        after = counts(principal)["authentications"]
+        if after != before + 1:
+            raise RuntimeError(f"proxy's by_principal[{principal}] went from {before} to {after}")
+        return f"principal {principal}, Metadata advertises {advertised}"
+
+    def v1_and_reauth() -> str:
+        before = counts(client)
+        sock, _, lifetime = gssapi_login(env, version=1)
+        with sock:
+            gssapi_login(env, sock, version=1)
+            gssapi_login(env, sock, version=2)
+            brokers = metadata_brokers(env, sock)
+        after = counts(client)
+        got = (after["authentications"] - before["authentications"],
+               after["reauthentications"] - before["reauthentications"])
+        if got != (1, 2) or lifetime != 0:
+            raise RuntimeError(f"(authentications, reauthentications) {got}, session lifetime {lifetime}")
+        return f"1 authentication, 2 re-authentications, then Metadata {brokers}"
+
+    def reauth_other_principal() -> str:
+        sock, _, _ = gssapi_login(env)
+        with sock:
+            try:
+                gssapi_login(env, sock, principal=other, keytab=krb["other_keytab"])
+            except SaslRefused as e:
+                want = f"Cannot change principals during re-authentication from User.{client}: User.{other}"
+                if (e.code, e.message) != (58, want):
+                    raise RuntimeError(f"answered {e.code} {e.message!r}") from None
+                return f"error 58 {e.message!r}"
+        raise RuntimeError("re-authentication as another principal succeeded")
+
+    def expect_gss_error(want: str, **ctx_args: object) -> str:
+        """The initiator fails before it has a token to send: the proxy never hears of it."""
+        connections = proxy_stats(stats_file)["connections"]
+        try:
+            gssapi_context(env, **ctx_args)
+        except gssapi.exceptions.GSSError as e:
+            text = e.gen_message()
+            if want.lower() not in text.lower():
+                raise RuntimeError(f"failed, but not with {want!r}: {text}") from None
+            if proxy_stats(stats_file)["connections"] != connections:
+                raise RuntimeError("the proxy saw a connection") from None
+            return text
+        raise RuntimeError("got a service ticket")
+
+    def refused_by_proxy(reason: str, want_detail: str, **login_args: object) -> str:
+        try:
+            sock, _, _ = gssapi_login(env, **login_args)
+            sock.close()
+        except SaslRefused as e:
+            if (e.code, e.message) != (58, generic):
+                raise RuntimeError(f"answered {e.code} {e.message!r}") from None
+            last = proxy_stats(stats_file)["last_failure"]
+            if last["reason"] != reason or want_detail.lower() not in last["detail"].lower():
+                raise RuntimeError(f"proxy's last failure: {last}") from None
+            return f"error 58; proxy: {last['detail']}"
+        raise RuntimeError("the proxy accepted it")
+
+    def replay() -> str:
+        sock, token, _ = gssapi_login(env)
+        sock.close()
+        return refused_by_proxy("gssapi", "replay", first_token=token)
+
+    def unsupported_mechanism() -> str:
+        host, port = env["brokers"]["gssapi"].rsplit(":", 1)
+        try:
+            sasl_handshake(host, int(port), None, "PLAIN")
+        except SaslRefused as e:
+            if e.code != 33 or "['GSSAPI']" not in str(e):
+                raise RuntimeError(str(e)) from None
+            return str(e)
+        raise RuntimeError("PLAIN was accepted")
+
+    add("kerberos: keytabs are readable by their owner only", keytab_modes)
+    add(f"gssapi: {client} logs in with its keytab, Metadata through the proxy",
+        lambda: login(client, krb["client_keytab"]))
+    add(f"gssapi: {other} logs in with its own keytab (the proxy counts it apart)",
+        lambda: login(other, krb["other_keytab"]))
+    add("gssapi: SaslAuthenticate v1 login, then re-authentication (v1 and v2) as the same principal",
+        v1_and_reauth)
+    add("gssapi: re-authentication as another principal is refused", reauth_other_principal)
+    add(f"gssapi: the other keytab lacks {client}: no ticket, the client fails before the broker",
+        lambda: expect_gss_error("No credentials", keytab=krb["other_keytab"]))
+    add(f"gssapi: the service name {krb['service_name']}@127.0.0.1 fails at the KDC (only "
+        f"{krb['service_principal']} exists)",
+        lambda: expect_gss_error("not found in Kerberos database", host="127.0.0.1"))
+    add("gssapi: a replayed AP-REQ is refused with error 58 and Kafka's message", replay)
+    add("gssapi: an authorization id other than the client's is refused with error 58",
+        lambda: refused_by_proxy("gssapi_authzid", "asked to act as", authzid=other))
+    add("gssapi: SaslHandshake PLAIN: error 33 and the enabled list", unsupported_mechanism)
+
+
 def cert_days_left(path: str) -> float:
     import datetime
 
@@ -1446,6 +1749,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     add_age_checks(env, add)
     if "sasl_reauth" in env["brokers"]:
         add_sasl_proxy_checks(env, add)
+    if "gssapi" in env["brokers"]:
+        add_gssapi_checks(env, add)
 
     failed = 0
     for name, fn in checks:
@@ -1483,7 +1788,7 @@ def main() -> None:
 
     s = sub.add_parser("get")
     s.add_argument("file")
-    s.add_argument("key")
+    s.add_argument("keys", nargs="+", metavar="key")
     s.set_defaults(fn=cmd_get)
 
     s = sub.add_parser("summary")

@@ -68,6 +68,19 @@
 #                   "oidc.token_url"; clients kb-backup (client_secret_basic), kb-backup-post
 #                   (client_secret_post), kb-wrong-aud (tokens for another audience) and
 #                   kb-short (tokens living oidc.short_token_lifetime_s = 10 s)
+#   kdc             an MIT Kerberos KDC (krb5kdc from Debian krb5-kdc) on loopback, realm
+#                   EXAMPLE.TEST built by scripts/kdc.py in $DIR/kdc: principals client,
+#                   other and the service kafka/localhost, each with a keytab (0600); its
+#                   krb5.conf (env.json "kerberos.krb5_conf") never consults DNS and names
+#                   the KDC at "kerberos.kdc"
+#   gssapi          the SASL proxy with GSSAPI only (scripts/gssapi_acceptor.py, keys from
+#                   the service keytab, KRB5_CONFIG = the realm's krb5.conf) in front of its
+#                   own nisshi. Its address is localhost:PORT, not 127.0.0.1: clients build
+#                   the service principal kafka/HOST from the host they connect to, and only
+#                   kafka/localhost exists (another host name fails at the KDC). Principal =
+#                   the client's Kerberos name (client@EXAMPLE.TEST). Stats in
+#                   "sasl_proxy.gssapi_stats"; no session lifetime (re-authentication on
+#                   request works, with the same principal only)
 # Every broker uses the sqlite engine: the memory engine reports wrong high
 # watermarks (see shared/TESTING.md), and only sqlite stores SCRAM users.
 set -euo pipefail
@@ -91,6 +104,8 @@ AZURITE_DIR=$DIR/azurite
 OIDC_SRC=$REPO/scripts/oidc
 OIDC_DIR=$DIR/oidc
 SASL_PROXY=$REPO/scripts/sasl-proxy.py
+KDC_SCRIPT=$REPO/scripts/kdc.py
+KDC_DIR=$DIR/kdc
 # What the oauth proxy requires of a token, and what the OIDC provider puts in it.
 OIDC_AUDIENCE=urn:kafka-backup:test:kafka
 OIDC_SCOPE=kafka
@@ -224,7 +239,23 @@ ensure_packages() {
     command -v npm >/dev/null || missing+=(npm)
     # rsyslog: the real syslog server the audit trail's syslog sink is tested against.
     [ -x /usr/sbin/rsyslogd ] || command -v rsyslogd >/dev/null || missing+=(rsyslog)
+    # MIT Kerberos: the KDC and its tools for the kdc service (Debian puts them in /usr/sbin,
+    # not on every user's PATH), kinit, and the headers the PyPI gssapi package (built from
+    # source into the venv) and the Rust gssapi feature build against; libclang for the
+    # latter's bindgen.
+    has_command krb5kdc || missing+=(krb5-kdc)
+    has_command kdb5_util || missing+=(krb5-kdc)
+    has_command kadmin.local || missing+=(krb5-admin-server)
+    has_command kinit || missing+=(krb5-user)
+    if [ ! -f /usr/include/gssapi/gssapi.h ] || ! command -v krb5-config >/dev/null; then
+        missing+=(libkrb5-dev)
+    fi
+    has_libclang || missing+=(libclang-dev)
+    # pip compiles gssapi: a C compiler and the venv interpreter's headers.
+    command -v cc >/dev/null || missing+=(gcc)
+    python_headers || missing+=(python3-dev)
     if [ "${#missing[@]}" -gt 0 ]; then
+        mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
         log "installing ${missing[*]} with apt-get"
         # Package lists may be missing or stale on a fresh machine: refresh them
         # only when a plain install fails.
@@ -240,6 +271,37 @@ ensure_packages() {
     AGE_KEYGEN=$(command -v age-keygen) || die "age installed but age-keygen is not on PATH"
     RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
     [ -x "$RSYSLOGD" ] || die "rsyslog installed but rsyslogd is not found"
+}
+
+# COMMAND on PATH or in an sbin directory (where Debian installs the KDC tools).
+has_command() {
+    local d
+    command -v "$1" >/dev/null && return 0
+    for d in /usr/sbin /sbin /usr/local/sbin; do
+        [ -x "$d/$1" ] && return 0
+    done
+    return 1
+}
+
+# A libclang shared library where bindgen (clang-sys) looks, or LIBCLANG_PATH.
+has_libclang() {
+    local f
+    if [ -n "${LIBCLANG_PATH:-}" ] && compgen -G "$LIBCLANG_PATH/libclang*.so*" >/dev/null; then return 0; fi
+    for f in /usr/lib/llvm-*/lib/libclang.so /usr/lib/llvm-*/lib/libclang-*.so* \
+        /usr/lib/*-linux-gnu/libclang.so /usr/lib/*-linux-gnu/libclang-*.so*; do
+        [ -e "$f" ] && return 0
+    done
+    return 1
+}
+
+# True when the venv's interpreter has its C headers, or when it is not Debian's python3
+# (then python3-dev would not help: its owner must provide them).
+python_headers() {
+    local python=${KB_PYTHON:-python3} include
+    include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null) || return 0
+    [ -f "$include/Python.h" ] && return 0
+    case $include in /usr/include/python3*) return 1 ;; esac
+    return 0
 }
 
 # rsyslog listening on loopback TCP and UDP, writing every message as received (the raw
@@ -512,6 +574,35 @@ EOF
     )
 }
 
+# The Kerberos realm, built by kdc.py in about a quarter of a second: run in the
+# foreground (the gssapi proxy checks its keytab when it starts), the KDC it leaves behind
+# recorded like a launched service. --keep-session keeps the KDC in our process group, as
+# launch does with every service.
+start_kdc() {
+    local pid start values=()
+    if ! "$PY" "$KDC_SCRIPT" start --dir "$KDC_DIR" --service-host localhost --keep-session \
+        >"$DIR/kdc.json" 2>"$LOGS/kdc.log"; then
+        # A KDC started before a later step failed is stopped by the pid file kdc.py wrote.
+        "$PY" "$KDC_SCRIPT" stop --dir "$KDC_DIR" || true
+        die "scripts/kdc.py could not build the realm (log: $LOGS/kdc.log)"
+    fi
+    mapfile -t values < <("$PY" "$HELPER" get "$DIR/kdc.json" pid port realm krb5_config \
+        client_principal client_keytab other_principal other_keytab service_principal service_keytab)
+    [ "${#values[@]}" -eq 10 ] || die "unexpected output of kdc.py in $DIR/kdc.json"
+    pid=${values[0]}
+    start=$(proc_starttime "$pid") || die "the KDC (pid $pid) is not running (log: $KDC_DIR/krb5kdc.out)"
+    printf '%s %s %s\n' "$pid" "$start" kdc >>"$PIDS"
+    KRB_PORT=${values[1]}
+    KRB_REALM=${values[2]}
+    KRB_CONF=${values[3]}
+    KRB_CLIENT_PRINCIPAL=${values[4]}
+    KRB_CLIENT_KEYTAB=${values[5]}
+    KRB_OTHER_PRINCIPAL=${values[6]}
+    KRB_OTHER_KEYTAB=${values[7]}
+    KRB_SERVICE_PRINCIPAL=${values[8]}
+    KRB_SERVICE_KEYTAB=${values[9]}
+}
+
 # broker NAME PORT ADVERTISED [nisshi options...]: nisshi on NAME's own sqlite file.
 broker() {
     local name=$1 port=$2 advertised=$3 dir=$DIR/brokers/${1#*:}
@@ -610,6 +701,8 @@ write_env_file() {
     add_broker ssl_expiring SSL "localhost:$PORT_SSL_EXPIRING"
     add_broker sasl_reauth SASL_PLAINTEXT "127.0.0.1:$PORT_SASL_REAUTH"
     add_broker oauth SASL_PLAINTEXT "127.0.0.1:$PORT_OAUTH"
+    # localhost: the host part of the only service principal, kafka/localhost.
+    add_broker gssapi SASL_PLAINTEXT "localhost:$PORT_GSSAPI"
     items+=(
         "scram.sha256.mechanism=SCRAM-SHA-256"
         "scram.sha256.username=kb-test-sha256"
@@ -656,6 +749,19 @@ write_env_file() {
         "sasl_proxy.reauth_session_lifetime_ms:=$REAUTH_LIFETIME_MS"
         "sasl_proxy.reauth_mechanisms:=[\"PLAIN\",\"SCRAM-SHA-256\",\"SCRAM-SHA-512\"]"
         "sasl_proxy.oauth_mechanisms:=[\"OAUTHBEARER\"]"
+        "sasl_proxy.gssapi_stats=$DIR/sasl-proxy/gssapi-stats.json"
+        "sasl_proxy.gssapi_mechanisms:=[\"GSSAPI\"]"
+        "kerberos.realm=$KRB_REALM"
+        "kerberos.krb5_conf=$KRB_CONF"
+        "kerberos.kdc=127.0.0.1:$KRB_PORT"
+        "kerberos.service_name=kafka"
+        "kerberos.service_host=localhost"
+        "kerberos.service_principal=$KRB_SERVICE_PRINCIPAL"
+        "kerberos.service_keytab=$KRB_SERVICE_KEYTAB"
+        "kerberos.client_principal=$KRB_CLIENT_PRINCIPAL"
+        "kerberos.client_keytab=$KRB_CLIENT_KEYTAB"
+        "kerberos.other_principal=$KRB_OTHER_PRINCIPAL"
+        "kerberos.other_keytab=$KRB_OTHER_KEYTAB"
         "oidc.issuer=$OIDC_ISSUER"
         "oidc.token_url=$OIDC_ISSUER/token"
         "oidc.token_url_http=http://127.0.0.1:$PORT_OIDC/token"
@@ -723,14 +829,17 @@ cmd_start() {
     FAKE_GCS=$("$PY" "$HELPER" fake-gcs-bin) || die "no fake-gcs-server binary in the venv"
     rm -rf "$TLS" "$LOGS" "$DIR/brokers" "$DIR/stunnel.conf" "$PIDS" "$ENV_FILE" \
         "$DIR/azurite-data" "$DIR/provisioned.json" "$DIR/rsyslog" "$DIR/rsyslog.conf" \
-        "$DIR/syslog-received.log" "$DIR/sasl-proxy"
+        "$DIR/syslog-received.log" "$DIR/sasl-proxy" "$KDC_DIR" "$DIR/kdc.json"
     mkdir -p "$LOGS" "$DIR/brokers"
     trap on_start_failure EXIT
 
     gen_tls
+    # Before the ports are picked: the KDC's port (kdc.py picks one free for TCP and UDP) is
+    # then taken, and free-ports cannot hand it to another service.
+    start_kdc
 
-    mapfile -t ports < <("$PY" "$HELPER" free-ports 26)
-    [ "${#ports[@]}" -eq 26 ] || die "could not get free ports"
+    mapfile -t ports < <("$PY" "$HELPER" free-ports 28)
+    [ "${#ports[@]}" -eq 28 ] || die "could not get free ports"
     PORT_PLAINTEXT=${ports[0]}
     PORT_SASL_PLAINTEXT=${ports[1]}
     PORT_SSL=${ports[2]}
@@ -756,6 +865,8 @@ cmd_start() {
     PORT_OAUTH_BACKEND=${ports[23]}
     PORT_OIDC=${ports[24]}
     PORT_OIDC_TLS=${ports[25]}
+    PORT_GSSAPI=${ports[26]}
+    PORT_GSSAPI_BACKEND=${ports[27]}
     # The issuer is the https address (the name the server certificate carries); the
     # plain-http port serves the same provider.
     OIDC_ISSUER=https://localhost:$PORT_OIDC_TLS
@@ -810,6 +921,16 @@ cmd_start() {
         --jwks-url "$OIDC_ISSUER/jwks" --ca "$TLS/ca.crt" --issuer "$OIDC_ISSUER" \
         --audience "$OIDC_AUDIENCE" --required-scope "$OIDC_SCOPE" \
         --stats "$DIR/sasl-proxy/oauth-stats.json"
+    broker gssapi-broker "$PORT_GSSAPI_BACKEND" "localhost:$PORT_GSSAPI"
+    # Only the realm's krb5.conf, no default keytab, a ccache of its own (unused by an
+    # acceptor) and a replay cache under $DIR rather than /var/tmp.
+    mkdir -p "$DIR/sasl-proxy/rcache"
+    launch gssapi "$DIR" env -u KRB5_KTNAME -u KRB5_CLIENT_KTNAME -u KRB5_TRACE \
+        "KRB5_CONFIG=$KRB_CONF" "KRB5CCNAME=MEMORY:kb-gssapi-proxy" "KRB5RCACHEDIR=$DIR/sasl-proxy/rcache" \
+        "$PY" "$SASL_PROXY" --listen "127.0.0.1:$PORT_GSSAPI" \
+        --upstream "127.0.0.1:$PORT_GSSAPI_BACKEND" --mechanisms GSSAPI \
+        --keytab "$KRB_SERVICE_KEYTAB" --service kafka --service-host localhost \
+        --stats "$DIR/sasl-proxy/gssapi-stats.json"
 
     "$PY" "$HELPER" wait-tcp --timeout "$(time_left)" --pids-file "$PIDS" \
         "setup:sasl_plaintext=127.0.0.1:$port_setup_sasl_plaintext" \
@@ -850,6 +971,8 @@ cmd_start() {
         "sasl_reauth=127.0.0.1:$PORT_SASL_REAUTH" \
         "oauth-broker=127.0.0.1:$PORT_OAUTH_BACKEND" \
         "oauth=127.0.0.1:$PORT_OAUTH" \
+        "gssapi-broker=127.0.0.1:$PORT_GSSAPI_BACKEND" \
+        "gssapi=127.0.0.1:$PORT_GSSAPI" \
         "oidc=127.0.0.1:$PORT_OIDC" \
         "stunnel:oidc=127.0.0.1:$PORT_OIDC_TLS"
     # Buckets, IAM users and the container; the IAM moto's unauthenticated requests are

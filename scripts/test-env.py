@@ -1622,12 +1622,12 @@ def add_gssapi_checks(env: dict, add) -> None:
     def unsupported_mechanism() -> str:
         host, port = env["brokers"]["gssapi"].rsplit(":", 1)
         try:
-            sasl_handshake(host, int(port), None, "PLAIN")
+            sasl_handshake(host, int(port), None, "SCRAM-SHA-512")
         except SaslRefused as e:
-            if e.code != 33 or "['GSSAPI']" not in str(e):
+            if e.code != 33 or "['GSSAPI', 'PLAIN']" not in str(e):
                 raise RuntimeError(str(e)) from None
             return str(e)
-        raise RuntimeError("PLAIN was accepted")
+        raise RuntimeError("SCRAM-SHA-512 was accepted")
 
     add("kerberos: keytabs are readable by their owner only", keytab_modes)
     add(f"gssapi: {client} logs in with its keytab, Metadata through the proxy",
@@ -1645,7 +1645,7 @@ def add_gssapi_checks(env: dict, add) -> None:
     add("gssapi: a replayed AP-REQ is refused with error 58 and Kafka's message", replay)
     add("gssapi: an authorization id other than the client's is refused with error 58",
         lambda: refused_by_proxy("gssapi_authzid", "asked to act as", authzid=other))
-    add("gssapi: SaslHandshake PLAIN: error 33 and the enabled list", unsupported_mechanism)
+    add("gssapi: SaslHandshake SCRAM-SHA-512: error 33 and the enabled list", unsupported_mechanism)
 
 
 def cert_days_left(path: str) -> float:

@@ -73,8 +73,10 @@
 #                   other and the service kafka/localhost, each with a keytab (0600); its
 #                   krb5.conf (env.json "kerberos.krb5_conf") never consults DNS and names
 #                   the KDC at "kerberos.kdc"
-#   gssapi          the SASL proxy with GSSAPI only (scripts/gssapi_acceptor.py, keys from
-#                   the service keytab, KRB5_CONFIG = the realm's krb5.conf) in front of its
+#   gssapi          the SASL proxy with GSSAPI (scripts/gssapi_acceptor.py, keys from the
+#                   service keytab, KRB5_CONFIG = the realm's krb5.conf) and PLAIN (the PLAIN
+#                   user, so that librdkafka, whose wheel has no GSSAPI, can write and read
+#                   test data on the same listener) in front of its
 #                   own nisshi. Its address is localhost:PORT, not 127.0.0.1: clients build
 #                   the service principal kafka/HOST from the host they connect to, and only
 #                   kafka/localhost exists (another host name fails at the KDC). Principal =
@@ -750,7 +752,7 @@ write_env_file() {
         "sasl_proxy.reauth_mechanisms:=[\"PLAIN\",\"SCRAM-SHA-256\",\"SCRAM-SHA-512\"]"
         "sasl_proxy.oauth_mechanisms:=[\"OAUTHBEARER\"]"
         "sasl_proxy.gssapi_stats=$DIR/sasl-proxy/gssapi-stats.json"
-        "sasl_proxy.gssapi_mechanisms:=[\"GSSAPI\"]"
+        "sasl_proxy.gssapi_mechanisms:=[\"GSSAPI\",\"PLAIN\"]"
         "kerberos.realm=$KRB_REALM"
         "kerberos.krb5_conf=$KRB_CONF"
         "kerberos.kdc=127.0.0.1:$KRB_PORT"
@@ -928,8 +930,8 @@ cmd_start() {
     launch gssapi "$DIR" env -u KRB5_KTNAME -u KRB5_CLIENT_KTNAME -u KRB5_TRACE \
         "KRB5_CONFIG=$KRB_CONF" "KRB5CCNAME=MEMORY:kb-gssapi-proxy" "KRB5RCACHEDIR=$DIR/sasl-proxy/rcache" \
         "$PY" "$SASL_PROXY" --listen "127.0.0.1:$PORT_GSSAPI" \
-        --upstream "127.0.0.1:$PORT_GSSAPI_BACKEND" --mechanisms GSSAPI \
-        --keytab "$KRB_SERVICE_KEYTAB" --service kafka --service-host localhost \
+        --upstream "127.0.0.1:$PORT_GSSAPI_BACKEND" --mechanisms GSSAPI,PLAIN \
+        --users "$DIR/sasl-proxy/users.json" --keytab "$KRB_SERVICE_KEYTAB" --service kafka --service-host localhost \
         --stats "$DIR/sasl-proxy/gssapi-stats.json"
 
     "$PY" "$HELPER" wait-tcp --timeout "$(time_left)" --pids-file "$PIDS" \

@@ -5,7 +5,9 @@
 #
 # Starts the test environment (scripts/test-env.sh) unless one is already running,
 # exports KB_TEST_ENV (the path of its env.json) and runs
-# `cargo test --workspace --all-targets`; exits with the tests' status.
+# `cargo test --workspace --all-targets`, then (without arguments) the Kerberos tests again
+# in a build with the `gssapi` feature (GSSAPI is off by default: it links the system's MIT
+# Kerberos); exits with the tests' status.
 # An environment started here is stopped on exit (KB_TEST_ENV_KEEP=1 keeps it up for
 # a look afterwards); one that was already running is left alone, so a developer
 # can keep one up across many runs with `scripts/test-env.sh start`.
@@ -40,4 +42,11 @@ echo "[test.sh] KB_TEST_ENV=$KB_TEST_ENV" >&2
 
 status=0
 cargo test --workspace --all-targets "$@" || status=$?
+if [ "$#" -eq 0 ]; then
+    echo "[test.sh] the GSSAPI tests, built with --features gssapi" >&2
+    cargo test -p kafka-client --features gssapi --test gssapi --test gssapi_broker \
+        --test gssapi_process || status=$?
+    cargo test -p backup-core --features gssapi --lib config || status=$?
+    cargo test -p kafka-backup --features gssapi --test gssapi || status=$?
+fi
 exit "$status"

@@ -21,6 +21,7 @@ mod diagnose;
 mod encryption;
 mod env;
 mod error;
+mod kerberos;
 mod key_files;
 mod model;
 mod oauth;
@@ -45,8 +46,8 @@ pub use audit::AuditSettings;
 pub use backup::{BackupPlan, BackupSettings, Compression, TopicSelection, glob_match};
 pub use error::ConfigError;
 pub use model::{
-    KafkaClusterConfig, LoadedConfig, Mode, SaslCredentials, SaslMechanismName, SaslSettings,
-    SecurityConfig,
+    KafkaClusterConfig, KerberosSettings, LoadedConfig, Mode, SaslCredentials, SaslMechanismName,
+    SaslSettings, SecurityConfig,
 };
 pub use restore::{GroupSelection, ProgressStore, RestoreSettings, parse_time};
 

@@ -162,6 +162,8 @@ pub enum SaslMechanismName {
     ScramSha512,
     /// `OAUTHBEARER`: OAuth 2.0 bearer tokens.
     OAuthBearer,
+    /// `GSSAPI`: Kerberos V5, in binaries built with the `gssapi` feature.
+    Gssapi,
 }
 
 impl SaslMechanismName {
@@ -173,6 +175,7 @@ impl SaslMechanismName {
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
             Self::OAuthBearer => "OAUTHBEARER",
+            Self::Gssapi => "GSSAPI",
         }
     }
 }
@@ -202,6 +205,21 @@ pub enum SaslCredentials {
     Password(Secret),
     /// OAUTHBEARER: where the tokens come from (the client secret prints as `***`).
     OAuth(kafka_client::sasl::OAuthBearerConfig),
+    /// GSSAPI: a keytab and the brokers' service name.
+    Kerberos(KerberosSettings),
+}
+
+/// GSSAPI's settings, checked: the keytab (and krb5.conf, when given) could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosSettings {
+    /// `sasl_kerberos_service_name`: the brokers' principals are `SERVICE/HOST`.
+    pub service_name: String,
+    /// `sasl_keytab_path`.
+    pub keytab_path: std::path::PathBuf,
+    /// `sasl_kerberos_principal`; `None` logs in as the keytab's first principal.
+    pub principal: Option<String>,
+    /// `sasl_krb5_config_path`; `None` uses `KRB5_CONFIG` or /etc/krb5.conf.
+    pub krb5_config_path: Option<std::path::PathBuf>,
 }
 
 impl SaslSettings {
@@ -209,7 +227,7 @@ impl SaslSettings {
     pub fn password(&self) -> Option<&Secret> {
         match &self.credentials {
             SaslCredentials::Password(p) => Some(p),
-            SaslCredentials::OAuth(_) => None,
+            SaslCredentials::OAuth(_) | SaslCredentials::Kerberos(_) => None,
         }
     }
 
@@ -226,6 +244,7 @@ impl SaslSettings {
             SaslCredentials::OAuth(config) => Ok(Arc::new(kafka_client::sasl::OAuthBearer::new(
                 config.clone(),
             )?)),
+            SaslCredentials::Kerberos(settings) => kerberos_mechanism(settings),
         }
     }
 }
@@ -265,4 +284,27 @@ impl KafkaClusterConfig {
         }
         Ok(client)
     }
+}
+
+/// Logs in from the keytab (one KDC round trip, at start-up, before anything else runs).
+#[cfg(feature = "gssapi")]
+fn kerberos_mechanism(
+    settings: &KerberosSettings,
+) -> Result<Arc<dyn kafka_client::sasl::SaslMechanism>, kafka_client::sasl::SaslError> {
+    let config = kafka_client::sasl::GssapiConfig {
+        service_name: settings.service_name.clone(),
+        keytab_path: settings.keytab_path.clone(),
+        principal: settings.principal.clone(),
+        krb5_config_path: settings.krb5_config_path.clone(),
+    };
+    Ok(Arc::new(kafka_client::sasl::Gssapi::new(config)?))
+}
+
+/// The configuration layer refuses GSSAPI in a binary without the feature; this is the same
+/// refusal for settings made some other way.
+#[cfg(not(feature = "gssapi"))]
+fn kerberos_mechanism(
+    _settings: &KerberosSettings,
+) -> Result<Arc<dyn kafka_client::sasl::SaslMechanism>, kafka_client::sasl::SaslError> {
+    kafka_client::sasl::mechanism_from_config("GSSAPI", "", kafka_client::Secret::new(""))
 }

@@ -60,6 +60,7 @@ pub(crate) struct RawSecurity {
     pub sasl_kerberos_service_name: Option<ConfigString>,
     pub sasl_keytab_path: Option<ConfigString>,
     pub sasl_krb5_config_path: Option<ConfigString>,
+    pub sasl_kerberos_principal: Option<ConfigString>,
     pub sasl_oauthbearer_token_endpoint_url: Option<ConfigString>,
     pub sasl_oauthbearer_client_id: Option<ConfigString>,
     pub sasl_oauthbearer_client_secret: Option<ConfigSecret>,

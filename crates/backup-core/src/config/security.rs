@@ -13,6 +13,7 @@ use kafka_client::{SecurityProtocol, TlsOptions};
 
 use super::env::{ConfigSecret, ConfigString};
 use super::error::ConfigError;
+use super::kerberos::RawKerberos;
 use super::model::{SaslCredentials, SaslMechanismName, SaslSettings, SecurityConfig};
 use super::oauth::RawOAuth;
 use super::raw::{EndpointIdentification, RawMechanism, RawSecurity};
@@ -38,6 +39,7 @@ impl Validator<'_> {
             sasl_kerberos_service_name,
             sasl_keytab_path,
             sasl_krb5_config_path,
+            sasl_kerberos_principal,
             sasl_oauthbearer_token_endpoint_url,
             sasl_oauthbearer_client_id,
             sasl_oauthbearer_client_secret,
@@ -65,22 +67,20 @@ impl Validator<'_> {
             None => "security_protocol is not set, so it is PLAINTEXT".to_owned(),
         };
 
+        let kerberos = RawKerberos {
+            service_name: sasl_kerberos_service_name,
+            keytab_path: sasl_keytab_path,
+            krb5_config_path: sasl_krb5_config_path,
+            principal: sasl_kerberos_principal,
+        };
         // SASL keys need a SASL protocol.
-        let kerberos_keys = [
-            (
-                "sasl_kerberos_service_name",
-                sasl_kerberos_service_name.as_ref(),
-            ),
-            ("sasl_keytab_path", sasl_keytab_path.as_ref()),
-            ("sasl_krb5_config_path", sasl_krb5_config_path.as_ref()),
-        ];
         let sasl_keys = [
             ("sasl_mechanism", sasl_mechanism.map(|m| m.line)),
             ("sasl_username", sasl_username.as_ref().map(|s| s.line)),
             ("sasl_password", sasl_password.as_ref().map(|s| s.line)),
         ]
         .into_iter()
-        .chain(kerberos_keys.iter().map(|(k, v)| (*k, v.map(|s| s.line))))
+        .chain(kerberos.keys())
         .chain(oauth.keys());
         if !protocol.uses_sasl() {
             let present = sasl_keys
@@ -149,7 +149,7 @@ impl Validator<'_> {
                 sasl_mechanism.map(|m| (m.value, m.line)),
                 sasl_username,
                 sasl_password,
-                &kerberos_keys,
+                kerberos,
                 oauth,
                 ssl_ca_location.as_ref().filter(|_| protocol.uses_tls()),
             )?)
@@ -180,6 +180,11 @@ impl Validator<'_> {
                      SASL_SSL, or at least SCRAM-SHA-512",
                     s.username
                 ),
+                SaslMechanismName::Gssapi => format!(
+                    "{sec}: SASL_PLAINTEXT with GSSAPI keeps the keys off the wire, but every record \
+                     backed up or restored crosses the network unencrypted and unprotected against \
+                     tampering; use SASL_SSL if the brokers offer it"
+                ),
                 SaslMechanismName::OAuthBearer => format!(
                     "{sec}: sasl_mechanism OAUTHBEARER over SASL_PLAINTEXT sends the bearer token \
                      across the network in clear; whoever sees it can use it until it expires. Use \
@@ -209,7 +214,7 @@ impl Validator<'_> {
         mechanism: Option<(RawMechanism, Option<u32>)>,
         username: Option<ConfigString>,
         password: Option<ConfigSecret>,
-        kerberos_keys: &[(&str, Option<&ConfigString>)],
+        kerberos: RawKerberos,
         oauth: RawOAuth,
         tls_ca: Option<&ConfigString>,
     ) -> Result<SaslSettings, ConfigError> {
@@ -224,28 +229,12 @@ impl Validator<'_> {
                 ),
             ));
         };
-        let meanwhile = "meanwhile authenticate with SCRAM-SHA-512 or SCRAM-SHA-256 (ask the Kafka \
-                         administrators for a SCRAM user), or with a client certificate \
-                         (security_protocol: SSL with ssl_certificate_location and ssl_key_location)";
         let name = match mechanism {
             RawMechanism::Plain => SaslMechanismName::Plain,
             RawMechanism::ScramSha256 => SaslMechanismName::ScramSha256,
             RawMechanism::ScramSha512 => SaslMechanismName::ScramSha512,
             RawMechanism::Gssapi => {
-                // Check the Kerberos files first: when GSSAPI support lands this is where they
-                // are checked, and a wrong path is worth knowing about already.
-                for (key, value) in kerberos_keys {
-                    if let (true, Some(value)) = (*key != "sasl_kerberos_service_name", value) {
-                        self.readable_file(&format!("{sec}.{key}"), value)?;
-                    }
-                }
-                return Err(self.invalid(
-                    format!("{sec}.sasl_mechanism"),
-                    mechanism_line,
-                    format!(
-                        "GSSAPI (Kerberos) is not built into this version of kafka-backup yet; {meanwhile}"
-                    ),
-                ));
+                return self.kerberos(sec, mechanism_line, username, password, kerberos, &oauth);
             }
             RawMechanism::OAuthBearer => {
                 return self.oauth(sec, mechanism_line, username, password, oauth, tls_ca);
@@ -262,7 +251,7 @@ impl Validator<'_> {
             ));
         }
         // OSO's tool ignores the Kerberos keys with other mechanisms; so do we, but say so.
-        for (key, _) in kerberos_keys.iter().filter(|(_, v)| v.is_some()) {
+        for (key, _) in kerberos.keys().iter().filter(|(_, v)| v.is_some()) {
             self.warnings.push(format!(
                 "{sec}.{key} is ignored: sasl_mechanism is {name}, and the Kerberos keys are only \
                  used with GSSAPI; remove it"
@@ -449,7 +438,7 @@ impl Validator<'_> {
     }
 
     /// Warns when a private key (or keytab) is readable by group or others.
-    fn warn_if_shared(&mut self, path_key: &str, what: &str, path: &Path) {
+    pub(super) fn warn_if_shared(&mut self, path_key: &str, what: &str, path: &Path) {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

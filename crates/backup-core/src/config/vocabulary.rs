@@ -25,6 +25,7 @@ pub(crate) const SECURITY_KEYS: &[&str] = &[
     "sasl_kerberos_service_name",
     "sasl_keytab_path",
     "sasl_krb5_config_path",
+    "sasl_kerberos_principal",
     "sasl_oauthbearer_token_endpoint_url",
     "sasl_oauthbearer_client_id",
     "sasl_oauthbearer_client_secret",

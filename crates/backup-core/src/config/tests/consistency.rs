@@ -58,7 +58,8 @@ fn sasl_protocol_needs_a_mechanism() {
 }
 
 #[test]
-fn gssapi_says_it_is_not_built_in_yet() {
+#[cfg(not(feature = "gssapi"))]
+fn gssapi_without_the_feature_names_the_build_flag() {
     let e = err(
         &with_security(
             "    security_protocol: SASL_SSL\n    sasl_mechanism: GSSAPI\n    sasl_kerberos_service_name: kafka\n",
@@ -69,9 +70,60 @@ fn gssapi_says_it_is_not_built_in_yet() {
         &e,
         &[
             "`source.security.sasl_mechanism` (line 7): GSSAPI (Kerberos) is not built into this \
-             version of kafka-backup yet; meanwhile authenticate with SCRAM-SHA-512 or SCRAM-SHA-256",
+             binary of kafka-backup; build one with `cargo build --release --features gssapi`",
+            "or meanwhile authenticate with SCRAM-SHA-512 or SCRAM-SHA-256",
             "or with a client certificate",
         ],
+    );
+}
+
+#[test]
+#[cfg(feature = "gssapi")]
+fn gssapi_needs_a_service_name_and_a_keytab_and_nothing_it_would_ignore() {
+    let certs = CertDir::new();
+    let keytab = certs.file("client.keytab");
+    let gssapi = |extra: &str| {
+        with_security(&format!(
+            "    security_protocol: SASL_SSL\n    sasl_mechanism: GSSAPI\n{extra}"
+        ))
+    };
+    let loaded = ok(
+        &gssapi(&format!(
+            "    sasl_kerberos_service_name: kafka\n    sasl_keytab_path: {}\n    sasl_kerberos_principal: backup@EXAMPLE.TEST\n",
+            keytab.display()
+        )),
+        &[],
+    );
+    let sasl = loaded.cluster.security.sasl.unwrap();
+    assert_eq!(sasl.mechanism, crate::config::SaslMechanismName::Gssapi);
+    assert_eq!(sasl.username, "backup@EXAMPLE.TEST");
+    let crate::config::SaslCredentials::Kerberos(k) = &sasl.credentials else {
+        panic!("{sasl:?}")
+    };
+    assert_eq!(k.service_name, "kafka");
+    assert_eq!(k.keytab_path, keytab);
+    assert_message(
+        &err(
+            &gssapi(&format!("    sasl_keytab_path: {}\n", keytab.display())),
+            &[],
+        ),
+        &[
+            "`source.security.sasl_kerberos_service_name` (line 7): is not set (or empty) but GSSAPI needs it",
+        ],
+    );
+    assert_message(
+        &err(&gssapi("    sasl_kerberos_service_name: kafka\n"), &[]),
+        &["`source.security.sasl_keytab_path` (line 7): is not set but GSSAPI needs it"],
+    );
+    assert_message(
+        &err(
+            &gssapi(&format!(
+                "    sasl_kerberos_service_name: kafka\n    sasl_keytab_path: {}\n    sasl_password: pw\n",
+                keytab.display()
+            )),
+            &[],
+        ),
+        &["`source.security.sasl_password` (line 10): is not used with sasl_mechanism GSSAPI"],
     );
 }
 

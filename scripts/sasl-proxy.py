@@ -8,6 +8,7 @@ other request to an upstream broker that has no authentication (nisshi without
                   [--users FILE] [--session-lifetime-ms N] [--stats FILE]
                   [--jwks-url URL --issuer ISS --audience AUD [--required-scope S] [--ca FILE]]
                   [--keytab FILE [--service kafka] [--service-host localhost]]
+                  [--msk-credentials FILE [--msk-host localhost] [--msk-region us-east-1]]
 
 One upstream connection per client connection. What it mirrors of Kafka's broker
 (SaslServerAuthenticator, KIP-43/152/255/368):
@@ -35,6 +36,18 @@ One upstream connection per client connection. What it mirrors of Kafka's broker
   security layer, an authorization id other than the client's) is answered with error 58
   and Kafka's generic message (the details only go to the log and the stats file).
   Re-authentication works as for the other mechanisms: the principal must not change.
+- AWS_MSK_IAM (Amazon MSK's IAM authentication, aws-msk-iam-auth's JSON payload version
+  2020_10_22) verified with scripts/msk_iam_sigv4.py, our own SigV4 code (the exact canonical
+  request, and the payload hash it requires, are in that file's docstring): version, action
+  kafka-cluster:Connect, algorithm, credential scope (service kafka-cluster, region
+  --msk-region, the date of x-amz-date), the access key id known in --msk-credentials
+  ({"AKID": {"secret": S, "principal": ARN, optional "session_token": T}}; a key with a
+  session token requires it, one without refuses it), host = --msk-host, signed headers
+  "host", x-amz-date within --msk-max-skew-s (300) of now and not past date + x-amz-expires,
+  then the signature (constant-time compare). Success: error 0 and the auth bytes
+  {"version":"2020_10_22","request-id":"<uuid>"}; principal = the key's configured principal.
+  Failure: error 58 with what was wrong ("signature mismatch", "unknown access key", "host
+  mismatch", "expired", ...) as the message, and in the stats file.
 - KIP-368: SaslAuthenticate v1+ carries session_lifetime_ms = --session-lifetime-ms (for
   OAUTHBEARER the minimum of it and the token's remaining life; without it, the token's
   life). After expiry, any request other than SaslHandshake closes the connection
@@ -64,6 +77,7 @@ import struct
 import sys
 import time
 import urllib.request
+import uuid
 
 API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE = 18, 17, 36
 UNSUPPORTED_SASL_MECHANISM, ILLEGAL_SASL_STATE, SASL_AUTHENTICATION_FAILED = 33, 34, 58
@@ -553,6 +567,52 @@ class OAuthBearer:
 # connections
 
 
+class MskIam:
+    """The broker side of SASL AWS_MSK_IAM: one signed JSON payload, answered with the
+    request-id JSON (see scripts/msk_iam_sigv4.py)."""
+
+    name = "AWS_MSK_IAM"
+
+    def __init__(self, opts: argparse.Namespace, credentials: dict):
+        self.opts, self.credentials = opts, credentials
+        self.principal: str | None = None
+        # Only --session-lifetime-ms: the signature's expiry bounds the login, not the session.
+        self.expires_at_ms: int | None = None
+        self.done = False
+
+    def step(self, token: bytes) -> tuple[bytes, bool]:
+        import msk_iam_sigv4
+
+        if self.done:
+            raise AuthFailure("malformed", "AWS_MSK_IAM: message after the exchange ended")
+        o = self.opts
+        try:
+            principal, key_id = msk_iam_sigv4.verify(token, self.credentials, o.msk_host, o.msk_region,
+                                                     time.time(), o.msk_max_skew_s)
+        except msk_iam_sigv4.MskIamError as e:
+            raise AuthFailure(e.reason, f"AWS_MSK_IAM: {e}",
+                              f"Authentication failed with SASL mechanism AWS_MSK_IAM: {e}") from None
+        request_id = str(uuid.uuid4())
+        log(f"AWS_MSK_IAM: access key {key_id} ({principal}), request-id {request_id}")
+        self.principal, self.done = principal, True
+        return msk_iam_sigv4.response(request_id), True
+
+
+def load_msk_credentials(path: str) -> dict:
+    """--msk-credentials: {access_key_id: {"secret", "principal", optional "session_token"}}."""
+    try:
+        doc = json.loads(open(path).read())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"sasl-proxy: --msk-credentials {path}: {e}") from None
+    ok = isinstance(doc, dict) and all(
+        isinstance(v, dict) and isinstance(v.get("secret"), str) and isinstance(v.get("principal"), str)
+        and isinstance(v.get("session_token", ""), str) for v in doc.values())
+    if not ok or not doc:
+        raise SystemExit(f"sasl-proxy: --msk-credentials {path}: expected "
+                         '{"ACCESS_KEY_ID": {"secret": "...", "principal": "...", "session_token": "..."?}, ...}')
+    return doc
+
+
 class Gssapi:
     """The broker side of SASL GSSAPI: one GssapiAcceptor per authentication."""
 
@@ -847,6 +907,7 @@ class Proxy:
         self.users = json.loads(open(opts.users).read()) if opts.users else {}
         self.scram_cache: dict = {}
         self.jwks = Jwks(opts.jwks_url, opts.ca) if opts.jwks_url else None
+        self.msk_credentials = load_msk_credentials(opts.msk_credentials) if opts.msk_credentials else {}
 
     def mechanism(self, name: str):
         if name == "PLAIN":
@@ -855,6 +916,8 @@ class Proxy:
             return Scram(name, self.users, self.scram_cache)
         if name == "GSSAPI":
             return Gssapi(self.opts)
+        if name == "AWS_MSK_IAM":
+            return MskIam(self.opts, self.msk_credentials)
         return OAuthBearer(self.opts, self.jwks, self.stats)
 
     async def serve(self) -> None:
@@ -882,18 +945,33 @@ def main() -> None:
     p.add_argument("--service", default="kafka", help="GSSAPI: service name (sasl.kerberos.service.name)")
     p.add_argument("--service-host", default="localhost",
                    help="GSSAPI: host part of the service principal SERVICE/HOST@REALM")
+    p.add_argument("--msk-credentials",
+                   help='AWS_MSK_IAM: JSON file {"AKID": {"secret": S, "principal": P, "session_token": T?}}')
+    p.add_argument("--msk-host", default="localhost",
+                   help="AWS_MSK_IAM: the host name this broker serves as (the payload's host must be it)")
+    p.add_argument("--msk-region", default="us-east-1", help="AWS_MSK_IAM: the region in the credential scope")
+    p.add_argument("--msk-max-skew-s", type=int, default=300,
+                   help="AWS_MSK_IAM: how far x-amz-date may be from this clock")
     p.add_argument("--stats", help="JSON stats file, rewritten atomically on every change")
     opts = p.parse_args()
     opts.mechanisms = [m.strip() for m in opts.mechanisms.split(",") if m.strip()]
-    known = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"}
+    known = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "AWS_MSK_IAM"}
     if set(opts.mechanisms) - known:
         p.error(f"unknown mechanisms {sorted(set(opts.mechanisms) - known)}; known: {sorted(known)}")
     if "OAUTHBEARER" in opts.mechanisms and not opts.jwks_url:
         p.error("OAUTHBEARER needs --jwks-url")
     if "GSSAPI" in opts.mechanisms and not opts.keytab:
         p.error("GSSAPI needs --keytab")
-    if any(m not in ("OAUTHBEARER", "GSSAPI") for m in opts.mechanisms) and not opts.users:
+    if "AWS_MSK_IAM" in opts.mechanisms and not opts.msk_credentials:
+        p.error("AWS_MSK_IAM needs --msk-credentials")
+    if any(m not in ("OAUTHBEARER", "GSSAPI", "AWS_MSK_IAM") for m in opts.mechanisms) and not opts.users:
         p.error("PLAIN and SCRAM need --users")
+    # gssapi_acceptor and msk_iam_sigv4 live beside this script.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    if "AWS_MSK_IAM" in opts.mechanisms:
+        n = len(load_msk_credentials(opts.msk_credentials))
+        log(f"AWS_MSK_IAM: {n} access keys from {opts.msk_credentials}, host {opts.msk_host}, "
+            f"region {opts.msk_region}")
     if "GSSAPI" in opts.mechanisms:
         log(f"GSSAPI: accepting as {check_gssapi_acceptor(opts)} with keys from {opts.keytab}")
     try:

@@ -209,6 +209,11 @@ def client_config(env: dict, broker: str, **overrides: object) -> dict:
         conf["ssl.endpoint.identification.algorithm"] = "https"
     if broker == "oauth":
         conf.update(oauth_config(env))
+    elif broker == "msk_iam":
+        # librdkafka has no AWS_MSK_IAM: the same listener's PLAIN user writes and reads.
+        plain = env["plain"]
+        conf.update({"sasl.mechanism": plain["mechanism"], "sasl.username": plain["username"],
+                     "sasl.password": plain["password"]})
     elif protocol.startswith("SASL_"):
         user = env["scram"]["sha512"]
         conf.update(
@@ -295,7 +300,10 @@ def expect_kafka_failure(conf: dict, want_code: str, want_text: str = "", second
 
 # The brokers a Kafka client can actually use, and the negative-test ports that only
 # ever fail a TLS handshake.
-WORKING = ["plaintext", "sasl_plaintext", "ssl", "mtls", "sasl_ssl", "ssl_expiring", "sasl_reauth", "oauth"]
+WORKING = ["plaintext", "sasl_plaintext", "ssl", "mtls", "sasl_ssl", "ssl_expiring", "sasl_reauth", "oauth",
+           "msk_iam"]
+# The msk_iam broker's AWS_MSK_IAM side, probed with our own signer (librdkafka has none).
+MSK_IAM_PROBE = "msk_iam (AWS_MSK_IAM)"
 HANDSHAKE_FAILS = ["ssl_expired", "ssl_wrong_host"]
 
 
@@ -658,6 +666,8 @@ def cmd_probe(args: argparse.Namespace) -> None:
         except ImportError as e:
             fail(f"gssapi: {e} (scripts/requirements-test.txt)")
         pending.append("gssapi")
+    if "msk_iam" in env["brokers"]:
+        pending.append(MSK_IAM_PROBE)
     last: dict[str, str] = {}
     while pending:
         for name in list(pending):
@@ -668,6 +678,8 @@ def cmd_probe(args: argparse.Namespace) -> None:
                     probe_object_storage(env, name)
                 elif name == "gssapi":
                     gssapi_metadata(env)
+                elif name == MSK_IAM_PROBE:
+                    msk_iam_metadata(env)
                 else:
                     list_topics(env, name, timeout=5)
                 pending.remove(name)
@@ -1506,9 +1518,9 @@ def gssapi_login(env: dict, sock: socket.socket | None = None, principal: str | 
     return sock, token, lifetime
 
 
-def metadata_brokers(env: dict, sock: socket.socket) -> list[str]:
+def metadata_brokers(env: dict, sock: socket.socket, broker: str = "gssapi") -> list[str]:
     """Metadata v1 (all topics) on an authenticated connection: the advertised brokers."""
-    host, port = env["brokers"]["gssapi"].rsplit(":", 1)
+    host, port = env["brokers"][broker].rsplit(":", 1)
     _, resp = kafka_request(host, int(port), 3, 1, (-1).to_bytes(4, "big", signed=True), sock=sock)
     if resp is None:
         raise ConnectionError("Metadata: connection closed without an answer")
@@ -1648,6 +1660,216 @@ def add_gssapi_checks(env: dict, add) -> None:
     add("gssapi: SaslHandshake SCRAM-SHA-512: error 33 and the enabled list", unsupported_mechanism)
 
 
+# ---------------------------------------------------------------------------
+# AWS_MSK_IAM. Signed with scripts/msk_iam_sigv4.py's sign() (the proxy verifies with the same
+# file's verify(); one check also signs with botocore, an independent implementation), sent
+# as Kafka's Java client with aws-msk-iam-auth does: SaslHandshake v1, one SaslAuthenticate.
+
+
+def msk_iam_sigv4():
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import msk_iam_sigv4 as module
+
+    return module
+
+
+def msk_iam_payload(env: dict, session: bool = False, **overrides: object) -> dict:
+    """A signed payload for the msk_iam broker with the env's long-term (or session) key;
+    overrides: sign()'s arguments (host, region, access_key_id, secret, session_token, when)."""
+    msk = env["msk_iam"]
+    prefix = "session_" if session else ""
+    args: dict = {
+        "host": env["brokers"]["msk_iam"].rsplit(":", 1)[0],
+        "region": msk["region"],
+        "access_key_id": msk[f"{prefix}access_key_id"],
+        "secret": msk[f"{prefix}secret_access_key"],
+        "session_token": msk["session_token"] if session else None,
+    }
+    args.update(overrides)
+    return msk_iam_sigv4().sign(**args)
+
+
+def msk_iam_login(env: dict, payload: dict | bytes, sock: socket.socket | None = None,
+                  version: int = 2) -> tuple[socket.socket, dict]:
+    """SaslHandshake v1 AWS_MSK_IAM, then SaslAuthenticate with the payload (on a new connection,
+    or re-authenticating on sock); returns (socket, the broker's response JSON), raises
+    SaslRefused."""
+    host, port = env["brokers"]["msk_iam"].rsplit(":", 1)
+    token = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    fresh = sock is None
+    sock, _ = sasl_handshake(host, int(port), sock, "AWS_MSK_IAM")
+    try:
+        auth, _ = sasl_authenticate(host, int(port), sock, token, version)
+        answer = json.loads(auth)
+        request_id = answer.get("request-id", "")
+        if answer.get("version") != "2020_10_22" or str(uuid.UUID(request_id)) != request_id:
+            raise RuntimeError(f"unexpected response {answer}")
+    except BaseException:
+        if fresh:
+            sock.close()
+        raise
+    return sock, answer
+
+
+def msk_iam_metadata(env: dict, session: bool = False) -> str:
+    """Log in with AWS_MSK_IAM, then Metadata must name exactly the proxy's address."""
+    sock, answer = msk_iam_login(env, msk_iam_payload(env, session))
+    with sock:
+        brokers = metadata_brokers(env, sock, "msk_iam")
+    if brokers != [env["brokers"]["msk_iam"]]:
+        raise RuntimeError(f"broker advertises {brokers}, expected {env['brokers']['msk_iam']}")
+    return f"request-id {answer['request-id']}, Metadata advertises {brokers[0]}"
+
+
+def add_msk_iam_checks(env: dict, add) -> None:
+    msk = env["msk_iam"]
+    m = msk_iam_sigv4()
+    stats_file = env["sasl_proxy"]["msk_iam_stats"]
+    host = env["brokers"]["msk_iam"].rsplit(":", 1)[0]
+
+    def counts(principal: str) -> dict:
+        return proxy_stats(stats_file)["by_principal"].get(
+            principal, {"authentications": 0, "reauthentications": 0, "expired_closes": 0})
+
+    def credentials_mode() -> str:
+        mode = oct(os.stat(msk["credentials_file"]).st_mode & 0o777)
+        if mode != "0o600":
+            raise RuntimeError(f"mode {mode}")
+        return mode
+
+    def login(session: bool) -> str:
+        principal = msk["session_principal" if session else "principal"]
+        before = counts(principal)["authentications"]
+        detail = msk_iam_metadata(env, session)
+        after = counts(principal)["authentications"]
+        if after != before + 1:
+            raise RuntimeError(f"proxy's by_principal[{principal}] went from {before} to {after}")
+        return f"principal {principal}, {detail}"
+
+    def botocore_signed() -> str:
+        """botocore's SigV4QueryAuth (what aws-msk-iam-sasl-signer-python signs with) presigns
+        the same GET; its query parameters, lower-cased, are the payload."""
+        from botocore.auth import SigV4QueryAuth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        out = []
+        for session in (False, True):
+            prefix = "session_" if session else ""
+            creds = Credentials(msk[f"{prefix}access_key_id"], msk[f"{prefix}secret_access_key"],
+                                msk["session_token"] if session else None)
+            request = AWSRequest(method="GET", url=f"https://{host}/?Action=kafka-cluster%3AConnect")
+            SigV4QueryAuth(creds, "kafka-cluster", msk["region"], expires=900).add_auth(request)
+            query = urllib.parse.parse_qsl(urllib.parse.urlsplit(request.url).query)
+            payload = {"version": "2020_10_22", "host": host, "user-agent": "botocore"}
+            payload.update({k.lower(): v for k, v in query})
+            if payload["x-amz-signature"] != m.compute_signature(creds.secret_key, payload):
+                raise RuntimeError("botocore's signature differs from msk_iam_sigv4's")
+            sock, _ = msk_iam_login(env, payload)
+            sock.close()
+            out.append("session key" if session else "long-term key")
+        return f"accepted for the {' and the '.join(out)}"
+
+    def v1_and_reauth() -> str:
+        principal = msk["principal"]
+        before = counts(principal)
+        sock, _ = msk_iam_login(env, msk_iam_payload(env), version=1)
+        with sock:
+            msk_iam_login(env, msk_iam_payload(env), sock, version=1)
+            msk_iam_login(env, msk_iam_payload(env), sock, version=2)
+            brokers = metadata_brokers(env, sock, "msk_iam")
+        after = counts(principal)
+        got = (after["authentications"] - before["authentications"],
+               after["reauthentications"] - before["reauthentications"])
+        if got != (1, 2):
+            raise RuntimeError(f"(authentications, reauthentications) {got}")
+        return f"1 authentication, 2 re-authentications, then Metadata {brokers}"
+
+    def reauth_other_principal() -> str:
+        sock, _ = msk_iam_login(env, msk_iam_payload(env))
+        with sock:
+            try:
+                msk_iam_login(env, msk_iam_payload(env, session=True), sock)
+            except SaslRefused as e:
+                want = (f"Cannot change principals during re-authentication from User.{msk['principal']}: "
+                        f"User.{msk['session_principal']}")
+                if (e.code, e.message) != (58, want):
+                    raise RuntimeError(f"answered {e.code} {e.message!r}") from None
+                return f"error 58 {e.message!r}"
+        raise RuntimeError("re-authentication as another principal succeeded")
+
+    def refused(reason: str, text: str, payload) -> str:
+        """Error 58 whose message says `text`, and the proxy's last failure is `reason`."""
+        try:
+            sock, _ = msk_iam_login(env, payload() if callable(payload) else payload)
+            sock.close()
+        except SaslRefused as e:
+            if e.code != 58 or text not in (e.message or ""):
+                raise RuntimeError(f"answered {e.code} {e.message!r}") from None
+            last = proxy_stats(stats_file)["last_failure"]
+            if last["reason"] != reason or last.get("mechanism") != "AWS_MSK_IAM":
+                raise RuntimeError(f"proxy's last failure: {last}") from None
+            return f"error 58 {e.message!r}"
+        raise RuntimeError("the proxy accepted it")
+
+    def unsigned_payload() -> dict:
+        """Signed over UNSIGNED-PAYLOAD instead of the empty body's SHA-256 (the aws-sigv4
+        crate's presigning default): exactly one payload hash is accepted."""
+        payload = msk_iam_payload(env)
+        del payload["x-amz-signature"]
+        creq = m.canonical_request(host, m.query_params(payload)).rsplit("\n", 1)[0] + "\nUNSIGNED-PAYLOAD"
+        date = payload["x-amz-date"][:8]
+        sts = m.string_to_sign(payload["x-amz-date"], f"{date}/{msk['region']}/kafka-cluster/aws4_request", creq)
+        key = m.signing_key(msk["secret_access_key"], date, msk["region"])
+        payload["x-amz-signature"] = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+        return payload
+
+    def unsupported_mechanism() -> str:
+        h, port = env["brokers"]["msk_iam"].rsplit(":", 1)
+        try:
+            sasl_handshake(h, int(port), None, "SCRAM-SHA-512")
+        except SaslRefused as e:
+            if e.code != 33 or str(env["sasl_proxy"]["msk_iam_mechanisms"]) not in str(e):
+                raise RuntimeError(str(e)) from None
+            return str(e)
+        raise RuntimeError("SCRAM-SHA-512 was accepted")
+
+    add("msk_iam: the credentials file is readable by its owner only", credentials_mode)
+    add("msk_iam: AWS_MSK_IAM login with the long-term key, Metadata through the proxy", lambda: login(False))
+    add("msk_iam: AWS_MSK_IAM login with session credentials (security token signed, URI-encoded)",
+        lambda: login(True))
+    add("msk_iam: payloads presigned by botocore's SigV4QueryAuth (an independent signer) are accepted",
+        botocore_signed)
+    add("msk_iam: SaslAuthenticate v1 login, then re-authentication (v1 and v2) with the same key", v1_and_reauth)
+    add("msk_iam: re-authentication as another principal is refused", reauth_other_principal)
+    add("msk_iam: a wrong secret is refused with error 58 (signature mismatch)",
+        lambda: refused("signature_mismatch", "signature mismatch",
+                        lambda: msk_iam_payload(env, secret="wrong-" + msk["secret_access_key"])))
+    add("msk_iam: a payload signed for another host is refused with error 58 (host mismatch)",
+        lambda: refused("host_mismatch", "host mismatch", lambda: msk_iam_payload(env, host="wrong.example")))
+    add("msk_iam: a payload dated 10 minutes ago is refused with error 58 (expired)",
+        lambda: refused("expired", "expired",
+                        lambda: msk_iam_payload(env, when=datetime.datetime.now(datetime.timezone.utc)
+                                                - datetime.timedelta(minutes=10))))
+    add("msk_iam: a payload dated 10 minutes ahead is refused with error 58",
+        lambda: refused("date_in_future", "in the future",
+                        lambda: msk_iam_payload(env, when=datetime.datetime.now(datetime.timezone.utc)
+                                                + datetime.timedelta(minutes=10))))
+    add("msk_iam: an unknown access key is refused with error 58",
+        lambda: refused("unknown_access_key", "unknown access key",
+                        lambda: msk_iam_payload(env, access_key_id="AKIAUNKNOWNKEY000000")))
+    add(f"msk_iam: another region than {msk['region']} is refused with error 58",
+        lambda: refused("region_mismatch", "region mismatch", lambda: msk_iam_payload(env, region="eu-west-1")))
+    add("msk_iam: session credentials without their token are refused with error 58",
+        lambda: refused("security_token", "no security token",
+                        lambda: msk_iam_payload(env, session=True, session_token=None)))
+    add("msk_iam: a signature over UNSIGNED-PAYLOAD is refused (only the empty body's SHA-256 is accepted)",
+        lambda: refused("signature_mismatch", "signature mismatch", unsigned_payload))
+    add("msk_iam: a payload that is not JSON is refused with error 58",
+        lambda: refused("malformed", "malformed payload", b"\x00kb-test-plain\x00password"))
+    add("msk_iam: SaslHandshake SCRAM-SHA-512: error 33 and the enabled list", unsupported_mechanism)
+
+
 def cert_days_left(path: str) -> float:
     import datetime
 
@@ -1751,6 +1973,8 @@ def cmd_check(args: argparse.Namespace) -> None:
         add_sasl_proxy_checks(env, add)
     if "gssapi" in env["brokers"]:
         add_gssapi_checks(env, add)
+    if "msk_iam" in env["brokers"]:
+        add_msk_iam_checks(env, add)
 
     failed = 0
     for name, fn in checks:

@@ -83,6 +83,18 @@
 #                   the client's Kerberos name (client@EXAMPLE.TEST). Stats in
 #                   "sasl_proxy.gssapi_stats"; no session lifetime (re-authentication on
 #                   request works, with the same principal only)
+#   msk_iam         the SASL proxy with AWS_MSK_IAM (Amazon MSK's IAM authentication, checked
+#                   by scripts/msk_iam_sigv4.py, our own SigV4 code: signature, access key,
+#                   host, region, date within 5 minutes and not expired, session token) and
+#                   PLAIN (the PLAIN user, for librdkafka's test data) in front of its own
+#                   nisshi, at localhost:PORT: the payload's host must be localhost
+#                   (--msk-host). Two generated keys in sasl-proxy/msk-credentials.json (0600):
+#                   a long-term one (env.json "msk_iam.access_key_id", "secret_access_key",
+#                   principal "msk_iam.principal", an IAM user ARN) and a session one that
+#                   requires its token ("msk_iam.session_access_key_id",
+#                   "session_secret_access_key", "session_token", "session_principal", an
+#                   assumed-role ARN); region "msk_iam.region". Stats in
+#                   "sasl_proxy.msk_iam_stats"; no session lifetime
 # Every broker uses the sqlite engine: the memory engine reports wrong high
 # watermarks (see shared/TESTING.md), and only sqlite stores SCRAM users.
 set -euo pipefail
@@ -114,6 +126,12 @@ OIDC_SCOPE=kafka
 OIDC_SHORT_TTL=10
 # The sasl_reauth proxy's KIP-368 session lifetime.
 REAUTH_LIFETIME_MS=3000
+# The msk_iam proxy: its region, the host name clients must sign for, and the principals
+# (IAM ARNs) of its two access keys.
+MSK_REGION=us-east-1
+MSK_HOST=localhost
+MSK_PRINCIPAL=arn:aws:iam::123456789012:user/kb-test-msk
+MSK_SESSION_PRINCIPAL=arn:aws:sts::123456789012:assumed-role/kb-test-msk-role/kb-test-session
 # The object-storage tests' bucket (S3, GCS) and container (Azure).
 BUCKET=kb-test
 # An S3 bucket created with Object Lock enabled (S3 only), on both motos.
@@ -556,8 +574,8 @@ gen_tls() {
 # ---------------------------------------------------------------------------
 # Services
 
-# The SASL proxy's users (the SCRAM users with their passwords, and a PLAIN user) and the
-# OIDC provider's clients. Secrets: owner-readable only.
+# The SASL proxy's users (the SCRAM users with their passwords, and a PLAIN user), the
+# OIDC provider's clients and the msk_iam proxy's access keys. Secrets: owner-readable only.
 write_sasl_proxy_files() {
     mkdir -p "$DIR/sasl-proxy"
     (
@@ -572,6 +590,12 @@ EOF
   {"client_id": "kb-wrong-aud", "client_secret": "$OIDC_WRONG_AUD_SECRET", "scope": "$OIDC_SCOPE", "audience": "urn:kafka-backup:test:other"},
   {"client_id": "kb-short", "client_secret": "$OIDC_SHORT_SECRET", "scope": "$OIDC_SCOPE", "token_ttl": $OIDC_SHORT_TTL}
 ]
+EOF
+        cat >"$DIR/sasl-proxy/msk-credentials.json" <<EOF
+{
+  "$MSK_ACCESS_KEY_ID": {"secret": "$MSK_SECRET", "principal": "$MSK_PRINCIPAL"},
+  "$MSK_SESSION_ACCESS_KEY_ID": {"secret": "$MSK_SESSION_SECRET", "principal": "$MSK_SESSION_PRINCIPAL", "session_token": "$MSK_SESSION_TOKEN"}
+}
 EOF
     )
 }
@@ -705,6 +729,8 @@ write_env_file() {
     add_broker oauth SASL_PLAINTEXT "127.0.0.1:$PORT_OAUTH"
     # localhost: the host part of the only service principal, kafka/localhost.
     add_broker gssapi SASL_PLAINTEXT "localhost:$PORT_GSSAPI"
+    # localhost: the host AWS_MSK_IAM payloads must be signed for (--msk-host).
+    add_broker msk_iam SASL_PLAINTEXT "$MSK_HOST:$PORT_MSK_IAM"
     items+=(
         "scram.sha256.mechanism=SCRAM-SHA-256"
         "scram.sha256.username=kb-test-sha256"
@@ -753,6 +779,19 @@ write_env_file() {
         "sasl_proxy.oauth_mechanisms:=[\"OAUTHBEARER\"]"
         "sasl_proxy.gssapi_stats=$DIR/sasl-proxy/gssapi-stats.json"
         "sasl_proxy.gssapi_mechanisms:=[\"GSSAPI\",\"PLAIN\"]"
+        "sasl_proxy.msk_iam_stats=$DIR/sasl-proxy/msk-iam-stats.json"
+        "sasl_proxy.msk_iam_mechanisms:=[\"AWS_MSK_IAM\",\"PLAIN\"]"
+        "msk_iam.mechanism=AWS_MSK_IAM"
+        "msk_iam.region=$MSK_REGION"
+        "msk_iam.host=$MSK_HOST"
+        "msk_iam.access_key_id=$MSK_ACCESS_KEY_ID"
+        "msk_iam.secret_access_key=$MSK_SECRET"
+        "msk_iam.principal=$MSK_PRINCIPAL"
+        "msk_iam.session_access_key_id=$MSK_SESSION_ACCESS_KEY_ID"
+        "msk_iam.session_secret_access_key=$MSK_SESSION_SECRET"
+        "msk_iam.session_token=$MSK_SESSION_TOKEN"
+        "msk_iam.session_principal=$MSK_SESSION_PRINCIPAL"
+        "msk_iam.credentials_file=$DIR/sasl-proxy/msk-credentials.json"
         "kerberos.realm=$KRB_REALM"
         "kerberos.krb5_conf=$KRB_CONF"
         "kerberos.kdc=127.0.0.1:$KRB_PORT"
@@ -840,8 +879,8 @@ cmd_start() {
     # then taken, and free-ports cannot hand it to another service.
     start_kdc
 
-    mapfile -t ports < <("$PY" "$HELPER" free-ports 28)
-    [ "${#ports[@]}" -eq 28 ] || die "could not get free ports"
+    mapfile -t ports < <("$PY" "$HELPER" free-ports 30)
+    [ "${#ports[@]}" -eq 30 ] || die "could not get free ports"
     PORT_PLAINTEXT=${ports[0]}
     PORT_SASL_PLAINTEXT=${ports[1]}
     PORT_SSL=${ports[2]}
@@ -869,6 +908,8 @@ cmd_start() {
     PORT_OIDC_TLS=${ports[25]}
     PORT_GSSAPI=${ports[26]}
     PORT_GSSAPI_BACKEND=${ports[27]}
+    PORT_MSK_IAM=${ports[28]}
+    PORT_MSK_IAM_BACKEND=${ports[29]}
     # The issuer is the https address (the name the server certificate carries); the
     # plain-http port serves the same provider.
     OIDC_ISSUER=https://localhost:$PORT_OIDC_TLS
@@ -879,6 +920,14 @@ cmd_start() {
     OIDC_POST_SECRET=$(openssl rand -hex 16)
     OIDC_WRONG_AUD_SECRET=$(openssl rand -hex 16)
     OIDC_SHORT_SECRET=$(openssl rand -hex 16)
+    # AWS-shaped keys: AKIA/ASIA and 16 upper-case characters, 40-character base64 secrets
+    # (with the "/" and "+" real ones have), a long base64 session token ("/", "+" and "="
+    # must be URI-encoded in the canonical query).
+    MSK_ACCESS_KEY_ID=AKIA$(openssl rand -hex 8 | tr a-f A-F)
+    MSK_SECRET=$(openssl rand -base64 30)
+    MSK_SESSION_ACCESS_KEY_ID=ASIA$(openssl rand -hex 8 | tr a-f A-F)
+    MSK_SESSION_SECRET=$(openssl rand -base64 30)
+    MSK_SESSION_TOKEN=$(openssl rand -base64 200 | tr -d '\n')
     write_sasl_proxy_files
 
     # One readiness budget for all services together, whatever phase is slow.
@@ -933,6 +982,12 @@ cmd_start() {
         --upstream "127.0.0.1:$PORT_GSSAPI_BACKEND" --mechanisms GSSAPI,PLAIN \
         --users "$DIR/sasl-proxy/users.json" --keytab "$KRB_SERVICE_KEYTAB" --service kafka --service-host localhost \
         --stats "$DIR/sasl-proxy/gssapi-stats.json"
+    broker msk_iam-broker "$PORT_MSK_IAM_BACKEND" "$MSK_HOST:$PORT_MSK_IAM"
+    launch msk_iam "$DIR" "$PY" "$SASL_PROXY" --listen "127.0.0.1:$PORT_MSK_IAM" \
+        --upstream "127.0.0.1:$PORT_MSK_IAM_BACKEND" --mechanisms AWS_MSK_IAM,PLAIN \
+        --users "$DIR/sasl-proxy/users.json" --msk-credentials "$DIR/sasl-proxy/msk-credentials.json" \
+        --msk-host "$MSK_HOST" --msk-region "$MSK_REGION" \
+        --stats "$DIR/sasl-proxy/msk-iam-stats.json"
 
     "$PY" "$HELPER" wait-tcp --timeout "$(time_left)" --pids-file "$PIDS" \
         "setup:sasl_plaintext=127.0.0.1:$port_setup_sasl_plaintext" \
@@ -975,6 +1030,8 @@ cmd_start() {
         "oauth=127.0.0.1:$PORT_OAUTH" \
         "gssapi-broker=127.0.0.1:$PORT_GSSAPI_BACKEND" \
         "gssapi=127.0.0.1:$PORT_GSSAPI" \
+        "msk_iam-broker=127.0.0.1:$PORT_MSK_IAM_BACKEND" \
+        "msk_iam=127.0.0.1:$PORT_MSK_IAM" \
         "oidc=127.0.0.1:$PORT_OIDC" \
         "stunnel:oidc=127.0.0.1:$PORT_OIDC_TLS"
     # Buckets, IAM users and the container; the IAM moto's unauthenticated requests are

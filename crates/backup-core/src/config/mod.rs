@@ -25,6 +25,7 @@ mod kerberos;
 mod key_files;
 mod model;
 mod oauth;
+mod plugin;
 mod raw;
 mod restore;
 mod scrub;

@@ -164,6 +164,8 @@ pub enum SaslMechanismName {
     OAuthBearer,
     /// `GSSAPI`: Kerberos V5, in binaries built with the `gssapi` feature.
     Gssapi,
+    /// A mechanism a downstream crate registered, by its registered name.
+    Plugin(&'static str),
 }
 
 impl SaslMechanismName {
@@ -176,6 +178,7 @@ impl SaslMechanismName {
             Self::ScramSha512 => "SCRAM-SHA-512",
             Self::OAuthBearer => "OAUTHBEARER",
             Self::Gssapi => "GSSAPI",
+            Self::Plugin(name) => name,
         }
     }
 }
@@ -207,6 +210,8 @@ pub enum SaslCredentials {
     OAuth(kafka_client::sasl::OAuthBearerConfig),
     /// GSSAPI: a keytab and the brokers' service name.
     Kerberos(KerberosSettings),
+    /// A registered mechanism's settings (`sasl_options` values print as `***`).
+    Plugin(kafka_client::sasl::PluginSettings),
 }
 
 /// GSSAPI's settings, checked: the keytab (and krb5.conf, when given) could be read.
@@ -227,6 +232,7 @@ impl SaslSettings {
     pub fn password(&self) -> Option<&Secret> {
         match &self.credentials {
             SaslCredentials::Password(p) => Some(p),
+            SaslCredentials::Plugin(p) => p.password.as_ref(),
             SaslCredentials::OAuth(_) | SaslCredentials::Kerberos(_) => None,
         }
     }
@@ -245,6 +251,16 @@ impl SaslSettings {
                 config.clone(),
             )?)),
             SaslCredentials::Kerberos(settings) => kerberos_mechanism(settings),
+            SaslCredentials::Plugin(settings) => {
+                let (_, factory) = kafka_client::sasl::registered_mechanism(settings.mechanism)
+                    .ok_or_else(|| {
+                        kafka_client::sasl::SaslError::Setup(format!(
+                            "SASL mechanism {} is not registered in this binary",
+                            settings.mechanism
+                        ))
+                    })?;
+                factory.build(settings)
+            }
         }
     }
 }

@@ -69,6 +69,7 @@ pub(crate) struct RawSecurity {
     pub sasl_oauthbearer_token_file: Option<ConfigString>,
     pub sasl_oauthbearer_ca_location: Option<ConfigString>,
     pub sasl_oauthbearer_allow_http: Option<ConfigBool>,
+    pub sasl_options: Option<BTreeMap<String, ConfigSecret>>,
 }
 
 impl KeywordSet for Mode {
@@ -100,6 +101,8 @@ pub(crate) enum RawMechanism {
     ScramSha512,
     Gssapi,
     OAuthBearer,
+    /// A mechanism a downstream crate registered (`kafka_client::sasl::register_mechanism`).
+    Plugin(&'static str),
 }
 
 impl KeywordSet for RawMechanism {
@@ -124,6 +127,9 @@ impl KeywordSet for RawMechanism {
                 ("OAUTHBEARER", Self::OAuthBearer),
             ],
         )
+        .or_else(|| {
+            kafka_client::sasl::registered_mechanism(name).map(|(name, _)| Self::Plugin(name))
+        })
     }
 }
 

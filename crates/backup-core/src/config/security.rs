@@ -5,6 +5,7 @@
 //! off, credentials with SASL off) is an error, because ignoring it is the silent downgrade
 //! this loader exists to prevent.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,7 @@ impl Validator<'_> {
             sasl_oauthbearer_token_file,
             sasl_oauthbearer_ca_location,
             sasl_oauthbearer_allow_http,
+            sasl_options,
         } = raw;
         let oauth = RawOAuth {
             token_endpoint_url: sasl_oauthbearer_token_endpoint_url,
@@ -81,7 +83,13 @@ impl Validator<'_> {
         ]
         .into_iter()
         .chain(kerberos.keys())
-        .chain(oauth.keys());
+        .chain(oauth.keys())
+        .chain([(
+            "sasl_options",
+            sasl_options
+                .as_ref()
+                .map(|o| o.values().next().and_then(|v| v.line)),
+        )]);
         if !protocol.uses_sasl() {
             let present = sasl_keys
                 .filter_map(|(k, line)| line.map(|l| (k, l)))
@@ -151,6 +159,7 @@ impl Validator<'_> {
                 sasl_password,
                 kerberos,
                 oauth,
+                sasl_options,
                 ssl_ca_location.as_ref().filter(|_| protocol.uses_tls()),
             )?)
         } else {
@@ -216,6 +225,7 @@ impl Validator<'_> {
         password: Option<ConfigSecret>,
         kerberos: RawKerberos,
         oauth: RawOAuth,
+        options: Option<BTreeMap<String, ConfigSecret>>,
         tls_ca: Option<&ConfigString>,
     ) -> Result<SaslSettings, ConfigError> {
         let Some((mechanism, mechanism_line)) = mechanism else {
@@ -229,6 +239,21 @@ impl Validator<'_> {
                 ),
             ));
         };
+        if let RawMechanism::Plugin(name) = mechanism {
+            return self.plugin(sec, name, username, password, options, &kerberos, &oauth);
+        }
+        if let Some(line) = options
+            .as_ref()
+            .map(|o| o.values().next().and_then(|v| v.line))
+        {
+            return Err(self.invalid(
+                format!("{sec}.sasl_options"),
+                line,
+                "is only used with a SASL mechanism registered by a plugin, and the built-in \
+                 mechanisms take their settings as named keys; remove it"
+                    .to_owned(),
+            ));
+        }
         let name = match mechanism {
             RawMechanism::Plain => SaslMechanismName::Plain,
             RawMechanism::ScramSha256 => SaslMechanismName::ScramSha256,
@@ -239,6 +264,7 @@ impl Validator<'_> {
             RawMechanism::OAuthBearer => {
                 return self.oauth(sec, mechanism_line, username, password, oauth, tls_ca);
             }
+            RawMechanism::Plugin(_) => unreachable!("handled above"),
         };
         if let Some((key, line)) = oauth.first_set() {
             return Err(self.invalid(

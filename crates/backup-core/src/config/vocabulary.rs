@@ -34,6 +34,7 @@ pub(crate) const SECURITY_KEYS: &[&str] = &[
     "sasl_oauthbearer_token_file",
     "sasl_oauthbearer_ca_location",
     "sasl_oauthbearer_allow_http",
+    "sasl_options",
 ];
 
 /// The keys whose values are secrets, wherever they appear.

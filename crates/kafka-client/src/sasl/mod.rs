@@ -14,6 +14,7 @@ use crate::secret::Secret;
 pub mod gssapi;
 pub mod oauth;
 pub mod plain;
+pub mod registry;
 pub mod scram;
 
 #[cfg(test)]
@@ -23,6 +24,10 @@ mod tests;
 pub use gssapi::{Gssapi, GssapiConfig};
 pub use oauth::{ClientCredentials, OAuthBearer, OAuthBearerConfig, TokenSource};
 pub use plain::Plain;
+pub use registry::{
+    PluginSettings, SaslMechanismFactory, register_mechanism, registered_mechanism,
+    registered_mechanisms,
+};
 pub use scram::{Scram, ScramAlgorithm};
 
 /// A configured SASL mechanism with its credentials. One value serves every connection; each

@@ -6,6 +6,7 @@ mod consistency;
 mod encryption;
 mod oauth;
 mod parsing;
+mod plugin;
 mod secrets;
 mod signing;
 mod storage;

@@ -161,3 +161,35 @@ fn kerberos_failures_name_what_to_fix() {
     out.assert_contains("sasl_keytab_path");
     out.assert_contains("does not exist");
 }
+
+/// A keytab other users can read is a password anyone on the host can use: a warning when
+/// loading, a HIGH finding of `check --security`.
+#[test]
+fn a_keytab_readable_by_others_is_a_finding() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keytab = dir.path().join("client.keytab");
+    std::fs::copy(get("/kerberos/client_keytab"), &keytab).unwrap();
+    std::fs::set_permissions(&keytab, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let yaml = backup_yaml(
+        &get("/brokers/gssapi"),
+        &kerberos_security(keytab.to_str().unwrap(), ""),
+        "any",
+        &dir.path().join("store"),
+    );
+    let config = dir.path().join("krb.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run_binary(
+        &[
+            std::ffi::OsStr::new("check"),
+            std::ffi::OsStr::new("--security"),
+            std::ffi::OsStr::new("--config"),
+            config.as_os_str(),
+        ],
+        &[],
+    );
+    out.assert_contains("KB-FILE-001");
+    out.assert_contains("sasl_keytab_path");
+    out.assert_contains("readable by");
+}

@@ -352,3 +352,30 @@ fn the_bucket_itself_is_checked_when_asked() {
     );
     assert!(of(&report, "KB-STO-012").is_none(), "{report:#}");
 }
+
+/// OAUTHBEARER without TLS, and a client secret sent to an http token endpoint.
+#[test]
+fn bearer_tokens_and_client_secrets_in_clear_are_high_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, "s3cr3t-of-the-client\n").unwrap();
+    chmod(&secret, 0o600);
+    let yaml = format!(
+        "mode: backup\nbackup_id: oauth\nsource:\n  bootstrap_servers: [\"kafka-0:9092\"]\n  security:\n    \
+         security_protocol: SASL_PLAINTEXT\n    sasl_mechanism: OAUTHBEARER\n    \
+         sasl_oauthbearer_token_endpoint_url: http://idp.internal/oauth2/token\n    \
+         sasl_oauthbearer_allow_http: true\n    sasl_oauthbearer_client_id: kafka-backup\n    \
+         sasl_oauthbearer_client_secret: ${{file:{}}}\nstorage:\n  backend: filesystem\n  path: {}\n",
+        secret.display(),
+        dir.path().join("store").display()
+    );
+    let out = posture(dir.path(), &[("oauth.yaml", &yaml)], &["--format", "json"]);
+    let found = rules(&out.json());
+    for rule in ["KB-NET-001", "KB-NET-003", "KB-NET-004"] {
+        assert!(found.contains(rule), "{rule} missing from {found:?}");
+    }
+    let text = posture(dir.path(), &[("oauth.yaml", &yaml)], &[]);
+    text.assert_contains("HIGH   KB-NET-003");
+    text.assert_contains("http://idp.internal/oauth2/token");
+    assert!(!text.all().contains("s3cr3t-of-the-client"));
+}

@@ -12,7 +12,9 @@ use std::time::Duration;
 use kafka_client::config::SecurityProtocol;
 use serde::Serialize;
 
-use crate::config::{LoadedConfig, Mode, SaslMechanismName};
+use kafka_client::sasl::TokenSource;
+
+use crate::config::{LoadedConfig, Mode, SaslCredentials, SaslMechanismName};
 use crate::keys::EncryptionSettings;
 use crate::storage::StorageConfig;
 
@@ -75,6 +77,14 @@ pub const RULES: &[(&str, &str)] = &[
     (
         "KB-NET-002",
         "A SASL PLAIN password crosses the network in clear text",
+    ),
+    (
+        "KB-NET-003",
+        "An OAuth bearer token crosses the network in clear text",
+    ),
+    (
+        "KB-NET-004",
+        "The OAuth client secret is sent to an http token endpoint",
     ),
     ("KB-TLS-001", "Broker host names are not verified"),
     (
@@ -222,6 +232,42 @@ impl Assessment<'_> {
                     .into(),
             );
         }
+        if let Some(sasl) = &security.sasl
+            && let SaslCredentials::OAuth(oauth) = &sasl.credentials
+        {
+            if !security.protocol.uses_tls() {
+                self.add(
+                    "KB-NET-003",
+                    Severity::High,
+                    "The OAuth bearer token is sent in clear text".into(),
+                    format!(
+                        "{key}.sasl_mechanism is OAUTHBEARER over {}",
+                        security.protocol
+                    ),
+                    "use SASL_SSL: anyone on the path can read the token and use it until it \
+                     expires"
+                        .into(),
+                );
+            }
+            if let TokenSource::ClientCredentials(c) = &oauth.source
+                && c.token_endpoint_url.starts_with("http://")
+            {
+                self.add(
+                    "KB-NET-004",
+                    Severity::High,
+                    "The OAuth client secret is sent to an http token endpoint".into(),
+                    format!(
+                        "{key}.sasl_oauthbearer_token_endpoint_url is {} \
+                         (sasl_oauthbearer_allow_http is true)",
+                        c.token_endpoint_url
+                    ),
+                    "use the identity provider's https endpoint and remove \
+                     sasl_oauthbearer_allow_http; rotate the client secret, which anyone on the \
+                     path has been able to read"
+                        .into(),
+                );
+            }
+        }
         if security.protocol.uses_tls() && !security.tls.verify_hostname {
             let system = security.tls.ca_location.is_none();
             self.add(
@@ -331,6 +377,14 @@ impl Assessment<'_> {
             }
         }
         let mut private: Vec<(String, PathBuf)> = self.loaded.private_files.clone();
+        if let Some(sasl) = &self.loaded.cluster.security.sasl
+            && let SaslCredentials::Kerberos(k) = &sasl.credentials
+        {
+            private.push((
+                format!("{}.security.sasl_keytab_path", self.cluster_key()),
+                k.keytab_path.clone(),
+            ));
+        }
         if let Some(key) = &self.loaded.cluster.security.tls.key_location {
             private.push((
                 format!("{}.security.ssl_key_location", self.cluster_key()),

@@ -7,6 +7,7 @@
 #![cfg_attr(feature = "gssapi", deny(unsafe_code))]
 #![warn(missing_docs)]
 
+mod address;
 pub mod admin;
 /// Record batch headers and producer stamping (re-exported from `kafka-records`).
 pub use kafka_records::batch;

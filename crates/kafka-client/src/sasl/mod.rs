@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::config::BrokerAddress;
+use crate::address::BrokerAddress;
 use crate::secret::Secret;
 
 #[cfg(feature = "gssapi")]

@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{SaslError, SaslExchange, SaslMechanism, SaslStep, check_credentials};
-use crate::config::BrokerAddress;
+use crate::address::BrokerAddress;
 use crate::secret::Secret;
 
 const NAME: &str = "PLAIN";

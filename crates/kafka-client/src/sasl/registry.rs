@@ -129,7 +129,7 @@ pub fn registered_mechanisms() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BrokerAddress;
+    use crate::address::BrokerAddress;
     use crate::sasl::{SaslExchange, SaslStep};
 
     #[derive(Debug)]

@@ -30,7 +30,7 @@ use rsasl::prelude::{Mechanism, Registry, SASLClient, SASLConfig, Session, Sessi
 use rsasl::property::{AuthId, Password};
 
 use super::{SaslError, SaslExchange, SaslMechanism, SaslStep, check_credentials, shorten};
-use crate::config::BrokerAddress;
+use crate::address::BrokerAddress;
 use crate::secret::Secret;
 
 /// The lowest PBKDF2 iteration count accepted from a broker: Kafka's minimum for SCRAM

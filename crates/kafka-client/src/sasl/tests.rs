@@ -12,7 +12,7 @@ use rsasl::property::AuthId;
 use rsasl::validate::NoValidation;
 
 use super::scram::MIN_ITERATIONS;
-use crate::config::BrokerAddress;
+use crate::address::BrokerAddress;
 
 /// The broker an exchange is started for in tests; PLAIN and SCRAM do not depend on it.
 pub(crate) fn test_broker() -> BrokerAddress {

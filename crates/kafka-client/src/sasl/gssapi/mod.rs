@@ -64,7 +64,7 @@ use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE};
 use libgssapi_sys as sys;
 
 use super::{SaslError, SaslExchange, SaslMechanism, SaslStep, shorten};
-use crate::config::BrokerAddress;
+use crate::address::BrokerAddress;
 
 /// The mechanism name in SaslHandshake.
 pub const MECHANISM: &str = "GSSAPI";

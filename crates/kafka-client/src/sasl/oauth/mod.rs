@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use super::{SaslError, SaslExchange, SaslMechanism, SaslStep, shorten};
-use crate::config::BrokerAddress;
+use crate::address::BrokerAddress;
 
 mod endpoint;
 mod refresh;

@@ -1583,9 +1583,11 @@ def add_gssapi_checks(env: dict, add) -> None:
         after = counts(client)
         got = (after["authentications"] - before["authentications"],
                after["reauthentications"] - before["reauthentications"])
-        if got != (1, 2) or lifetime != 0:
+        want_lifetime = env["sasl_proxy"]["gssapi_session_lifetime_ms"]
+        if got != (1, 2) or lifetime != want_lifetime:
             raise RuntimeError(f"(authentications, reauthentications) {got}, session lifetime {lifetime}")
-        return f"1 authentication, 2 re-authentications, then Metadata {brokers}"
+        return (f"1 authentication, 2 re-authentications, then Metadata {brokers}; "
+                f"session lifetime {lifetime} ms")
 
     def reauth_other_principal() -> str:
         sock, _, _ = gssapi_login(env)

@@ -81,8 +81,8 @@
 #                   the service principal kafka/HOST from the host they connect to, and only
 #                   kafka/localhost exists (another host name fails at the KDC). Principal =
 #                   the client's Kerberos name (client@EXAMPLE.TEST). Stats in
-#                   "sasl_proxy.gssapi_stats"; no session lifetime (re-authentication on
-#                   request works, with the same principal only)
+#                   "sasl_proxy.gssapi_stats"; sessions of 5 s (KIP-368: renewed by
+#                   re-authentication, with the same principal only)
 #   msk_iam         the SASL proxy with AWS_MSK_IAM (Amazon MSK's IAM authentication, checked
 #                   by scripts/msk_iam_sigv4.py, our own SigV4 code: signature, access key,
 #                   host, region, date within 5 minutes and not expired, session token) and
@@ -126,6 +126,9 @@ OIDC_SCOPE=kafka
 OIDC_SHORT_TTL=10
 # The sasl_reauth proxy's KIP-368 session lifetime.
 REAUTH_LIFETIME_MS=3000
+# The GSSAPI proxy's sessions: short enough that a test sees several Kerberos
+# re-authentications, long enough for a full exchange with the KDC.
+GSSAPI_LIFETIME_MS=5000
 # The msk_iam proxy: its region, the host name clients must sign for, and the principals
 # (IAM ARNs) of its two access keys.
 MSK_REGION=us-east-1
@@ -778,6 +781,7 @@ write_env_file() {
         "sasl_proxy.reauth_mechanisms:=[\"PLAIN\",\"SCRAM-SHA-256\",\"SCRAM-SHA-512\"]"
         "sasl_proxy.oauth_mechanisms:=[\"OAUTHBEARER\"]"
         "sasl_proxy.gssapi_stats=$DIR/sasl-proxy/gssapi-stats.json"
+        "sasl_proxy.gssapi_session_lifetime_ms:=$GSSAPI_LIFETIME_MS"
         "sasl_proxy.gssapi_mechanisms:=[\"GSSAPI\",\"PLAIN\"]"
         "sasl_proxy.msk_iam_stats=$DIR/sasl-proxy/msk-iam-stats.json"
         "sasl_proxy.msk_iam_mechanisms:=[\"AWS_MSK_IAM\",\"PLAIN\"]"
@@ -980,7 +984,7 @@ cmd_start() {
         "KRB5_CONFIG=$KRB_CONF" "KRB5CCNAME=MEMORY:kb-gssapi-proxy" "KRB5RCACHEDIR=$DIR/sasl-proxy/rcache" \
         "$PY" "$SASL_PROXY" --listen "127.0.0.1:$PORT_GSSAPI" \
         --upstream "127.0.0.1:$PORT_GSSAPI_BACKEND" --mechanisms GSSAPI,PLAIN \
-        --users "$DIR/sasl-proxy/users.json" --keytab "$KRB_SERVICE_KEYTAB" --service kafka --service-host localhost \
+        --users "$DIR/sasl-proxy/users.json" --session-lifetime-ms "$GSSAPI_LIFETIME_MS" --keytab "$KRB_SERVICE_KEYTAB" --service kafka --service-host localhost \
         --stats "$DIR/sasl-proxy/gssapi-stats.json"
     broker msk_iam-broker "$PORT_MSK_IAM_BACKEND" "$MSK_HOST:$PORT_MSK_IAM"
     launch msk_iam "$DIR" "$PY" "$SASL_PROXY" --listen "127.0.0.1:$PORT_MSK_IAM" \

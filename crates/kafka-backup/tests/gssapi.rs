@@ -193,3 +193,75 @@ fn a_keytab_readable_by_others_is_a_finding() {
     out.assert_contains("sasl_keytab_path");
     out.assert_contains("readable by");
 }
+
+/// The proxy's counts for `principal`: connections authenticated, sessions renewed, and
+/// connections closed for going on after their session ended.
+fn counts(principal: &str) -> (u64, u64, u64) {
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(get("/sasl_proxy/gssapi_stats")).unwrap()).unwrap();
+    let p = &stats["by_principal"][principal];
+    let n = |k: &str| p[k].as_u64().unwrap_or(0);
+    (
+        n("authentications"),
+        n("reauthentications"),
+        n("expired_closes"),
+    )
+}
+
+/// The proxy ends Kerberos sessions after a few seconds (KIP-368): a continuous backup renews
+/// them in place with new service tickets, on the connections it has, and loses nothing.
+#[test]
+fn kerberos_sessions_are_renewed_in_place() {
+    let broker = get("/brokers/gssapi");
+    let lifetime = env()
+        .pointer("/sasl_proxy/gssapi_session_lifetime_ms")
+        .and_then(serde_json::Value::as_u64)
+        .expect("the gssapi proxy limits sessions");
+    let topic = unique_topic("krbreauth");
+    let client = librdkafka_plain();
+    fidelity_with(&client, &["bulk", &broker, &topic, "100", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let mut yaml = backup_yaml(
+        &broker,
+        &kerberos_security(&get("/kerberos/client_keytab"), ""),
+        &topic,
+        &store,
+    );
+    yaml.push_str(
+        "backup:\n  continuous: true\n  metadata_max_age_ms: 1000\n  segment_max_interval_ms: 1000\n  \
+         consumer_group_snapshot: false\n",
+    );
+    let child = spawn_backup(dir.path(), &yaml);
+    wait_until(
+        "the first records",
+        std::time::Duration::from_secs(30),
+        || read_back(&store, "krb", &topic).len() == 100,
+    );
+    let principal = get("/kerberos/client_principal");
+    let early = counts(&principal);
+    // Three session lifetimes, with records produced in the middle.
+    std::thread::sleep(std::time::Duration::from_millis(lifetime * 3 / 2));
+    fidelity_with(&client, &["bulk", &broker, &topic, "100", "2"]);
+    wait_until(
+        "the later records",
+        std::time::Duration::from_secs(30),
+        || read_back(&store, "krb", &topic).len() == 200,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(lifetime * 3 / 2));
+    let late = counts(&principal);
+    sigterm(&child);
+    let out = finish(child, std::time::Duration::from_secs(30));
+    out.assert_code(EXIT_OK);
+    assert_eq!(read_back(&store, "krb", &topic).len(), 200);
+    assert_eq!(
+        late.0, early.0,
+        "no new connection: sessions renewed in place"
+    );
+    assert!(
+        late.1 - early.1 >= 2,
+        "several renewals over three lifetimes, saw {}",
+        late.1 - early.1
+    );
+    assert_eq!(late.2, early.2, "no connection went on past its session");
+}

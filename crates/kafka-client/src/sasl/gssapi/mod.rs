@@ -218,12 +218,6 @@ impl SaslMechanism for Gssapi {
     fn start(&self, broker: &BrokerAddress) -> Result<Box<dyn SaslExchange>, SaslError> {
         Ok(Box::new(self.exchange(broker)?))
     }
-
-    /// Kafka brokers can re-authenticate GSSAPI sessions, but that is not tested here yet,
-    /// so connections are replaced instead.
-    fn reauthenticates(&self) -> bool {
-        false
-    }
 }
 
 /// Which step an exchange is at.

@@ -154,6 +154,12 @@ class Stats:
 
     def extensions(self, ext: dict) -> None:
         self.data["last_extensions"] = ext
+        # Every distinct set seen (bounded), so that tests running side by side each find
+        # their own rather than racing for the last one.
+        seen = self.data.setdefault("extensions_seen", [])
+        if ext and ext not in seen:
+            seen.append(ext)
+            del seen[:-200]
         self.write()
 
     def write(self) -> None:

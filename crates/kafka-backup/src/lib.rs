@@ -363,6 +363,27 @@ pub enum OutputFormat {
 /// Makes every file and directory this process creates private to its user (0600 / 0700):
 /// backup objects in a file-system store, progress files, keys, whatever the inherited umask
 /// would have allowed. Set before anything is created, for the whole process.
+/// MIT Kerberos takes its krb5.conf only from the `KRB5_CONFIG` environment variable, which
+/// is safe to set only while no other thread runs: so it is set here, before the runtime
+/// starts, from the configuration's `sasl_krb5_config_path`. A configuration that does not
+/// load is left for the command to report.
+#[cfg(feature = "gssapi")]
+fn kerberos_config_before_threads(config: Option<&std::path::Path>) {
+    let Some(path) = config else {
+        return;
+    };
+    let Ok(loaded) = backup_core::config::load(path) else {
+        return;
+    };
+    if let Some(sasl) = &loaded.cluster.security.sasl
+        && let backup_core::config::SaslCredentials::Kerberos(kerberos) = &sasl.credentials
+        && let Some(krb5_conf) = &kerberos.krb5_config_path
+    {
+        // A refusal is reported again, with the key, when the mechanism is built.
+        let _ = kafka_client::sasl::gssapi::set_krb5_config(krb5_conf);
+    }
+}
+
 fn private_files() {
     #[cfg(unix)]
     // SAFETY: umask only swaps the process's file-creation mask; it cannot fail.
@@ -380,6 +401,8 @@ pub fn run() -> ExitCode {
         eprintln!("error: {e}");
         return Exit::Usage.into();
     }
+    #[cfg(feature = "gssapi")]
+    kerberos_config_before_threads(cli.command.audit_identity().1.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -363,7 +363,7 @@ fn bearer_tokens_and_client_secrets_in_clear_are_high_findings() {
     let yaml = format!(
         "mode: backup\nbackup_id: oauth\nsource:\n  bootstrap_servers: [\"kafka-0:9092\"]\n  security:\n    \
          security_protocol: SASL_PLAINTEXT\n    sasl_mechanism: OAUTHBEARER\n    \
-         sasl_oauthbearer_token_endpoint_url: http://idp.internal/oauth2/token\n    \
+         sasl_oauthbearer_token_endpoint_url: HTTP://localhost/oauth2/token\n    \
          sasl_oauthbearer_allow_http: true\n    sasl_oauthbearer_client_id: kafka-backup\n    \
          sasl_oauthbearer_client_secret: ${{file:{}}}\nstorage:\n  backend: filesystem\n  path: {}\n",
         secret.display(),
@@ -376,6 +376,6 @@ fn bearer_tokens_and_client_secrets_in_clear_are_high_findings() {
     }
     let text = posture(dir.path(), &[("oauth.yaml", &yaml)], &[]);
     text.assert_contains("HIGH   KB-NET-003");
-    text.assert_contains("http://idp.internal/oauth2/token");
+    text.assert_contains("HTTP://localhost/oauth2/token");
     assert!(!text.all().contains("s3cr3t-of-the-client"));
 }

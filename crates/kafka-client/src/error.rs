@@ -336,20 +336,30 @@ pub fn is_authorization(code: ResponseError) -> bool {
     )
 }
 
-/// What to check when a broker rejects the credentials: a password mechanism's user, or for
-/// Kerberos the broker's key and the host name in its service principal.
+/// What to check when a broker rejects the credentials: a password mechanism's user, for
+/// Kerberos the broker's key and the host name in its service principal, for OAuth the
+/// token's audience, issuer and scope, and for a plugin its own options.
 fn authentication_hint(mechanism: &str) -> String {
-    if mechanism.eq_ignore_ascii_case("GSSAPI") {
-        "Check that the broker's keytab holds the current key of its service principal \
-         (sasl_kerberos_service_name/HOST, with HOST as in bootstrap_servers and the advertised \
-         listeners), that the client principal may use the cluster, and that sasl_mechanism \
-         matches the listener"
-            .to_owned()
-    } else {
-        format!(
+    match mechanism.to_ascii_uppercase().as_str() {
+        "GSSAPI" => "Check that the broker's keytab holds the current key of its service principal \
+                     (sasl_kerberos_service_name/HOST, with HOST as in bootstrap_servers and the \
+                     advertised listeners), that the client principal may use the cluster, and that \
+                     sasl_mechanism matches the listener"
+            .to_owned(),
+        "OAUTHBEARER" => "Check that the identity provider issues tokens the brokers accept: the \
+                          audience, issuer and signing keys the brokers expect \
+                          (sasl.oauthbearer.expected.audience, expected.issuer, jwks.endpoint.url), \
+                          the scope they require (sasl_oauthbearer_scope), and that sasl_mechanism \
+                          matches the listener"
+            .to_owned(),
+        "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512" => format!(
             "Check sasl_username and sasl_password, that this user exists on the cluster with \
              {mechanism} credentials, and that sasl_mechanism matches the listener"
-        )
+        ),
+        _ => format!(
+            "Check the credentials in sasl_options for {mechanism}, that this identity may use the \
+             cluster, and that sasl_mechanism matches the listener"
+        ),
     }
 }
 

@@ -179,3 +179,78 @@ async fn plain_and_scram_sessions_of_three_seconds_are_renewed_in_place() {
         );
     }
 }
+
+/// A mechanism that cannot re-authenticate: SCRAM with `reauthenticates()` false, as a
+/// plugin might be.
+#[derive(Debug)]
+struct NoRenewal(std::sync::Arc<dyn kafka_client::sasl::SaslMechanism>);
+
+impl kafka_client::sasl::SaslMechanism for NoRenewal {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn principal(&self) -> Option<&str> {
+        self.0.principal()
+    }
+    fn start(
+        &self,
+        broker: &kafka_client::BrokerAddress,
+    ) -> Result<Box<dyn kafka_client::sasl::SaslExchange>, kafka_client::sasl::SaslError> {
+        self.0.start(broker)
+    }
+    fn reauthenticates(&self) -> bool {
+        false
+    }
+}
+
+/// Without re-authentication the connection is retired before the session ends and a fresh
+/// one carries on: the proxy never sees a request after a session's end.
+#[tokio::test]
+async fn a_mechanism_that_cannot_renew_moves_to_a_fresh_connection_in_time() {
+    let broker = common::get("/brokers/sasl_reauth");
+    let user = common::get("/scram/sha256/username");
+    let stats = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(common::get("/sasl_proxy/reauth_stats")).unwrap())
+            .unwrap()
+    };
+    let expired = |s: &serde_json::Value| {
+        s["by_principal"][&user]["expired_closes"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = expired(&stats());
+    let mut config = ClientConfig::new(vec![broker.parse().unwrap()]);
+    config.security.protocol = SecurityProtocol::SaslPlaintext;
+    config.security.sasl = Some(std::sync::Arc::new(NoRenewal(
+        mechanism_from_config(
+            "SCRAM-SHA-256",
+            &user,
+            Secret::new(common::get("/scram/sha256/password")),
+        )
+        .unwrap(),
+    )));
+    let client = KafkaClient::connect(config).await.unwrap();
+    let first = client.bootstrap_connection().await.unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(7) {
+        client
+            .refresh_metadata()
+            .await
+            .expect("metadata across session ends");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(first.is_retiring(), "the first connection was retired");
+    assert_eq!(first.reauthentications(), 0);
+    let now = client.bootstrap_connection().await.unwrap();
+    assert!(now.is_alive());
+    assert_ne!(
+        now.info().sasl.as_ref().unwrap().authenticated_at,
+        first.info().sasl.as_ref().unwrap().authenticated_at,
+        "a fresh connection"
+    );
+    assert_eq!(
+        expired(&stats()),
+        before,
+        "no request after a session's end"
+    );
+}

@@ -277,12 +277,13 @@ pub(crate) fn from_yaml_error(
         | E::BinaryNotUtf8 { .. }
         | E::Eof { .. } => {
             let key = path.last_key();
-            let secret = SECRET_KEYS.contains(&key);
+            let rendered = path.render_or_top();
+            let secret = SECRET_KEYS.contains(&key) || rendered.contains("sasl_options");
             ConfigError::WrongType {
                 origin,
                 expected: expected_for(key).to_owned(),
                 detail: (!secret).then(|| parser_message(inner)),
-                path: path.render_or_top(),
+                path: rendered,
                 line,
             }
         }

@@ -116,10 +116,19 @@ impl Validator<'_> {
                     .to_owned(),
             ));
         };
-        let principal = raw
-            .principal
-            .map(|p| p.value.trim().to_owned())
-            .filter(|p| !p.is_empty());
+        let principal = match raw.principal {
+            Some(p) if p.value.trim().is_empty() => {
+                return Err(self.invalid(
+                    format!("{sec}.sasl_kerberos_principal"),
+                    p.line,
+                    "is empty (an unset variable?); give the principal to log in as, or remove the \
+                     key to use the keytab's first principal"
+                        .to_owned(),
+                ));
+            }
+            Some(p) => Some(p.value.trim().to_owned()),
+            None => None,
+        };
         let username = principal
             .clone()
             .unwrap_or_else(|| format!("the first principal in {}", keytab_path.display()));

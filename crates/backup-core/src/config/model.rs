@@ -302,7 +302,8 @@ impl KafkaClusterConfig {
     }
 }
 
-/// Logs in from the keytab (one KDC round trip, at start-up, before anything else runs).
+/// Logs in from the keytab: one KDC round trip at start-up, during which the runtime's other
+/// tasks move to other threads (see kafka-client's GSSAPI module).
 #[cfg(feature = "gssapi")]
 fn kerberos_mechanism(
     settings: &KerberosSettings,

@@ -10,6 +10,7 @@ use kafka_client::sasl::{ClientCredentials, OAuthBearerConfig, TokenSource};
 
 use super::env::{ConfigBool, ConfigSecret, ConfigString};
 use super::error::ConfigError;
+use super::kerberos::RawKerberos;
 use super::model::{SaslCredentials, SaslMechanismName, SaslSettings};
 use super::validator::Validator;
 
@@ -67,8 +68,8 @@ impl RawOAuth {
 }
 
 impl Validator<'_> {
-    /// Validates OAUTHBEARER's settings. `tls_ca` is `ssl_ca_location` when the listener uses
-    /// TLS: the token endpoint is trusted the same way unless its own CA file is given.
+    /// Validates OAUTHBEARER's settings; `kerberos` holds the Kerberos keys, which it would
+    /// ignore.
     pub(super) fn oauth(
         &mut self,
         sec: &str,
@@ -76,8 +77,21 @@ impl Validator<'_> {
         username: Option<ConfigString>,
         password: Option<ConfigSecret>,
         raw: RawOAuth,
-        tls_ca: Option<&ConfigString>,
+        kerberos: &RawKerberos,
     ) -> Result<SaslSettings, ConfigError> {
+        if let Some((key, line)) = kerberos
+            .keys()
+            .into_iter()
+            .find_map(|(k, line)| line.map(|l| (k, l)))
+        {
+            return Err(self.invalid(
+                format!("{sec}.{key}"),
+                line,
+                "is only used with sasl_mechanism GSSAPI, but sasl_mechanism is OAUTHBEARER; \
+                 remove it"
+                    .to_owned(),
+            ));
+        }
         if let Some((key, line)) = username
             .as_ref()
             .map(|u| ("sasl_username", u.line))
@@ -199,12 +213,13 @@ impl Validator<'_> {
                          only for a local test"
                     ));
                 }
-                let ca = match ca_location {
-                    Some(ca) => Some(
-                        self.readable_file(&format!("{sec}.sasl_oauthbearer_ca_location"), &ca)?,
-                    ),
-                    None => tls_ca.map(|ca| PathBuf::from(&ca.value)),
-                };
+                // Without its own CA file, the system trust store: an identity provider is
+                // usually public even when the brokers' CA is private.
+                let ca = ca_location
+                    .map(|ca| {
+                        self.readable_file(&format!("{sec}.sasl_oauthbearer_ca_location"), &ca)
+                    })
+                    .transpose()?;
                 let client_id = client_id.value.trim().to_owned();
                 let settings = ClientCredentials {
                     token_endpoint_url: url.value.trim().to_owned(),

@@ -144,6 +144,10 @@ impl<'de> Visitor<'de> for HarvestVisitor {
         while let Some(KeyName(key)) = map.next_key()? {
             if key.as_deref().is_some_and(|k| SECRET_KEYS.contains(&k)) {
                 map.next_value::<Option<ConfigSecret>>()?;
+            } else if key.as_deref() == Some("sasl_options") {
+                // A plugin's options are all secrets, whatever their names.
+                map.next_value::<Option<std::collections::BTreeMap<String, Option<ConfigSecret>>>>(
+                )?;
             } else {
                 map.next_value::<Harvest>()?;
             }

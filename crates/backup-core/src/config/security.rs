@@ -160,7 +160,6 @@ impl Validator<'_> {
                 kerberos,
                 oauth,
                 sasl_options,
-                ssl_ca_location.as_ref().filter(|_| protocol.uses_tls()),
             )?)
         } else {
             None
@@ -226,7 +225,6 @@ impl Validator<'_> {
         kerberos: RawKerberos,
         oauth: RawOAuth,
         options: Option<BTreeMap<String, ConfigSecret>>,
-        tls_ca: Option<&ConfigString>,
     ) -> Result<SaslSettings, ConfigError> {
         let Some((mechanism, mechanism_line)) = mechanism else {
             return Err(self.invalid(
@@ -262,7 +260,7 @@ impl Validator<'_> {
                 return self.kerberos(sec, mechanism_line, username, password, kerberos, &oauth);
             }
             RawMechanism::OAuthBearer => {
-                return self.oauth(sec, mechanism_line, username, password, oauth, tls_ca);
+                return self.oauth(sec, mechanism_line, username, password, oauth, &kerberos);
             }
             RawMechanism::Plugin(_) => unreachable!("handled above"),
         };

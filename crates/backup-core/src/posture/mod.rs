@@ -250,7 +250,7 @@ impl Assessment<'_> {
                 );
             }
             if let TokenSource::ClientCredentials(c) = &oauth.source
-                && c.token_endpoint_url.starts_with("http://")
+                && url::Url::parse(c.token_endpoint_url.trim()).is_ok_and(|u| u.scheme() == "http")
             {
                 self.add(
                     "KB-NET-004",

@@ -3,7 +3,7 @@
 //! correlation id.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -145,6 +145,9 @@ struct Inner {
     sasl: Option<Arc<dyn SaslMechanism>>,
     /// How many times the session was renewed in place.
     reauthentications: AtomicU64,
+    /// Set when the session cannot be renewed in time: the connection then takes no new
+    /// requests, as when a mechanism cannot re-authenticate.
+    retired: AtomicBool,
 }
 
 /// A frame for the writer task.
@@ -231,9 +234,18 @@ impl Connection {
         };
         let api_versions = setup.negotiate_versions().await?;
         if let Some(mechanism) = &settings.sasl {
-            mechanism
-                .prepare()
+            // Within the connection's deadline: a slow token endpoint must not hold an open,
+            // unauthenticated socket to the broker past connect_timeout.
+            tokio::time::timeout_at(deadline, mechanism.prepare())
                 .await
+                .map_err(|_| Error::Timeout {
+                    broker: label.clone(),
+                    what: format!("the {} credentials", mechanism.name()),
+                    after: timeout,
+                    hint: "Getting fresh SASL credentials (an OAuth token) took longer than the \
+                           connection may: check that the identity provider answers, or raise \
+                           connect_timeout_ms.",
+                })?
                 .map_err(|source| Error::SaslCredentials {
                     mechanism: mechanism.name().to_owned(),
                     source,
@@ -266,15 +278,17 @@ impl Connection {
             .sasl
             .as_ref()
             .map(|s| (s.authenticated_at, s.session_lifetime_ms));
-        let reauthenticate = settings.sasl.as_ref().is_some_and(|m| m.reauthenticates());
+        // A session too short to renew within Kafka's one-second minimum is retired too.
+        let renew_at = session
+            .filter(|_| settings.sasl.as_ref().is_some_and(|m| m.reauthenticates()))
+            .and_then(|(at, lifetime)| reauthentication_due(at, lifetime).map(|due| (at, due)))
+            .filter(|(at, due)| *due >= *at + MIN_REAUTHENTICATION_INTERVAL)
+            .map(|(_, due)| due);
         let retire_at = session
-            .filter(|_| !reauthenticate)
+            .filter(|_| renew_at.is_none())
             .and_then(|(_, lifetime)| retirement(started, lifetime));
         let connection = Self::spawn(stream, label, info, settings, next_id, retire_at);
-        if reauthenticate
-            && let Some((at, lifetime)) = session
-            && let Some(when) = reauthentication_due(at, lifetime)
-        {
+        if let Some(when) = renew_at {
             tokio::spawn(reauthenticate_loop(Arc::downgrade(&connection.inner), when));
         }
         Ok(connection)
@@ -315,6 +329,7 @@ impl Connection {
                 max_in_flight: u32::try_from(settings.max_in_flight).unwrap_or(u32::MAX),
                 sasl: settings.sasl.clone(),
                 reauthentications: AtomicU64::new(0),
+                retired: AtomicBool::new(false),
             }),
         }
     }
@@ -344,7 +359,8 @@ impl Connection {
     /// expiry; the client stops using it beforehand and opens a fresh, newly authenticated
     /// one, while requests already sent finish here.
     pub fn is_retiring(&self) -> bool {
-        self.inner.retire_at.is_some_and(|t| Instant::now() >= t)
+        self.inner.retired.load(Ordering::Relaxed)
+            || self.inner.retire_at.is_some_and(|t| Instant::now() >= t)
     }
 
     /// Closes the connection; outstanding requests fail with a disconnect error.
@@ -602,6 +618,7 @@ impl Connection {
         if inner.shared.lock().closed.is_some() {
             return Ok(None);
         }
+        let started = Instant::now();
         let session = authenticate(
             &mut Reauthentication(self),
             &inner.info.broker,
@@ -612,6 +629,14 @@ impl Connection {
         .await?;
         inner.reauthentications.fetch_add(1, Ordering::Relaxed);
         let next = reauthentication_due(session.authenticated_at, session.session_lifetime_ms);
+        // Kafka refuses a re-authentication begun within a second of the previous one. A
+        // session that short (credentials about to expire) is left to end: the connection
+        // takes no new requests and the pool opens a fresh one.
+        if next.is_some_and(|at| at < started + MIN_REAUTHENTICATION_INTERVAL) {
+            inner.retired.store(true, Ordering::Relaxed);
+            tracing::debug!(broker = %inner.label, lifetime_ms = session.session_lifetime_ms, "the SASL session is too short to renew; retiring the connection");
+            return Ok(None);
+        }
         tracing::debug!(
             broker = %inner.label,
             lifetime_ms = session.session_lifetime_ms,
@@ -650,6 +675,9 @@ async fn reauthenticate_loop(connection: Weak<Inner>, first: Instant) {
         }
     }
 }
+
+/// The shortest time between two re-authentications a Kafka broker accepts.
+const MIN_REAUTHENTICATION_INTERVAL: Duration = Duration::from_secs(1);
 
 /// When to renew a SASL session that lasts `lifetime_ms` from `start`: at 80% of the
 /// lifetime, moved by up to ±5 s (at most 5% of the lifetime) of jitter so that many

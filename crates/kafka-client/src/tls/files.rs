@@ -179,23 +179,20 @@ pub(crate) fn load_certificates(
 /// Returns the store and the subjects of the CAs (for "not issued by a CA in ..." messages).
 pub(crate) fn load_roots(
     ca_location: Option<&Path>,
+    roots_for: RootsFor,
     warnings: &mut Vec<String>,
 ) -> Result<(RootCertStore, Vec<String>), TlsError> {
     let mut roots = RootCertStore::empty();
     let mut subjects = Vec::new();
+    let key = roots_for.key;
     match ca_location {
         Some(path) => {
-            let (certs, blocks) = load_certificates(
-                CA_LOCATION,
-                path,
-                "Set ssl_ca_location to a PEM file holding the certificate of the CA that issued the \
-                 brokers' certificates (-----BEGIN CERTIFICATE----- blocks)",
-            )?;
+            let (certs, blocks) = load_certificates(key, path, roots_for.hint)?;
             for (i, cert) in certs.into_iter().enumerate() {
                 roots
                     .add(cert.der)
                     .map_err(|e| TlsError::InvalidCertificate {
-                        key: CA_LOCATION,
+                        key,
                         path: path.to_owned(),
                         index: i + 1,
                         detail: format!("it cannot be used as a trust anchor: {e}"),
@@ -204,7 +201,7 @@ pub(crate) fn load_roots(
             }
             if let Some(b) = blocks.iter().find(|b| b.label.contains("PRIVATE KEY")) {
                 warnings.push(format!(
-                    "the ssl_ca_location file {} also holds a private key ({}). A CA file should hold \
+                    "the {key} file {} also holds a private key ({}). A CA file should hold \
                      only certificates, and is usually readable by everyone: move the key out of it",
                     path.display(),
                     b.label
@@ -214,6 +211,30 @@ pub(crate) fn load_roots(
         None => roots = native_roots(rustls_native_certs::load_native_certs(), warnings)?,
     }
     Ok((roots, subjects))
+}
+
+/// Whose certificates a set of trust roots checks, for the key and hint in its errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RootsFor {
+    /// The configuration key naming the CA file.
+    pub key: &'static str,
+    /// What to put in that file.
+    pub hint: &'static str,
+}
+
+impl RootsFor {
+    /// The brokers' TLS listeners.
+    pub(crate) const BROKERS: RootsFor = RootsFor {
+        key: CA_LOCATION,
+        hint: "Set ssl_ca_location to a PEM file holding the certificate of the CA that issued the \
+               brokers' certificates (-----BEGIN CERTIFICATE----- blocks)",
+    };
+    /// The OAuth token endpoint.
+    pub(crate) const TOKEN_ENDPOINT: RootsFor = RootsFor {
+        key: "sasl_oauthbearer_ca_location",
+        hint: "Set sasl_oauthbearer_ca_location to a PEM file holding the certificate of the CA \
+               that issued the token endpoint's certificate (-----BEGIN CERTIFICATE----- blocks)",
+    };
 }
 
 /// The system trust store. Certificates it holds that cannot be parsed are skipped: that

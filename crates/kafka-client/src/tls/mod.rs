@@ -47,7 +47,7 @@ pub fn read_certificates(
 use crate::config::{BrokerAddress, TlsOptions};
 use classify::{FailureContext, classify_after_handshake, classify_handshake};
 use errors::describe_trust;
-use files::{CERTIFICATE_LOCATION, KEY_LOCATION, load_certificates, load_roots};
+use files::{CERTIFICATE_LOCATION, KEY_LOCATION, RootsFor, load_certificates, load_roots};
 use verify::{BrokerVerifier, HandshakeProbe, RecordingResolver};
 
 /// How soon before expiry a client certificate earns a warning.
@@ -96,7 +96,7 @@ impl TlsConnector {
         let mut warnings = Vec::new();
 
         let ca = options.ca_location.as_deref();
-        let (roots, ca_subjects) = load_roots(ca, &mut warnings)?;
+        let (roots, ca_subjects) = load_roots(ca, RootsFor::BROKERS, &mut warnings)?;
         let trust = describe_trust(ca, &ca_subjects);
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()

@@ -85,7 +85,7 @@ fn exactly_one_token_source() {
 #[test]
 fn the_token_endpoint_needs_https_a_client_id_and_a_secret() {
     let http = oauth(
-        "    sasl_oauthbearer_token_endpoint_url: http://idp.example.com/token\n    \
+        "    sasl_oauthbearer_token_endpoint_url: http://localhost:8080/token\n    \
          sasl_oauthbearer_client_id: kb\n    sasl_oauthbearer_client_secret: ${OAUTH_SECRET}\n",
     );
     let e = err(&http, VARS);
@@ -110,6 +110,10 @@ fn the_token_endpoint_needs_https_a_client_id_and_a_secret() {
         "{:?}",
         allowed.warnings
     );
+    // Only on this machine: a remote http endpoint is refused even when allowed.
+    let remote = format!("{http}    sasl_oauthbearer_allow_http: true\n")
+        .replace("http://localhost:8080", "http://idp.example.com");
+    assert_message(&err(&remote, VARS), &["uses http to another machine"]);
     assert_message(
         &err(
             &oauth(
@@ -219,4 +223,14 @@ fn extensions_follow_rfc_7628() {
             ],
         );
     }
+}
+
+#[test]
+fn kerberos_keys_are_errors_with_oauthbearer() {
+    assert_message(
+        &err(&endpoint("    sasl_kerberos_service_name: kafka\n"), VARS),
+        &[
+            "`source.security.sasl_kerberos_service_name` (line 11): is only used with sasl_mechanism GSSAPI, but sasl_mechanism is OAUTHBEARER",
+        ],
+    );
 }

@@ -112,3 +112,16 @@ fn options_the_mechanism_does_not_read_and_keys_of_other_mechanisms_are_errors()
     );
     assert!(e.to_string().contains("NOT-REGISTERED"), "{e}");
 }
+
+#[test]
+fn option_values_are_scrubbed_from_errors_even_when_parsing_stops_early() {
+    registered();
+    // The secret pasted into another key by mistake: the error about that key must not
+    // show it, although parsing stopped before reaching sasl_options.
+    let yaml = with_security(&format!(
+        "    security_protocol: {TOKEN}\n    sasl_mechanism: test-token\n    sasl_options:\n      token: {TOKEN}\n"
+    ));
+    let e = err(&yaml, &[]);
+    assert!(!e.to_string().contains(TOKEN), "{e}");
+    assert!(e.to_string().contains("security_protocol"), "{e}");
+}

@@ -137,7 +137,7 @@ impl Gssapi {
         }
         check_keytab(&keytab_path)?;
 
-        let cache = MemoryCache::login(&keytab_path, principal.as_deref())?;
+        let cache = may_block(|| MemoryCache::login(&keytab_path, principal.as_deref()))?;
         let principal = cache.principal.clone();
         tracing::debug!(
             principal = %principal,
@@ -279,7 +279,7 @@ impl GssapiExchange {
             )));
         }
         match (self.phase, server_message) {
-            (Phase::Start, None) => match self.ctx.step(None, None) {
+            (Phase::Start, None) => match may_block(|| self.ctx.step(None, None)) {
                 Ok(Some(token)) => {
                     self.phase = Phase::Context;
                     Ok(SaslStep::Respond(token.to_vec()))
@@ -290,19 +290,21 @@ impl GssapiExchange {
                 )),
                 Err(e) => Err(self.explain(Stage::Initiate, &e)),
             },
-            (Phase::Context, Some(message)) => match self.ctx.step(Some(message), None) {
-                Ok(token) => {
-                    let token = token.map(|t| t.to_vec()).unwrap_or_default();
-                    if self.ctx.is_complete() {
-                        self.established()?;
-                        self.phase = Phase::SecurityLayer;
+            (Phase::Context, Some(message)) => {
+                match may_block(|| self.ctx.step(Some(message), None)) {
+                    Ok(token) => {
+                        let token = token.map(|t| t.to_vec()).unwrap_or_default();
+                        if self.ctx.is_complete() {
+                            self.established()?;
+                            self.phase = Phase::SecurityLayer;
+                        }
+                        // An empty message after the context is complete, as RFC 4752 and
+                        // Java's client send it.
+                        Ok(SaslStep::Respond(token))
                     }
-                    // An empty message after the context is complete, as RFC 4752 and
-                    // Java's client send it.
-                    Ok(SaslStep::Respond(token))
+                    Err(e) => Err(self.explain(Stage::BrokerReply, &e)),
                 }
-                Err(e) => Err(self.explain(Stage::BrokerReply, &e)),
-            },
+            }
             (Phase::SecurityLayer, Some(message)) => self.choose_security_layer(message),
             (Phase::Final, Some(message)) => {
                 if !message.is_empty() {
@@ -405,3 +407,15 @@ mod login;
 use explain::*;
 pub use login::set_krb5_config;
 use login::*;
+
+/// Runs a Kerberos call that may wait for the KDC (a login, a service ticket for a new
+/// broker). On a multi-threaded tokio runtime the worker first hands its other tasks to
+/// another thread, so timers and sockets keep being served; elsewhere the call just runs.
+fn may_block<T>(call: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
+    }
+}

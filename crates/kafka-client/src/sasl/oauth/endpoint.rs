@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::token::{BearerToken, MAX_TOKEN_BYTES};
 use crate::sasl::shorten;
 use crate::secret::Secret;
-use crate::tls::files::load_roots;
+use crate::tls::files::{RootsFor, load_roots};
 
 /// A token endpoint's answer is a small JSON document; more is refused before it is read.
 const MAX_RESPONSE_BYTES: usize = MAX_TOKEN_BYTES + 16 * 1024;
@@ -85,7 +85,15 @@ impl TokenEndpoint {
         })?;
         match url.scheme() {
             "https" => {}
-            "http" if settings.allow_http => {}
+            "http" if settings.allow_http && is_loopback(&url) => {}
+            "http" if settings.allow_http => {
+                return Err(format!(
+                    "sasl_oauthbearer_token_endpoint_url {url} uses http to another machine; \
+                     sasl_oauthbearer_allow_http only allows a token endpoint on this machine \
+                     (localhost, 127.0.0.1, ::1), for local tests: use the provider's https \
+                     endpoint"
+                ));
+            }
             "http" => {
                 return Err(format!(
                     "sasl_oauthbearer_token_endpoint_url {url} uses http, which would send the client \
@@ -123,8 +131,12 @@ impl TokenEndpoint {
             );
         }
         let mut warnings = Vec::new();
-        let (roots, _) = load_roots(settings.ca_location.as_deref(), &mut warnings)
-            .map_err(|e| format!("the token endpoint's trust roots: {e}"))?;
+        let (roots, _) = load_roots(
+            settings.ca_location.as_deref(),
+            RootsFor::TOKEN_ENDPOINT,
+            &mut warnings,
+        )
+        .map_err(|e| format!("the token endpoint's trust roots: {e}"))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -264,10 +276,13 @@ impl TokenEndpoint {
             .as_ref()
             .and_then(|p| p.error.clone())
             .unwrap_or_default();
+        // Providers write what they like here; one that echoed the request must not put our
+        // secret in a message.
         let description = parsed
             .as_ref()
             .and_then(|p| p.error_description.as_deref())
-            .map(|d| format!(": {}", shorten(d, 200)))
+            .map(|d| d.replace(self.settings.client_secret.expose(), crate::secret::MASK))
+            .map(|d| format!(": {}", shorten(&d, 200)))
             .unwrap_or_default();
         let s = &self.settings;
         let fix = match code.as_str() {
@@ -305,6 +320,16 @@ impl TokenEndpoint {
         format!(
             "the token endpoint {endpoint} refused with HTTP {status}{named}{description}: {fix}"
         )
+    }
+}
+
+/// Whether the URL's host is this machine.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -353,6 +378,10 @@ mod tests {
         let mut allowed = settings("http://127.0.0.1:1/token");
         allowed.allow_http = true;
         assert!(TokenEndpoint::new(allowed).is_ok());
+        let mut remote = settings("http://idp.example.com/token");
+        remote.allow_http = true;
+        let e = TokenEndpoint::new(remote).err().unwrap();
+        assert!(e.contains("uses http to another machine"), "{e}");
         let e = TokenEndpoint::new(settings("https://u:p@idp.test/token"))
             .err()
             .unwrap();
@@ -391,5 +420,10 @@ mod tests {
         let e = endpoint.explain_refusal(reqwest::StatusCode::NOT_FOUND, b"<html>");
         assert!(e.contains("discovery document"), "{e}");
         assert!(!e.contains("s3cr3t"));
+        let e = endpoint.explain_refusal(
+            reqwest::StatusCode::UNAUTHORIZED,
+            br#"{"error":"invalid_client","error_description":"bad secret s3cr3t-value"}"#,
+        );
+        assert!(e.contains("bad secret ***") && !e.contains("s3cr3t"), "{e}");
     }
 }

@@ -8,14 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
+use tokio::io::AsyncReadExt;
+
 use super::endpoint::TokenEndpoint;
 use super::token::{BearerToken, MAX_TOKEN_BYTES};
 
 /// How often a token file is checked for a new token.
 const FILE_POLL: Duration = Duration::from_secs(5);
-/// Bounds of the wait before retrying a failed refresh.
+/// Bounds of the wait before retrying a failed refresh: it doubles with each failure in a
+/// row, so an identity provider that is down is not hammered by every client.
 const RETRY_MIN: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Where tokens come from.
 pub(crate) enum Source {
@@ -30,12 +33,18 @@ pub(crate) struct Tokens {
     source: Source,
     state: Mutex<State>,
     refresher: AtomicBool,
+    /// One request to the source at a time: connections that find the token stale together
+    /// wait for the same answer instead of each asking.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
 struct State {
     current: Option<BearerToken>,
     last_error: Option<String>,
+    /// Failed attempts in a row, and when the next may be made.
+    failures: u32,
+    retry_at: Option<SystemTime>,
     /// The token file's modification time and length when last read.
     file_stamp: Option<(Option<SystemTime>, u64)>,
 }
@@ -46,6 +55,7 @@ impl Tokens {
             source,
             state: Mutex::new(State::default()),
             refresher: AtomicBool::new(false),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -60,28 +70,55 @@ impl Tokens {
     /// had but the current one is still valid, the current one is used and the failure
     /// kept for the refresher to retry.
     pub(crate) async fn prepare(self: &Arc<Self>) -> Result<(), String> {
-        let now = SystemTime::now();
-        let (fresh, valid) = {
-            let state = self.state();
-            match &state.current {
-                Some(t) => (refresh_at(t, 0.0) > now, t.valid_at(now)),
-                None => (false, false),
-            }
-        };
-        if !fresh {
-            match self.obtain().await {
-                Ok(token) => self.store(token),
-                Err(e) if valid => {
-                    tracing::warn!(error = %e, "could not renew the OAuth token; the current one is used until it expires");
-                    self.state().last_error = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.refresh(false).await?;
         if !self.refresher.swap(true, Ordering::SeqCst) {
             tokio::spawn(refresh_loop(Arc::downgrade(self)));
         }
         Ok(())
+    }
+
+    /// Obtains a new token unless the current one is still fresh (or `force`, for a token
+    /// file that changed), or a failure asks to wait. Fails only when no valid token is left.
+    async fn refresh(&self, force: bool) -> Result<(), String> {
+        let _one_at_a_time = self.fetching.lock().await;
+        // Checked under the lock: whoever held it may just have renewed the token.
+        let now = SystemTime::now();
+        let (fresh, valid, waiting) = {
+            let state = self.state();
+            let fresh = state
+                .current
+                .as_ref()
+                .is_some_and(|t| refresh_at(t, 0.0) > now);
+            let valid = state.current.as_ref().is_some_and(|t| t.valid_at(now));
+            let waiting = state.retry_at.is_some_and(|at| at > now);
+            (fresh, valid, waiting)
+        };
+        if (fresh && !force) || (waiting && valid && !force) {
+            return Ok(());
+        }
+        if waiting && !valid {
+            return Err(self.current().err().unwrap_or_default());
+        }
+        match self.obtain().await {
+            Ok(token) => {
+                self.store(token);
+                Ok(())
+            }
+            Err(e) => {
+                let mut state = self.state();
+                state.failures = state.failures.saturating_add(1);
+                let wait = retry_delay(state.failures, rand::random_range(0.0..=1.0));
+                state.retry_at = Some(now + wait);
+                state.last_error = Some(e.clone());
+                tracing::warn!(
+                    error = %e,
+                    failures = state.failures,
+                    retry_in_s = wait.as_secs(),
+                    "could not renew the OAuth token; the current one is used while it lasts"
+                );
+                if valid { Ok(()) } else { Err(e) }
+            }
+        }
     }
 
     /// The token to present now. Fails when none is valid, with the reason the last refresh
@@ -113,6 +150,8 @@ impl Tokens {
         let mut state = self.state();
         state.current = Some(token);
         state.last_error = None;
+        state.failures = 0;
+        state.retry_at = None;
     }
 
     async fn obtain(&self) -> Result<BearerToken, String> {
@@ -139,30 +178,26 @@ impl Tokens {
     fn next_wait(&self) -> Duration {
         let now = SystemTime::now();
         let state = self.state();
-        let due = match &state.current {
-            Some(t) => refresh_at(t, rand::random_range(-1.0..=1.0))
-                .duration_since(now)
-                .unwrap_or_default(),
-            None => RETRY_MIN,
-        };
-        let due = if state.last_error.is_some() {
-            // After a failure, retry sooner than the schedule but not in a tight loop.
-            let left = state
-                .current
-                .as_ref()
-                .and_then(|t| t.expires_at.duration_since(now).ok())
-                .unwrap_or_default();
-            (left / 4)
-                .clamp(RETRY_MIN, RETRY_MAX)
-                .min(due.max(RETRY_MIN))
-        } else {
-            due
+        let until = |at: SystemTime| at.duration_since(now).unwrap_or_default();
+        let due = match (&state.current, state.retry_at) {
+            (_, Some(retry)) => until(retry),
+            (Some(t), None) => until(refresh_at(t, rand::random_range(-1.0..=1.0))),
+            (None, None) => RETRY_MIN,
         };
         match self.source {
             Source::File(_) => due.min(FILE_POLL),
             Source::Endpoint(_) => due,
         }
+        .max(Duration::from_millis(100))
     }
+}
+
+/// The wait after `failures` failed attempts in a row: 1 s, doubling up to a minute, the
+/// upper half of it chosen by `jitter` in 0..=1 so that clients started together spread out.
+fn retry_delay(failures: u32, jitter: f64) -> Duration {
+    let doubled = RETRY_MIN.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    let ceiling = doubled.min(RETRY_MAX);
+    ceiling.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
 /// When to renew `token`: at 80% of its life, moved by up to ±5 s (at most 5% of the life)
@@ -191,39 +226,12 @@ async fn refresh_loop(tokens: Weak<Tokens>) {
         let Some(tokens) = tokens.upgrade() else {
             return;
         };
-        let now = SystemTime::now();
-        let (due, failing) = {
-            let state = tokens.state();
-            let due = state
-                .current
-                .as_ref()
-                .is_none_or(|t| refresh_at(t, 0.0) <= now + Duration::from_secs(1));
-            (due, state.last_error.is_some())
-        };
         let changed = match &tokens.source {
             Source::File(path) => tokens.file_changed(path).await,
             Source::Endpoint(_) => false,
         };
-        if !(due || failing || changed) {
-            continue;
-        }
-        match tokens.obtain().await {
-            Ok(token) => {
-                tracing::debug!(
-                    expires_in_s = token
-                        .expires_at
-                        .duration_since(now)
-                        .unwrap_or_default()
-                        .as_secs(),
-                    "renewed the OAuth token"
-                );
-                tokens.store(token);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not renew the OAuth token; the current one is used until it expires");
-                tokens.state().last_error = Some(e);
-            }
-        }
+        // Failures are logged and scheduled for a retry by `refresh` itself.
+        let _ = tokens.refresh(changed).await;
     }
 }
 
@@ -248,9 +256,20 @@ async fn read_token_file(path: &Path) -> Result<(BearerToken, (Option<SystemTime
             meta.len()
         ));
     }
-    let bytes = tokio::fs::read(path)
+    // Bounded by the read itself too: the file may grow between the check and the read.
+    let mut bytes = Vec::new();
+    tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("cannot read sasl_oauthbearer_token_file {name}: {e}"))?
+        .take(MAX_TOKEN_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
         .await
         .map_err(|e| format!("cannot read sasl_oauthbearer_token_file {name}: {e}"))?;
+    if bytes.len() > MAX_TOKEN_BYTES {
+        return Err(format!(
+            "sasl_oauthbearer_token_file {name} holds more than a token can be ({MAX_TOKEN_BYTES} bytes)"
+        ));
+    }
     let text = String::from_utf8(bytes)
         .map_err(|_| format!("sasl_oauthbearer_token_file {name} is not UTF-8 text"))?;
     let token = BearerToken::new(
@@ -286,6 +305,44 @@ mod tests {
         assert_eq!(refresh_at(&token, -1.0), t0 + Duration::from_secs(2875));
         let short = BearerToken::new(jwt("a", 1_000_010), None, t0, "t").unwrap();
         assert_eq!(refresh_at(&short, 1.0), t0 + Duration::from_millis(8_500));
+    }
+
+    #[test]
+    fn failed_refreshes_back_off_to_a_minute() {
+        let s = Duration::from_secs;
+        assert_eq!(retry_delay(1, 1.0), s(1));
+        assert_eq!(retry_delay(2, 1.0), s(2));
+        assert_eq!(retry_delay(5, 1.0), s(16));
+        assert_eq!(retry_delay(7, 1.0), s(60));
+        assert_eq!(retry_delay(u32::MAX, 1.0), s(60));
+        assert_eq!(retry_delay(7, 0.0), s(30));
+    }
+
+    #[tokio::test]
+    async fn one_request_at_a_time_and_none_while_backing_off() {
+        // A token endpoint that never answers successfully: nothing listens on the port.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let endpoint = TokenEndpoint::new(super::super::ClientCredentials {
+            token_endpoint_url: format!("http://127.0.0.1:{port}/token"),
+            client_id: "kb".into(),
+            client_secret: crate::secret::Secret::new("s"),
+            scope: None,
+            ca_location: None,
+            allow_http: true,
+            timeout: Duration::from_secs(2),
+        })
+        .unwrap();
+        let tokens = Arc::new(Tokens::new(Source::Endpoint(Box::new(endpoint))));
+        let first = tokens.refresh(false).await.unwrap_err();
+        assert!(first.contains("could not connect"), "{first}");
+        assert_eq!(tokens.state().failures, 1);
+        // Within the back-off nobody asks again: the same error, no new attempt.
+        for _ in 0..5 {
+            assert_eq!(tokens.refresh(false).await.unwrap_err(), first);
+        }
+        assert_eq!(tokens.state().failures, 1);
     }
 
     #[tokio::test]

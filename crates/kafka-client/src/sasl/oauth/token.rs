@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+/// The longest a token is taken to live, whatever it says: renewals are planned over it.
+const MAX_LIFE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Tokens are short strings; a megabyte-long one is a mistake or an attack.
 pub(crate) const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
@@ -136,11 +139,17 @@ impl BearerToken {
         }
         let claims = peek_claims(&value)
             .map_err(|e| format!("{source} gave a JWT that cannot be read: {e}"))?;
+        // Past a year is as good as a year: no arithmetic overflow from a hostile number.
+        let cap = now + MAX_LIFE;
+        let at = |base: SystemTime, secs: u64| {
+            base.checked_add(Duration::from_secs(secs))
+                .map_or(cap, |t| t.min(cap))
+        };
         let from_claims = claims
             .as_ref()
             .and_then(|c| c.exp)
-            .map(|exp| UNIX_EPOCH + Duration::from_secs(exp));
-        let from_response = expires_in.map(|s| now + Duration::from_secs(s));
+            .map(|exp| at(UNIX_EPOCH, exp));
+        let from_response = expires_in.map(|s| at(now, s));
         let expires_at = match (from_claims, from_response) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
@@ -248,6 +257,11 @@ mod tests {
         assert!(e.contains("character '%'"), "{e}");
         let e = BearerToken::new("a.bm90LWpzb24.c".into(), Some(5), now, "e").unwrap_err();
         assert!(e.contains("not a JSON claims object"), "{e}");
+        // Absurd expiries do not overflow: a year at most.
+        let t = BearerToken::new("opaque".into(), Some(u64::MAX), now, "e").unwrap();
+        assert_eq!(t.expires_at, now + MAX_LIFE);
+        let t = BearerToken::new(jwt(r#"{"exp":1e300}"#), None, now, "e").unwrap();
+        assert_eq!(t.expires_at, now + MAX_LIFE);
         let e = BearerToken::new("  ".into(), Some(5), now, "e").unwrap_err();
         assert!(e.contains("empty token"), "{e}");
         let e = BearerToken::new("a".repeat(MAX_TOKEN_BYTES + 1), Some(5), now, "e").unwrap_err();

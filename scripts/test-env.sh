@@ -46,6 +46,9 @@
 #                   signature checked)
 #   age             the age and age-keygen commands (Debian package age), env.json
 #                   "age": the break-glass decryption of public-key backups
+#   prometheus      the prometheus command (Debian package prometheus), env.json
+#                   "prometheus.bin": metrics tests start one of their own, scraping the
+#                   backup they run
 #   azure           Azurite (blob), account devstoreaccount1, container kb-test;
 #                   pinned by scripts/azurite/package*.json, installed with npm ci
 #                   into .test-env/azurite
@@ -260,6 +263,8 @@ ensure_packages() {
     if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then missing+=(age); fi
     # Azurite runs on node and is installed with npm.
     command -v npm >/dev/null || missing+=(npm)
+    # Prometheus: the metrics tests run one of their own that scrapes a running backup.
+    command -v prometheus >/dev/null || missing+=(prometheus)
     # rsyslog: the real syslog server the audit trail's syslog sink is tested against.
     [ -x /usr/sbin/rsyslogd ] || command -v rsyslogd >/dev/null || missing+=(rsyslog)
     # MIT Kerberos: the KDC and its tools for the kdc service (Debian puts them in /usr/sbin,
@@ -293,6 +298,7 @@ ensure_packages() {
     AGE=$(command -v age) || die "age installed but not on PATH"
     AGE_KEYGEN=$(command -v age-keygen) || die "age installed but age-keygen is not on PATH"
     RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
+    PROMETHEUS=$(command -v prometheus) || die "prometheus installed but not on PATH"
     [ -x "$RSYSLOGD" ] || die "rsyslog installed but rsyslogd is not found"
 }
 
@@ -768,6 +774,7 @@ write_env_file() {
         "s3.lock_bucket=$LOCK_BUCKET"
         "age.bin=$AGE"
         "age.keygen=$AGE_KEYGEN"
+        "prometheus.bin=$PROMETHEUS"
         "syslog.tcp=127.0.0.1:$PORT_SYSLOG_TCP"
         "syslog.udp=127.0.0.1:$PORT_SYSLOG_UDP"
         "syslog.received=$DIR/syslog-received.log"

@@ -11,6 +11,7 @@ pub mod config;
 pub mod decrypt;
 pub mod drill;
 pub mod keys;
+pub mod metrics;
 pub mod permissions;
 pub mod posture;
 pub mod prune;

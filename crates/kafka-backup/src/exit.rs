@@ -28,6 +28,21 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// A short name of what failed, for the `errors` metric's `kind` label.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Exit::Ok => "none",
+            Exit::Failure => "failure",
+            Exit::Usage => "usage",
+            Exit::Config => "config",
+            Exit::Kafka => "kafka",
+            Exit::Storage => "storage",
+            Exit::Partial => "partial",
+            Exit::Integrity => "integrity",
+            Exit::Findings => "findings",
+        }
+    }
+
     /// The exit code for a Kafka client failure.
     pub fn for_kafka(kind: ErrorKind) -> Self {
         match kind {

@@ -9,6 +9,7 @@ mod audit;
 mod commands;
 mod exit;
 mod logging;
+mod metrics;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,16 @@ struct Cli {
     /// Also print this command's audit events on stdout, one JSON line each.
     #[arg(long, global = true)]
     audit_stdout: bool,
+
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while the command runs (records,
+    /// bytes, segments, per-partition lag, errors, last success).
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
+
+    /// Write the metrics to this file when the command ends (OpenMetrics text; for the
+    /// node-exporter textfile collector).
+    #[arg(long, global = true, value_name = "PATH")]
+    metrics_file: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -428,6 +439,13 @@ pub fn run() -> ExitCode {
         logging::report_failure(cli.log_format, &message);
         return exit.into();
     }
+    if let Some(addr) = &cli.metrics_addr
+        && let Err(Failed { exit, message }) = runtime.block_on(metrics::serve(addr))
+    {
+        logging::report_failure(cli.log_format, &message);
+        return exit.into();
+    }
+    let metrics_file = cli.metrics_file.clone();
     let result = runtime.block_on(async {
         match cli.command {
             Command::Check {
@@ -614,6 +632,14 @@ pub fn run() -> ExitCode {
     };
     if let Some(message) = &message {
         logging::report_failure(cli.log_format, message);
+    }
+    if exit != Exit::Ok {
+        backup_core::metrics::metrics().error(exit.kind());
+    }
+    if let Some(path) = &metrics_file
+        && let Err(why) = metrics::write_file(path)
+    {
+        logging::report_failure(cli.log_format, &why);
     }
     if let Err(why) = runtime.block_on(audit::end(exit as i32, message.as_deref())) {
         let message = format!(

@@ -154,6 +154,7 @@ impl Engine<'_> {
                 _ = tick.tick() => {
                     self.close_aged().await?;
                     self.progress.update(&self.partitions, self.sink.segments_written);
+                    self.publish_metrics();
                 }
             }
         }
@@ -167,6 +168,7 @@ impl Engine<'_> {
         self.sink.drain().await?;
         self.progress
             .finish(&self.partitions, self.sink.segments_written);
+        self.publish_metrics();
         Ok(if interrupted {
             LoopExit::Interrupted
         } else {
@@ -277,6 +279,27 @@ impl Engine<'_> {
         }));
     }
 
+    /// Hands the run's figures to the process's metrics.
+    fn publish_metrics(&self) {
+        let records = self.partitions.values().map(|p| p.records).sum();
+        let bytes_read = self.partitions.values().map(|p| p.raw_bytes).sum();
+        crate::metrics::metrics().backup_progress(
+            records,
+            bytes_read,
+            self.sink.written_bytes,
+            self.sink.segments_written as u64,
+            self.partitions.iter().map(|(tp, p)| {
+                let state = match p.status {
+                    Status::Active => "active",
+                    Status::Done => "done",
+                    Status::Failed(_) => "failed",
+                };
+                (tp, p.high_watermark, p.position, state)
+            }),
+        );
+        crate::metrics::metrics().run_duration(self.progress.elapsed().as_secs_f64());
+    }
+
     /// Phase one of an answer: advances positions and handles partition errors. Returns the
     /// batches to write.
     async fn handle_answer(&mut self, answer: FetchResult) -> Result<Vec<Work>, BackupError> {
@@ -294,6 +317,7 @@ impl Engine<'_> {
                 None => {
                     state.attempts = 0;
                     state.retry_at = None;
+                    state.high_watermark = Some(part.high_watermark);
                     let (batches, complete_len) = split_batches(&part.records).map_err(|e| {
                         BackupError::Kafka(kafka_client::Error::Protocol {
                             broker: format!("the leader of {tp}"),

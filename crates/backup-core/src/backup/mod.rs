@@ -345,6 +345,9 @@ pub async fn run_backup(
     } else {
         Outcome::Complete
     };
+    if outcome == Outcome::Complete {
+        crate::metrics::metrics().succeeded();
+    }
     let groups = snapshot_groups(&client, &topics, settings.consumer_group_snapshot).await;
     groups_captured = groups.as_ref().map_or(groups_captured, |g| g.groups.len());
     let status = match outcome {

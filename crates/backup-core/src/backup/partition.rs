@@ -86,6 +86,8 @@ pub(crate) struct PartitionState {
     pub records: u64,
     pub batches: u64,
     pub raw_bytes: u64,
+    /// The partition's high watermark in the last fetch answer, for the lag metric.
+    pub high_watermark: Option<i64>,
 }
 
 impl PartitionState {
@@ -108,6 +110,7 @@ impl PartitionState {
             records: 0,
             batches: 0,
             raw_bytes: 0,
+            high_watermark: None,
         }
     }
 

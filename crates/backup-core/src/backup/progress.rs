@@ -56,6 +56,11 @@ impl Progress {
         }
     }
 
+    /// Time since the run started.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// Shows the final state, whatever the time since the last update.
     pub(crate) fn finish(
         &mut self,

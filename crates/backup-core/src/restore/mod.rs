@@ -418,6 +418,10 @@ pub async fn run_restore(
     };
     let bytes = counters.bytes.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64().max(1e-6);
+    crate::metrics::metrics().run_duration(secs);
+    if !interrupted {
+        crate::metrics::metrics().succeeded();
+    }
     Ok(RestoreReport {
         backup_id: config.backup_id.clone(),
         restore_id: settings.restore_id.clone(),

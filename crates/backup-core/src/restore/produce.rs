@@ -345,6 +345,7 @@ pub(crate) async fn restore_partition(
                 counters.bytes.fetch_add(size, Ordering::Relaxed);
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters.records.fetch_add(records, Ordering::Relaxed);
+                crate::metrics::metrics().restore_written(records, size);
                 if reencoded {
                     counters.reencoded.fetch_add(1, Ordering::Relaxed);
                 }

@@ -197,3 +197,48 @@ fn a_failed_command_counts_its_error_kind_in_the_metrics_file() {
     out.assert_code(EXIT_USAGE);
     out.assert_contains("cannot serve metrics on --metrics-addr");
 }
+
+#[test]
+fn a_restore_counts_what_it_wrote() {
+    let topic = unique_topic("metricsrestore");
+    let broker = plaintext_broker();
+    fidelity(&["bulk", &broker, &topic, "120", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let backup = fs_backup_yaml("metricsrestore", &[&topic], &store, "");
+    run(dir.path(), "backup", &backup, &[], &[]).assert_code(EXIT_OK);
+    let file = dir.path().join("restore.prom");
+    let restore = format!(
+        "mode: restore\nbackup_id: metricsrestore\ntarget:\n  bootstrap_servers: [\"{broker}\"]\nstorage:\n  \
+         backend: filesystem\n  path: {}\nrestore:\n  topic_mapping:\n    {topic}: {topic}-r\n",
+        store.display()
+    );
+    let config = dir.path().join("restore.yaml");
+    std::fs::write(&config, restore).unwrap();
+    let out = run_binary(
+        &[
+            std::ffi::OsStr::new("--metrics-file"),
+            file.as_os_str(),
+            std::ffi::OsStr::new("restore"),
+            std::ffi::OsStr::new("--format"),
+            std::ffi::OsStr::new("json"),
+            std::ffi::OsStr::new("--config"),
+            config.as_os_str(),
+        ],
+        &[],
+    );
+    out.assert_code(EXIT_OK);
+    let report = out.json();
+    assert_eq!(report["records_written"], 120);
+    let text = std::fs::read_to_string(&file).unwrap();
+    for line in [
+        "kafka_backup_restore_records_total 120".to_owned(),
+        format!(
+            "kafka_backup_restore_bytes_total {}",
+            report["bytes_written"]
+        ),
+    ] {
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+    assert!(!text.contains("kafka_backup_last_success_timestamp_seconds 0.0"));
+}

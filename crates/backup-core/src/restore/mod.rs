@@ -419,7 +419,8 @@ pub async fn run_restore(
     let bytes = counters.bytes.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64().max(1e-6);
     crate::metrics::metrics().run_duration(secs);
-    if !interrupted {
+    // A dry run restores nothing, so it is not a success to alert on.
+    if !interrupted && !dry_run {
         crate::metrics::metrics().succeeded();
     }
     Ok(RestoreReport {

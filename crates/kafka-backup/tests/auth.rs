@@ -24,17 +24,6 @@ fn librdkafka_oauth() -> serde_json::Value {
     })
 }
 
-/// librdkafka settings for the re-authenticating broker, as the PLAIN user: a principal of
-/// its own, so the proxy's counts for our SCRAM user are ours alone.
-fn librdkafka_plain() -> serde_json::Value {
-    serde_json::json!({
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": "PLAIN",
-        "sasl.username": get("/plain/username"),
-        "sasl.password": get("/plain/password"),
-    })
-}
-
 /// A `security:` block for the OAUTHBEARER broker; the client secret comes from
 /// `KB_OAUTH_SECRET`.
 fn oauth_security(client_id: &str, extra: &str) -> String {
@@ -350,6 +339,22 @@ fn continuous_backup_over(
     }
 }
 
+/// Between the proxy's counts `early` and `late` (it counts over its whole life, so only what
+/// changed matters): no new connection, at least `renewals` sessions renewed, and no
+/// connection that went on past its session.
+fn assert_renewed_in_place(early: Counts, late: Counts, renewals: u64) {
+    assert_eq!(
+        late.0, early.0,
+        "no new connection after the first ones: sessions are renewed in place"
+    );
+    let renewed = late.1 - early.1;
+    assert!(
+        renewed >= renewals,
+        "expected {renewals}+ renewals, saw {renewed}"
+    );
+    assert_eq!(late.2, early.2, "no connection went on past its session");
+}
+
 #[test]
 fn scram_sessions_of_three_seconds_are_renewed_on_the_same_connections() {
     let broker = get("/brokers/sasl_reauth");
@@ -374,19 +379,7 @@ fn scram_sessions_of_three_seconds_are_renewed_on_the_same_connections() {
         12,
     );
     assert_eq!(stored, produced, "every record, across many session ends");
-    // The proxy counts over its whole life: compare what changed during the run.
-    let (connections_early, renewals_early, expired_early) = early;
-    let (connections, renewals, expired) = late;
-    let (renewals, expired) = (renewals - renewals_early, expired - expired_early);
-    assert_eq!(
-        connections, connections_early,
-        "no new connection after the first ones: sessions are renewed in place"
-    );
-    assert!(
-        renewals >= 3,
-        "12 s of 3 s sessions need several renewals, saw {renewals}"
-    );
-    assert_eq!(expired, 0, "no connection went on past its session");
+    assert_renewed_in_place(early, late, 3);
 }
 
 #[test]
@@ -417,14 +410,5 @@ fn short_lived_oauth_tokens_are_renewed_and_presented_again_on_the_same_connecti
         2 * lifetime + 4,
     );
     assert_eq!(stored, produced);
-    let (connections_early, renewals_early, expired_early) = early;
-    let (connections, renewals, expired) = late;
-    let (renewals, expired) = (renewals - renewals_early, expired - expired_early);
-    assert_eq!(connections, connections_early, "no reconnection");
-    assert!(
-        renewals >= 2,
-        "tokens of {lifetime} s over {} s need renewals, saw {renewals}",
-        2 * lifetime + 4
-    );
-    assert_eq!(expired, 0);
+    assert_renewed_in_place(early, late, 2);
 }

@@ -10,16 +10,6 @@ use std::path::Path;
 
 use common::*;
 
-/// librdkafka settings for the Kerberos broker's PLAIN side.
-fn librdkafka_plain() -> serde_json::Value {
-    serde_json::json!({
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": "PLAIN",
-        "sasl.username": get("/plain/username"),
-        "sasl.password": get("/plain/password"),
-    })
-}
-
 /// A `security:` block for GSSAPI with `keytab`, plus `extra` lines.
 fn kerberos_security(keytab: &str, extra: &str) -> String {
     format!(

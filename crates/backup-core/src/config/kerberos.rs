@@ -71,29 +71,19 @@ impl Validator<'_> {
                     .to_owned(),
             ));
         }
-        if let Some((key, line)) = username
-            .as_ref()
-            .map(|u| ("sasl_username", u.line))
-            .or(password.as_ref().map(|p| ("sasl_password", p.line)))
-        {
-            return Err(self.invalid(
-                format!("{sec}.{key}"),
-                line,
-                "is not used with sasl_mechanism GSSAPI: Kerberos logs in with the keytab. Remove \
-                 it, and set sasl_keytab_path (and sasl_kerberos_principal if the keytab holds \
-                 more than one principal)"
-                    .to_owned(),
-            ));
-        }
-        if let Some((key, line)) = oauth.first_set() {
-            return Err(self.invalid(
-                format!("{sec}.{key}"),
-                line,
-                "is only used with sasl_mechanism OAUTHBEARER, but sasl_mechanism is GSSAPI; \
-                 remove it"
-                    .to_owned(),
-            ));
-        }
+        self.refuse_password(
+            sec,
+            username.as_ref(),
+            password.as_ref(),
+            "is not used with sasl_mechanism GSSAPI: Kerberos logs in with the keytab. Remove it, \
+             and set sasl_keytab_path (and sasl_kerberos_principal if the keytab holds more than \
+             one principal)",
+        )?;
+        self.refuse_set_keys(
+            sec,
+            oauth.keys(),
+            "is only used with sasl_mechanism OAUTHBEARER, but sasl_mechanism is GSSAPI; remove it",
+        )?;
         let service_name = match raw.service_name {
             Some(s) if !s.value.trim().is_empty() => s.value.trim().to_owned(),
             other => {

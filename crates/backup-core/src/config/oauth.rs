@@ -58,13 +58,6 @@ impl RawOAuth {
             ),
         ]
     }
-
-    /// The first key that is set.
-    pub fn first_set(&self) -> Option<(&'static str, Option<u32>)> {
-        self.keys()
-            .into_iter()
-            .find_map(|(k, line)| line.map(|l| (k, l)))
-    }
 }
 
 impl Validator<'_> {
@@ -79,33 +72,19 @@ impl Validator<'_> {
         raw: RawOAuth,
         kerberos: &RawKerberos,
     ) -> Result<SaslSettings, ConfigError> {
-        if let Some((key, line)) = kerberos
-            .keys()
-            .into_iter()
-            .find_map(|(k, line)| line.map(|l| (k, l)))
-        {
-            return Err(self.invalid(
-                format!("{sec}.{key}"),
-                line,
-                "is only used with sasl_mechanism GSSAPI, but sasl_mechanism is OAUTHBEARER; \
-                 remove it"
-                    .to_owned(),
-            ));
-        }
-        if let Some((key, line)) = username
-            .as_ref()
-            .map(|u| ("sasl_username", u.line))
-            .or(password.as_ref().map(|p| ("sasl_password", p.line)))
-        {
-            return Err(self.invalid(
-                format!("{sec}.{key}"),
-                line,
-                "is not used with sasl_mechanism OAUTHBEARER: the identity comes from the token. \
-                 Remove it, and set sasl_oauthbearer_client_id and sasl_oauthbearer_client_secret \
-                 (or sasl_oauthbearer_token_file)"
-                    .to_owned(),
-            ));
-        }
+        self.refuse_set_keys(
+            sec,
+            kerberos.keys(),
+            "is only used with sasl_mechanism GSSAPI, but sasl_mechanism is OAUTHBEARER; remove it",
+        )?;
+        self.refuse_password(
+            sec,
+            username.as_ref(),
+            password.as_ref(),
+            "is not used with sasl_mechanism OAUTHBEARER: the identity comes from the token. \
+             Remove it, and set sasl_oauthbearer_client_id and sasl_oauthbearer_client_secret \
+             (or sasl_oauthbearer_token_file)",
+        )?;
         let extensions = self.oauth_extensions(sec, raw.extensions.as_ref())?;
         let RawOAuth {
             token_endpoint_url,

@@ -26,21 +26,14 @@ impl Validator<'_> {
         kerberos: &RawKerberos,
         oauth: &RawOAuth,
     ) -> Result<SaslSettings, ConfigError> {
-        let built_in = kerberos
-            .keys()
-            .into_iter()
-            .chain(oauth.keys())
-            .find_map(|(k, line)| line.map(|l| (k, l)));
-        if let Some((key, line)) = built_in {
-            return Err(self.invalid(
-                format!("{sec}.{key}"),
-                line,
-                format!(
-                    "is not used by sasl_mechanism {name}; remove it (a registered mechanism takes \
-                     its own settings in sasl_options)"
-                ),
-            ));
-        }
+        self.refuse_set_keys(
+            sec,
+            kerberos.keys().into_iter().chain(oauth.keys()),
+            &format!(
+                "is not used by sasl_mechanism {name}; remove it (a registered mechanism takes its \
+                 own settings in sasl_options)"
+            ),
+        )?;
         let (_, factory) = kafka_client::sasl::registered_mechanism(name)
             .expect("a Plugin keyword is only made for a registered name");
         let known = factory.option_keys();

@@ -264,16 +264,14 @@ impl Validator<'_> {
             }
             RawMechanism::Plugin(_) => unreachable!("handled above"),
         };
-        if let Some((key, line)) = oauth.first_set() {
-            return Err(self.invalid(
-                format!("{sec}.{key}"),
-                line,
-                format!(
-                    "is only used with sasl_mechanism OAUTHBEARER, but sasl_mechanism is {name}; \
-                     remove it, or set sasl_mechanism: OAUTHBEARER"
-                ),
-            ));
-        }
+        self.refuse_set_keys(
+            sec,
+            oauth.keys(),
+            &format!(
+                "is only used with sasl_mechanism OAUTHBEARER, but sasl_mechanism is {name}; \
+                 remove it, or set sasl_mechanism: OAUTHBEARER"
+            ),
+        )?;
         // OSO's tool ignores the Kerberos keys with other mechanisms; so do we, but say so.
         for (key, _) in kerberos.keys().iter().filter(|(_, v)| v.is_some()) {
             self.warnings.push(format!(
@@ -400,6 +398,38 @@ impl Validator<'_> {
             key_password: key_password.map(|p| p.value),
             verify_hostname,
         })
+    }
+
+    /// An error at the first of `keys` that is set: keys the chosen mechanism would ignore
+    /// are refused, never dropped, so that a credential never silently goes unused.
+    pub(super) fn refuse_set_keys(
+        &self,
+        sec: &str,
+        keys: impl IntoIterator<Item = (&'static str, Option<Option<u32>>)>,
+        why: &str,
+    ) -> Result<(), ConfigError> {
+        match keys.into_iter().find_map(|(k, line)| line.map(|l| (k, l))) {
+            Some((key, line)) => Err(self.invalid(format!("{sec}.{key}"), line, why.to_owned())),
+            None => Ok(()),
+        }
+    }
+
+    /// `refuse_set_keys` for `sasl_username` and `sasl_password`, which only PLAIN and SCRAM use.
+    pub(super) fn refuse_password(
+        &self,
+        sec: &str,
+        username: Option<&ConfigString>,
+        password: Option<&ConfigSecret>,
+        why: &str,
+    ) -> Result<(), ConfigError> {
+        self.refuse_set_keys(
+            sec,
+            [
+                ("sasl_username", username.map(|u| u.line)),
+                ("sasl_password", password.map(|p| p.line)),
+            ],
+            why,
+        )
     }
 
     /// Checks that a file named by `path_key` exists and can be read now, so that a wrong

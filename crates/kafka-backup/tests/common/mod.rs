@@ -186,6 +186,17 @@ pub fn fidelity_with(client: &serde_json::Value, args: &[&str]) -> serde_json::V
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// librdkafka settings for the PLAIN user of the SASL proxies (`sasl_reauth`, `gssapi`,
+/// `msk_iam`), with which confluent-kafka writes and reads test data on their listeners.
+pub fn librdkafka_plain() -> serde_json::Value {
+    serde_json::json!({
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": get("/plain/username"),
+        "sasl.password": get("/plain/password"),
+    })
+}
+
 /// One record as the fidelity script reports it: hex key/value, headers, timestamp.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Rec {

@@ -7,6 +7,7 @@
 //!   backup identity may not read), including each segment's SHA-256.
 //! - [`manifest`]: what each run wrote (one or more manifest parts per run), and the backup
 //!   descriptor.
+//! - [`shard`]: which shard of a sharded backup owns a partition, and shard lanes of runs.
 //!
 //! Every reader treats its input as hostile: bounded lengths everywhere, magic and version
 //! checks, and errors (never panics or unbounded allocations) for corrupt bytes.
@@ -19,6 +20,7 @@ mod hex;
 pub mod manifest;
 pub mod naming;
 pub mod segment;
+pub mod shard;
 pub mod signing;
 
 pub use error::FormatError;
@@ -28,3 +30,4 @@ pub use segment::{
     AbortedTransaction, Compression, FinishedSegment, ReaderLimits, Segment, SegmentHeader,
     SegmentReader, SegmentTrailer, SegmentWriter, TxnMarker, WriterOptions, peek_header, read_all,
 };
+pub use shard::{Shard, ShardError};

@@ -39,6 +39,7 @@ use sha2::Digest as _;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::hex;
+use crate::shard::Shard;
 use crate::signing::{
     SIGNATURE_LEN, SigningKey, VerifyingKey, VerifyingKeys, decode_name_signature,
     encode_name_signature,
@@ -570,11 +571,18 @@ pub fn run_id_new(now: OffsetDateTime) -> String {
 /// the new run's first manifest part chains to). Readers require a run to chain to an earlier
 /// one, and a run started in the same second as `newest` (or on a host whose clock is behind)
 /// would otherwise draw an id that sorts before it half of the time.
-pub fn run_id_after(now: OffsetDateTime, newest: Option<&str>) -> String {
+///
+/// A shard's run (`shard` set) gets the lane suffix of [`Shard::run_suffix`], and `newest`
+/// is then the newest run of that lane: ids are compared without their suffixes.
+pub fn run_id_after(now: OffsetDateTime, newest: Option<&str>, shard: Option<Shard>) -> String {
     let id = run_id_new(now);
-    match newest {
+    let base = match newest.map(crate::shard::run_base) {
         Some(newest) if id.as_str() <= newest => run_id_following(newest).unwrap_or(id),
         _ => id,
+    };
+    match shard {
+        Some(shard) => format!("{base}{}", shard.run_suffix()),
+        None => base,
     }
 }
 
@@ -943,18 +951,40 @@ mod tests {
             run_id_with_suffix(t + time::Duration::hours(1), 0x80000000),
         ] {
             for _ in 0..100 {
-                let id = run_id_after(t, Some(&newest));
+                let id = run_id_after(t, Some(&newest), None);
                 assert!(id > newest, "{id} after {newest}");
                 assert_eq!(id.len(), newest.len());
                 assert!(validate_run_id(&id).is_ok());
             }
         }
         let last = run_id_with_suffix(t, u32::MAX);
-        assert_eq!(run_id_after(t, Some(&last)), format!("{last}0"));
-        assert!(run_id_after(t, Some(&format!("{last}0"))) > format!("{last}0"));
+        assert_eq!(run_id_after(t, Some(&last), None), format!("{last}0"));
+        assert!(run_id_after(t, Some(&format!("{last}0")), None) > format!("{last}0"));
         // An older run leaves the new id as it is.
         let old = run_id_with_suffix(t - time::Duration::seconds(1), u32::MAX);
-        assert!(run_id_after(t, Some(&old)).starts_with("20261123T183000Z-"));
-        assert!(run_id_after(t, None).starts_with("20261123T183000Z-"));
+        assert!(run_id_after(t, Some(&old), None).starts_with("20261123T183000Z-"));
+        assert!(run_id_after(t, None, None).starts_with("20261123T183000Z-"));
+    }
+
+    #[test]
+    fn a_shard_run_id_sorts_after_the_newest_run_of_its_lane() {
+        let t = time::macros::datetime!(2026-11-23 18:30:00 UTC);
+        let shard = Shard::new(2, 3).unwrap();
+        let newest = format!(
+            "{}{}",
+            run_id_with_suffix(t, 0xfffffff0),
+            shard.run_suffix()
+        );
+        for _ in 0..100 {
+            let id = run_id_after(t, Some(&newest), Some(shard));
+            assert!(id > newest, "{id} after {newest}");
+            assert!(id.ends_with(".shard-2-of-3"), "{id}");
+            assert_eq!(Shard::of_run(&id), Some(shard));
+            assert!(validate_run_id(&id).is_ok());
+        }
+        let last = format!("{}{}", run_id_with_suffix(t, u32::MAX), shard.run_suffix());
+        let id = run_id_after(t, Some(&last), Some(shard));
+        assert!(id > last, "{id} after {last}");
+        assert_eq!(Shard::of_run(&id), Some(shard));
     }
 }

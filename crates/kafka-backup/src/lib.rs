@@ -105,6 +105,12 @@ enum Command {
         /// The backup configuration file (mode: backup).
         #[arg(long, short)]
         config: PathBuf,
+        /// Back up one shard of the selected partitions: INDEX of COUNT processes (from 0)
+        /// that back up this backup at once, each in a run of its own. Without it, and with
+        /// `backup.shards` above 1, the index comes from JOB_COMPLETION_INDEX (a Kubernetes
+        /// Indexed Job).
+        #[arg(long, value_name = "INDEX/COUNT", value_parser = parse_shard)]
+        shard: Option<backup_format::Shard>,
         /// Format of the final summary.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
@@ -362,6 +368,11 @@ fn parse_severity(text: &str) -> Result<backup_core::posture::Severity, String> 
         .ok_or_else(|| format!("`{text}` is not a severity: give LOW, MEDIUM or HIGH"))
 }
 
+fn parse_shard(text: &str) -> Result<backup_format::Shard, String> {
+    text.parse()
+        .map_err(|e: backup_format::ShardError| e.to_string())
+}
+
 /// How a command prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -481,9 +492,11 @@ pub fn run() -> ExitCode {
                 format,
                 ..
             } => commands::check::connect(&config, format).await,
-            Command::Backup { config, format } => {
-                commands::backup::run(&config, format, cli.log_format).await
-            }
+            Command::Backup {
+                config,
+                shard,
+                format,
+            } => commands::backup::run(&config, shard, format, cli.log_format).await,
             Command::Restore {
                 config,
                 dry_run,

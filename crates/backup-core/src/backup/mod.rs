@@ -26,6 +26,7 @@ use backup_format::manifest::{
 };
 use backup_format::naming::{self, NameError};
 use backup_format::segment::{Compression as SegmentCompression, WriterOptions};
+use backup_format::shard::Shard;
 use backup_format::signing::SigningKey;
 use bytes::Bytes;
 use kafka_client::{KafkaClient, TopicPartition};
@@ -120,6 +121,8 @@ pub struct BackupReport {
     pub backup_id: String,
     /// This run.
     pub run_id: String,
+    /// The shard this run backed up (`INDEX/COUNT`), when the backup is sharded.
+    pub shard: Option<String>,
     /// How it ended.
     pub outcome: Outcome,
     /// `snapshot` or `continuous`.
@@ -209,11 +212,16 @@ pub async fn run_backup(
     // The part this run chains to, found before the run id is drawn so that the id sorts
     // after that run's (readers require a run to chain to an earlier one).
     let (newest_run, mut previous) =
-        match chain_predecessor(&storage, &backup_id, plan.signing_key.as_ref()).await? {
+        match chain_predecessor(&storage, &backup_id, plan.signing_key.as_ref(), plan.shard).await?
+        {
             Some((run, link)) => (Some(run), Some(link)),
             None => (None, None),
         };
-    let run_id = naming::run_id_after(time::OffsetDateTime::now_utc(), newest_run.as_deref());
+    let run_id = naming::run_id_after(
+        time::OffsetDateTime::now_utc(),
+        newest_run.as_deref(),
+        plan.shard,
+    );
     let protection = protection(config, &backup_id, &run_id).await?;
     let cluster_id = client.metadata().cluster_id.clone();
     write_descriptor(&storage, &backup_id, cluster_id.clone(), &protection).await?;
@@ -221,10 +229,12 @@ pub async fn run_backup(
     let topic_names = select_with_retry(&client, &plan.topics).await?;
     let mut topics = plan::describe_topics(&client, &topic_names).await?;
     let stored = plan::stored_progress(&storage, &backup_id, &topics, &protection).await?;
-    let plans = plan::plan_partitions(&client, &topics, &stored, !settings.continuous).await?;
+    let plans =
+        plan::plan_partitions(&client, &topics, &stored, !settings.continuous, plan.shard).await?;
     tracing::info!(
         backup_id = %backup_id,
         run_id = %run_id,
+        shard = %plan.shard.map_or_else(|| "none".to_owned(), |s| s.to_string()),
         topics = topics.len(),
         partitions = plans.len(),
         resumed = plans.iter().filter(|p| p.resumed).count(),
@@ -284,6 +294,7 @@ pub async fn run_backup(
         discover(
             &mut engine,
             &plan.topics,
+            plan.shard,
             &storage,
             &mut topics,
             &mut retired,
@@ -445,14 +456,16 @@ async fn protection(
     })
 }
 
-/// The newest manifest part of the backup whose name this run's own key signed, with its run
-/// id: the link the run's first part chains to. Found by LIST (the name carries the content's digest), so
+/// The newest manifest part of this run's lane (its shard's runs, or the unsharded runs)
+/// whose name this run's own key signed, with its run id: the link the run's first part
+/// chains to. Each shard chains in its own lane, so shards running at once do not fork. Found by LIST (the name carries the content's digest), so
 /// the write-only backup role needs no read; names not signed by our key are never linked to
 /// (someone who may write to the bucket cannot insert themselves into the chain).
 async fn chain_predecessor(
     storage: &Storage,
     backup_id: &str,
     signing_key: Option<&SigningKey>,
+    lane: Option<Shard>,
 ) -> Result<Option<(String, ManifestLink)>, BackupError> {
     let Some(signing) = signing_key else {
         return Ok(None);
@@ -464,7 +477,7 @@ async fn chain_predecessor(
         let Some(key) = naming::parse_manifest_key(&object.key) else {
             continue;
         };
-        if key.backup_id != backup_id {
+        if key.backup_id != backup_id || Shard::of_run(&key.run_id) != lane {
             continue;
         }
         if key.verify(&own).is_none() {
@@ -623,6 +636,7 @@ async fn snapshot_groups(
 async fn discover(
     engine: &mut Engine<'_>,
     selection: &crate::config::TopicSelection,
+    shard: Option<Shard>,
     storage: &Storage,
     topics: &mut Vec<TopicInfo>,
     retired: &mut Vec<PartitionState>,
@@ -656,7 +670,7 @@ async fn discover(
     }
     let infos = plan::describe_topics(client, &changed).await?;
     let stored = plan::stored_progress(storage, &engine.run.backup_id, &infos, protection).await?;
-    let plans = plan::plan_partitions(client, &infos, &stored, false).await?;
+    let plans = plan::plan_partitions(client, &infos, &stored, false, shard).await?;
     let max_bytes = partition_max_bytes(
         engine.settings.fetch_max_bytes,
         engine.partitions.len() + plans.len(),
@@ -821,6 +835,7 @@ fn build_report(
     BackupReport {
         backup_id: backup_id.to_owned(),
         run_id: run_id.to_owned(),
+        shard: Shard::of_run(run_id).map(|s| s.to_string()),
         outcome,
         mode: if continuous { "continuous" } else { "snapshot" },
         topics: per_topic.len(),

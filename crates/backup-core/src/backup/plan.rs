@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use backup_format::naming::{self, GapKey, SegmentKey};
+use backup_format::shard::Shard;
 use kafka_client::{
     ClusterMetadata, IsolationLevel, KafkaClient, OffsetSpec, TopicPartition, non_default,
 };
@@ -214,16 +215,19 @@ pub(crate) async fn stored_progress(
     Ok(out)
 }
 
-/// Decides each partition's start and, for a snapshot, its end.
+/// Decides each partition's start and, for a snapshot, its end: for the partitions `shard`
+/// owns, or all of them.
 pub(crate) async fn plan_partitions(
     client: &KafkaClient,
     topics: &[TopicInfo],
     stored: &BTreeMap<TopicPartition, StoredProgress>,
     snapshot: bool,
+    shard: Option<Shard>,
 ) -> Result<Vec<PartitionPlan>, BackupError> {
     let tps: Vec<TopicPartition> = topics
         .iter()
         .flat_map(|t| (0..t.partitions as i32).map(|p| TopicPartition::new(&t.name, p)))
+        .filter(|tp| shard.is_none_or(|s| s.owns(&tp.topic, tp.partition)))
         .collect();
     if tps.is_empty() {
         return Ok(Vec::new());

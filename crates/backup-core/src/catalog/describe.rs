@@ -71,6 +71,8 @@ pub struct Totals {
 pub struct RunDescription {
     /// Run id.
     pub run_id: String,
+    /// The shard (`INDEX/COUNT`) of a sharded backup's run; `None` for an unsharded run.
+    pub shard: Option<String>,
     /// `snapshot` or `continuous`.
     pub mode: String,
     /// From its latest part: `running`, `complete`, `interrupted`, `partial`, `failed`.
@@ -396,6 +398,7 @@ fn runs(catalog: &Catalog) -> Vec<RunDescription> {
         if out.last().is_none_or(|r| r.run_id != m.run_id) {
             out.push(RunDescription {
                 run_id: m.run_id.clone(),
+                shard: backup_format::Shard::of_run(&m.run_id).map(|s| s.to_string()),
                 mode: String::new(),
                 status: String::new(),
                 finished: false,

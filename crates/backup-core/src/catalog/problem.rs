@@ -87,6 +87,9 @@ pub enum ProblemKind {
     RunUnfinished,
     /// A run that must be there (`--expect-run`) is not.
     MissingRun,
+    /// A sharded backup has runs of some shards of a count but none of another: that
+    /// shard's partitions are not in the backup (never run, or its runs were deleted).
+    MissingShard,
     /// A segment stored in the clear in a backup read with decryption keys and without
     /// verify keys: written before encryption was enabled, or a downgrade planted in place of
     /// an encrypted one (restore refuses it unless told to accept unauthenticated data).
@@ -148,6 +151,7 @@ impl ProblemKind {
             Self::ChainFork => "chain-fork",
             Self::RunUnfinished => "run-unfinished",
             Self::MissingRun => "missing-run",
+            Self::MissingShard => "missing-shard",
             Self::CoverageShort => "coverage-short",
             Self::Undecryptable => "undecryptable",
             Self::InTheClear => "in-the-clear",

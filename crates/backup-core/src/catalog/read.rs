@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use backup_format::manifest::{BackupDescriptor, DescriptorSignature, RunManifest};
 use backup_format::naming::{self, GapKey, ManifestKey, SegmentKey};
+use backup_format::shard::Shard;
 use futures::{StreamExt, TryStreamExt};
 
 use super::trust::{self, Trust};
@@ -328,6 +329,15 @@ pub(super) async fn read_manifests(
     out.sort_by(|a, b| {
         (&a.manifest.run_id, a.manifest.part).cmp(&(&b.manifest.run_id, b.manifest.part))
     });
+    let pruned_runs: Vec<String> = pruned
+        .keys()
+        .filter_map(|k| naming::parse_manifest_key(k))
+        .map(|k| k.run_id)
+        .collect();
+    let run_ids = out.iter().map(|m| m.manifest.run_id.as_str());
+    problems.extend(missing_shards(
+        run_ids.chain(pruned_runs.iter().map(String::as_str)),
+    ));
     if trust.verifies() {
         let keys: HashMap<&str, &ManifestKey> = listing
             .manifests
@@ -363,4 +373,76 @@ pub(super) async fn read_manifests(
         }
     }
     Ok(out)
+}
+
+/// Shards of a sharded backup with no run: for each shard count some run used, every index
+/// of it must have a run (read, or removed by a recorded prune). A shard that never ran, or
+/// whose runs were all deleted, leaves its partitions out of the backup, and the other
+/// lanes' chains are whole, so only this can tell.
+fn missing_shards<'a>(run_ids: impl Iterator<Item = &'a str>) -> Vec<Problem> {
+    let mut seen: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    for shard in run_ids.filter_map(Shard::of_run) {
+        seen.entry(shard.count()).or_default().insert(shard.index());
+    }
+    let mut problems = Vec::new();
+    for (count, present) in seen {
+        let missing: Vec<String> = (0..count)
+            .filter(|i| !present.contains(i))
+            .map(|i| format!("{i}/{count}"))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let have: Vec<String> = present.iter().map(|i| format!("{i}/{count}")).collect();
+        problems.push(Problem::new(
+            ProblemKind::MissingShard,
+            format!(
+                "shard {} of this sharded backup {} no run, while {} {}: the partitions {} \
+                 are not in the backup. Run `kafka-backup backup --shard {}` (a shard that never \
+                 ran, e.g. a pod that failed), or, if it did run, its runs were deleted",
+                missing.join(", "),
+                if missing.len() == 1 { "has" } else { "have" },
+                have.join(", "),
+                if have.len() == 1 { "has" } else { "have" },
+                if missing.len() == 1 {
+                    "it owns"
+                } else {
+                    "they own"
+                },
+                missing[0],
+            ),
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_without_runs_is_reported_by_name() {
+        let runs = [
+            "20261204T100000Z-00000001.shard-0-of-3",
+            "20261204T100000Z-00000002.shard-2-of-3",
+            "20261204T110000Z-00000003.shard-0-of-3",
+            "20261204T090000Z-00000004",
+            "20261204T120000Z-00000005.shard-1-of-2",
+            "20261204T120000Z-00000006.shard-0-of-2",
+        ];
+        let problems = missing_shards(runs.into_iter());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].kind, ProblemKind::MissingShard);
+        assert!(problems[0].is_error());
+        let text = &problems[0].message;
+        assert!(
+            text.contains("shard 1/3 of this sharded backup has no run, while 0/3, 2/3 have"),
+            "{text}"
+        );
+        assert!(text.contains("--shard 1/3"), "{text}");
+        assert!(
+            missing_shards(["a", "b"].into_iter()).is_empty(),
+            "unsharded"
+        );
+    }
 }

@@ -15,11 +15,16 @@
 //! was deleted or replaced. Deleting the newest runs leaves a shorter chain that is still
 //! whole: only an anchor from outside the bucket (`--expect-run`, the audit log) or object
 //! lock can catch that.
+//!
+//! A sharded backup has one chain per shard (a lane: the runs whose ids end in
+//! `.shard-I-of-N`), each with its own first run; a link from one lane into another is
+//! broken. A lane deleted whole is caught by the catalog: a shard of a count is missing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use backup_format::manifest::RunManifest;
 use backup_format::naming::ManifestKey;
+use backup_format::shard::Shard;
 use backup_format::signing::VerifyingKeys;
 use serde::Serialize;
 
@@ -99,6 +104,14 @@ impl Authentication {
     }
 }
 
+/// How messages name a lane of runs.
+fn lane_name(lane: Option<Shard>) -> String {
+    match lane {
+        Some(s) => format!("shard {s}"),
+        None => "the unsharded runs".to_owned(),
+    }
+}
+
 /// A manifest part as the chain check sees it.
 pub(crate) struct ChainPart<'a> {
     pub object: &'a str,
@@ -125,12 +138,16 @@ pub(crate) fn check_chain(
             .insert(p.key.part, p);
     }
     let mut linked_to: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    let mut genesis: Vec<&str> = Vec::new();
+    // Runs that start a chain, per lane: each shard's lane has its own first run.
+    let mut genesis: BTreeMap<Option<Shard>, Vec<&str>> = BTreeMap::new();
 
     for p in authentic {
         let at = |kind, text: String| Problem::new(kind, text).object(p.object);
         match &p.manifest.previous {
-            None if p.key.part == 0 => genesis.push(p.key.run_id.as_str()),
+            None if p.key.part == 0 => genesis
+                .entry(Shard::of_run(&p.key.run_id))
+                .or_default()
+                .push(p.key.run_id.as_str()),
             None => problems.push(at(
                 ProblemKind::ChainBroken,
                 format!(
@@ -186,6 +203,19 @@ pub(crate) fn check_chain(
                                 "this part names {} as the part before it with another digest: \
                                  the predecessor was replaced",
                                 link.key
+                            ),
+                        ))
+                    }
+                    Some(prev) if Shard::of_run(&prev.run_id) != Shard::of_run(&p.key.run_id) => {
+                        problems.push(at(
+                            ProblemKind::ChainBroken,
+                            format!(
+                                "this part (run {}) names run {} as the part before it, which \
+                                 belongs to {}: each shard chains in a lane of its own, so a \
+                                 link across lanes was not written by kafka-backup",
+                                p.key.run_id,
+                                prev.run_id,
+                                lane_name(Shard::of_run(&prev.run_id))
                             ),
                         ))
                     }
@@ -248,14 +278,15 @@ pub(crate) fn check_chain(
             );
         }
     }
-    if genesis.len() > 1 {
-        let later: Vec<&str> = genesis.iter().skip(1).copied().collect();
+    for (lane, starts) in genesis.iter().filter(|(_, starts)| starts.len() > 1) {
+        let later: Vec<&str> = starts.iter().skip(1).copied().collect();
         problems.push(Problem::new(
             ProblemKind::ChainFork,
             format!(
-                "run {} starts the chain, and so do {}: runs that started while no signed \
+                "run {} starts the chain of {}, and so do {}: runs that started while no signed \
                  manifest existed, or a chain restarted after earlier runs were deleted",
-                genesis[0],
+                starts[0],
+                lane_name(*lane),
                 later.join(", ")
             ),
         ));

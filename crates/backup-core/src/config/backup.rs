@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use backup_format::Shard;
 use serde::Deserialize;
 
 use super::env::{ConfigBool, ConfigString, ConfigU64};
@@ -34,6 +35,7 @@ pub(crate) struct RawBackup {
     pub consumer_group_snapshot: Option<ConfigBool>,
     pub metadata_max_age_ms: Option<ConfigU64>,
     pub include_offset_headers: Option<ConfigBool>,
+    pub shards: Option<ConfigU64>,
     /// Checked in `encryption`.
     pub encryption: Option<super::encryption::RawEncryption>,
     /// Checked in `signing`.
@@ -163,6 +165,10 @@ pub struct BackupSettings {
     /// Continuous mode: how often to look for new topics and partitions (Kafka's
     /// `metadata.max.age.ms`).
     pub metadata_max_age: Duration,
+    /// How many shard processes back this backup up at once (`backup.shards`; 1: one
+    /// process backs up everything). Which one a process is comes from `--shard` or
+    /// `JOB_COMPLETION_INDEX`: see [`BackupPlan::resolve_shard`].
+    pub shards: u32,
 }
 
 impl BackupSettings {
@@ -193,6 +199,7 @@ impl Default for BackupSettings {
             connections_per_broker: Self::DEFAULT_CONNECTIONS_PER_BROKER,
             consumer_group_snapshot: true,
             metadata_max_age: Self::DEFAULT_METADATA_MAX_AGE,
+            shards: 1,
         }
     }
 }
@@ -209,6 +216,60 @@ pub struct BackupPlan {
     pub encryption: Option<crate::keys::EncryptionSettings>,
     /// `backup.signing_key`: signs object names and the backup descriptor.
     pub signing_key: Option<backup_format::signing::SigningKey>,
+    /// The shard this process backs up, once resolved ([`BackupPlan::resolve_shard`]);
+    /// `None`: every selected partition.
+    pub shard: Option<Shard>,
+}
+
+/// The environment variable a Kubernetes Indexed Job sets to each pod's index.
+pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+
+impl BackupPlan {
+    /// Decides which shard this process backs up, from `--shard` (`from_flag`), else
+    /// `JOB_COMPLETION_INDEX` (`job_index`) when `backup.shards` is above 1, and stores it
+    /// in [`BackupPlan::shard`]. The error says what to pass or set.
+    pub fn resolve_shard(
+        &mut self,
+        from_flag: Option<Shard>,
+        job_index: Option<&str>,
+    ) -> Result<Option<Shard>, String> {
+        let configured = self.settings.shards;
+        let shard = match from_flag {
+            Some(s) if configured > 1 && s.count() != configured => {
+                return Err(format!(
+                    "--shard {s} names {} shards, but backup.shards is {configured} in the \
+                     configuration: every shard must split the partitions the same way; pass \
+                     --shard INDEX/{configured}, or change backup.shards",
+                    s.count()
+                ));
+            }
+            Some(s) => s,
+            None if configured <= 1 => return Ok(None),
+            None => {
+                let Some(text) = job_index else {
+                    return Err(format!(
+                        "backup.shards is {configured}, but this process was not told which \
+                         shard it is: pass --shard INDEX/{configured} (INDEX from 0 to {}), or \
+                         set {JOB_COMPLETION_INDEX} (a Kubernetes Indexed Job sets it in each pod)",
+                        configured - 1
+                    ));
+                };
+                let index = text.trim().parse::<u32>().map_err(|_| {
+                    format!(
+                        "{JOB_COMPLETION_INDEX} is {text:?}, not a shard index: it must be a \
+                         number from 0 to {} (backup.shards is {configured})",
+                        configured - 1
+                    )
+                })?;
+                Shard::new(index, configured).map_err(|e| {
+                    format!("{JOB_COMPLETION_INDEX}={index}: {e} (backup.shards is {configured})")
+                })?
+            }
+        };
+        // One shard of one is the whole backup: it stays in the unsharded lane.
+        self.shard = (shard.count() > 1).then_some(shard);
+        Ok(self.shard)
+    }
 }
 
 impl Validator<'_> {
@@ -353,6 +414,14 @@ impl Validator<'_> {
             24 * 3600 * 1000,
             "ms",
         )?);
+        let shards = self.bounded(
+            raw.shards,
+            "backup.shards",
+            1,
+            1,
+            u64::from(backup_format::shard::MAX_SHARDS),
+            "shards",
+        )? as u32;
         let continuous = raw.continuous.map(|b| b.value).unwrap_or(false);
         match (continuous, raw.stop_at_current_offsets) {
             (true, Some(stop)) if stop.value => {
@@ -397,6 +466,7 @@ impl Validator<'_> {
                 .map(|b| b.value)
                 .unwrap_or(d.consumer_group_snapshot),
             metadata_max_age,
+            shards,
         })
     }
 

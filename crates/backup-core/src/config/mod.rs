@@ -44,7 +44,9 @@ use std::io::Read;
 use std::path::Path;
 
 pub use audit::AuditSettings;
-pub use backup::{BackupPlan, BackupSettings, Compression, TopicSelection, glob_match};
+pub use backup::{
+    BackupPlan, BackupSettings, Compression, JOB_COMPLETION_INDEX, TopicSelection, glob_match,
+};
 pub use error::ConfigError;
 pub use model::{
     KafkaClusterConfig, KerberosSettings, LoadedConfig, Mode, SaslCredentials, SaslMechanismName,

@@ -95,6 +95,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<LoadedConfig, Con
                 settings: v.backup_settings(raw_backup)?,
                 encryption: v.backup_encryption(encryption)?,
                 signing_key: v.signing_key(signing_key)?,
+                shard: None,
             })
         }
         Mode::Restore => {

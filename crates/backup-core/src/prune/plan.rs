@@ -11,10 +11,14 @@
 //! all of whose objects may go goes whole, manifest parts included; otherwise its removable
 //! objects go and its manifest stays. Segments no manifest lists (a killed run's, or planted)
 //! are never touched.
+//!
+//! In a sharded backup each shard's runs are a lane of their own: the newest runs are counted
+//! per lane, and a shard's run views only the partitions its shard owns.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
+use backup_format::shard::Shard;
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -227,10 +231,14 @@ impl<'a> Needs<'a> {
             for g in &m.manifest.gaps {
                 touched.insert((g.topic.clone(), g.topic_id.clone(), g.partition));
             }
+            // A shard's run lists every topic but backs up only the partitions it owns.
+            let shard = Shard::of_run(run.id);
             for t in &m.manifest.topics {
                 // A manifest is untrusted input: no more partitions than Kafka allows a topic.
                 for p in 0..t.partitions.min(MAX_PARTITIONS) as i32 {
-                    touched.insert((t.name.clone(), t.topic_id.clone(), p));
+                    if shard.is_none_or(|s| s.owns(&t.name, p)) {
+                        touched.insert((t.name.clone(), t.topic_id.clone(), p));
+                    }
                 }
             }
         }
@@ -274,12 +282,21 @@ impl<'a> Needs<'a> {
 pub fn plan(catalog: &Catalog, policy: &Policy, now: SystemTime, lock: Option<Duration>) -> Plan {
     let now_t = OffsetDateTime::from(now);
     let runs = runs(catalog);
-    let n = runs.len();
     let keep_last = policy.keep_last.map_or(0, |k| k as usize).max(1);
+    // The newest runs are counted per lane: each shard of a sharded backup keeps its own
+    // newest runs, since no other lane's runs hold its partitions.
+    let mut lane_sizes: BTreeMap<Option<Shard>, usize> = BTreeMap::new();
+    for r in &runs {
+        *lane_sizes.entry(Shard::of_run(r.id)).or_default() += 1;
+    }
+    let mut lane_seen: BTreeMap<Option<Shard>, usize> = BTreeMap::new();
     let kept_by: Vec<Option<String>> = runs
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
+        .map(|r| {
+            let lane = Shard::of_run(r.id);
+            let seen = lane_seen.entry(lane).or_default();
+            let (i, n) = (*seen, lane_sizes[&lane]);
+            *seen += 1;
             if n - i <= keep_last && (policy.keep_last.is_some() || i + 1 == n) {
                 Some(if policy.keep_last.is_some() {
                     format!("one of the newest {keep_last}")
@@ -338,7 +355,7 @@ pub fn plan(catalog: &Catalog, policy: &Policy, now: SystemTime, lock: Option<Du
     };
 
     let mut listed_anywhere: BTreeSet<&str> = BTreeSet::new();
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(runs.len());
     for (run, kept) in runs.iter().zip(kept_by) {
         let parts: Vec<String> = run.parts.iter().map(|m| m.key.clone()).collect();
         let mut plan = RunPlan {

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use backup_core::backup::progress::human_bytes;
 use backup_core::backup::{BackupError, BackupReport, Outcome, ProgressMode, run_backup};
-use backup_core::config::Mode;
+use backup_core::config::{JOB_COMPLETION_INDEX, Mode};
 use backup_core::storage::Storage;
+use backup_format::Shard;
 use tokio::sync::watch;
 
 use crate::OutputFormat;
@@ -18,10 +19,11 @@ use crate::logging::LogFormat;
 /// Runs a backup and reports it.
 pub async fn run(
     config_path: &Path,
+    shard: Option<Shard>,
     format: OutputFormat,
     log_format: LogFormat,
 ) -> Result<Exit, Failed> {
-    let loaded = super::load_config(config_path, true)?;
+    let mut loaded = super::load_config(config_path, true)?;
     if loaded.mode != Mode::Backup {
         return Err(Failed::new(
             Exit::Config,
@@ -31,6 +33,16 @@ pub async fn run(
                 loaded.mode
             ),
         ));
+    }
+    if let Some(plan) = loaded.backup.as_mut() {
+        let job_index = std::env::var(JOB_COMPLETION_INDEX).ok();
+        let shard = plan
+            .resolve_shard(shard, job_index.as_deref())
+            .map_err(|e| Failed::new(Exit::Config, e))?;
+        if let Some(s) = shard {
+            crate::audit::detail(&format!("shard {s}"));
+            tracing::info!(shard = %s, "backing up the partitions of shard {s}");
+        }
     }
     tracing::info!("{loaded}");
     let storage_config = loaded.require_storage(&config_path.display().to_string())?;
@@ -143,6 +155,9 @@ pub fn render_text(r: &BackupReport) -> String {
         "Backup       {} (run {}, {})",
         r.backup_id, r.run_id, r.mode
     );
+    if let Some(shard) = &r.shard {
+        let _ = writeln!(out, "Shard        {shard}");
+    }
     let _ = writeln!(out, "Outcome      {outcome}");
     let _ = writeln!(out, "Topics       {}", r.topics);
     let _ = writeln!(out, "Partitions   {}", r.partitions);

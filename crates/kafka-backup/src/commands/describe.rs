@@ -377,6 +377,7 @@ mod tests {
     fn runs_say_which_keys_they_need_and_who_signed_them() {
         let mut r = RunDescription {
             run_id: "r1".into(),
+            shard: None,
             mode: "snapshot".into(),
             status: "complete".into(),
             finished: true,

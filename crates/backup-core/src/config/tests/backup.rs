@@ -244,3 +244,52 @@ fn restore_mistakes_are_named() {
     );
     assert_message(&e, &["applies to mode: restore"]);
 }
+
+#[test]
+fn a_sharded_backup_takes_its_shard_from_the_flag_or_the_indexed_job() {
+    use backup_format::Shard;
+    let plan = || {
+        ok(&backup_config("backup:\n  shards: 3\n"), &[])
+            .backup
+            .unwrap()
+    };
+    assert_eq!(plan().settings.shards, 3);
+    let s = |i, n| Shard::new(i, n).unwrap();
+
+    assert_eq!(
+        plan().resolve_shard(Some(s(1, 3)), Some("2")),
+        Ok(Some(s(1, 3)))
+    );
+    assert_eq!(plan().resolve_shard(None, Some("2")), Ok(Some(s(2, 3))));
+    let mut p = plan();
+    p.resolve_shard(None, Some(" 0\n")).unwrap();
+    assert_eq!(p.shard, Some(s(0, 3)));
+
+    let e = plan().resolve_shard(None, None).unwrap_err();
+    assert!(
+        e.contains("--shard INDEX/3") && e.contains("JOB_COMPLETION_INDEX"),
+        "{e}"
+    );
+    let e = plan().resolve_shard(None, Some("x")).unwrap_err();
+    assert!(e.contains("\"x\"") && e.contains("from 0 to 2"), "{e}");
+    let e = plan().resolve_shard(None, Some("3")).unwrap_err();
+    assert!(e.contains("out of range"), "{e}");
+    let e = plan().resolve_shard(Some(s(0, 4)), None).unwrap_err();
+    assert!(e.contains("backup.shards is 3"), "{e}");
+
+    // Unsharded configuration: the flag alone decides, and JOB_COMPLETION_INDEX is not
+    // needed (an Indexed Job of one pod sets it too).
+    let mut one = ok(&backup_config(""), &[]).backup.unwrap();
+    assert_eq!(one.resolve_shard(None, Some("0")), Ok(None));
+    assert_eq!(one.resolve_shard(Some(s(2, 5)), None), Ok(Some(s(2, 5))));
+    assert_eq!(
+        one.resolve_shard(Some(s(0, 1)), None),
+        Ok(None),
+        "1 of 1 is unsharded"
+    );
+
+    let e = err(&backup_config("backup:\n  shards: 0\n"), &[]);
+    assert_message(&e, &["backup.shards", "1"]);
+    let e = err(&backup_config("backup:\n  shards: 5000\n"), &[]);
+    assert_message(&e, &["backup.shards", "1024"]);
+}

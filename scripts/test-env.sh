@@ -48,7 +48,8 @@
 #                   "age": the break-glass decryption of public-key backups
 #   prometheus      the prometheus command (Debian package prometheus), env.json
 #                   "prometheus.bin": metrics tests start one of their own, scraping the
-#                   backup they run
+#                   backup they run; and node-exporter (prometheus-node-exporter),
+#                   "node_exporter.bin", whose textfile collector reads --metrics-file
 #   azure           Azurite (blob), account devstoreaccount1, container kb-test;
 #                   pinned by scripts/azurite/package*.json, installed with npm ci
 #                   into .test-env/azurite
@@ -265,6 +266,7 @@ ensure_packages() {
     command -v npm >/dev/null || missing+=(npm)
     # Prometheus: the metrics tests run one of their own that scrapes a running backup.
     command -v prometheus >/dev/null || missing+=(prometheus)
+    command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
     # rsyslog: the real syslog server the audit trail's syslog sink is tested against.
     [ -x /usr/sbin/rsyslogd ] || command -v rsyslogd >/dev/null || missing+=(rsyslog)
     # MIT Kerberos: the KDC and its tools for the kdc service (Debian puts them in /usr/sbin,
@@ -299,6 +301,8 @@ ensure_packages() {
     AGE_KEYGEN=$(command -v age-keygen) || die "age installed but age-keygen is not on PATH"
     RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
     PROMETHEUS=$(command -v prometheus) || die "prometheus installed but not on PATH"
+    NODE_EXPORTER=$(command -v prometheus-node-exporter) ||
+        die "prometheus-node-exporter installed but not on PATH"
     [ -x "$RSYSLOGD" ] || die "rsyslog installed but rsyslogd is not found"
 }
 
@@ -775,6 +779,7 @@ write_env_file() {
         "age.bin=$AGE"
         "age.keygen=$AGE_KEYGEN"
         "prometheus.bin=$PROMETHEUS"
+        "node_exporter.bin=$NODE_EXPORTER"
         "syslog.tcp=127.0.0.1:$PORT_SYSLOG_TCP"
         "syslog.udp=127.0.0.1:$PORT_SYSLOG_UDP"
         "syslog.received=$DIR/syslog-received.log"

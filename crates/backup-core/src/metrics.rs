@@ -219,13 +219,51 @@ impl Metrics {
             .inc();
     }
 
-    /// The metrics in the Prometheus text exposition format (OpenMetrics).
+    /// The metrics in the OpenMetrics text format (what `/metrics` serves).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+
+    /// The metrics in Prometheus' classic text format (0.0.4), for files: node-exporter's
+    /// textfile collector parses that format only, and read the OpenMetrics text with every
+    /// counter turned "untyped" (its family is named without `_total`, its samples with it).
+    pub fn encode_classic(&self) -> String {
+        openmetrics_to_classic(&self.encode())
+    }
+}
+
+/// Rewrites OpenMetrics text as the classic format: counter families take their samples'
+/// `_total` name, and `# EOF` and `# UNIT` (unknown there) go.
+fn openmetrics_to_classic(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{prefix}{name}_total {tail}"));
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Moves a counter forward to `total`; a total that went down (a new run) counts from zero.
@@ -241,6 +279,18 @@ fn advance(counter: &Counter, last: &mut u64, total: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_format_names_counter_families_as_their_samples() {
+        let open = "# HELP kb_records Records.\n# TYPE kb_records counter\nkb_records_total 3\n\
+                    # HELP kb_lag Lag.\n# TYPE kb_lag gauge\n# UNIT kb_lag offsets\n\
+                    kb_lag{topic=\"a\"} 0\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_classic(open),
+            "# HELP kb_records_total Records.\n# TYPE kb_records_total counter\nkb_records_total 3\n\
+             # HELP kb_lag Lag.\n# TYPE kb_lag gauge\nkb_lag{topic=\"a\"} 0\n"
+        );
+    }
 
     #[test]
     fn counters_follow_totals_and_lag_is_per_partition() {

@@ -639,7 +639,7 @@ pub fn run() -> ExitCode {
             },
         }
     });
-    let (exit, message) = match result {
+    let (mut exit, mut message) = match result {
         Ok(exit) => (exit, None),
         Err(Failed { exit, message }) => (exit, Some(message)),
     };
@@ -649,10 +649,17 @@ pub fn run() -> ExitCode {
     if exit != Exit::Ok {
         backup_core::metrics::metrics().error(exit.kind());
     }
+    // A CronJob's alerts read this file: a command that succeeded but could not write it
+    // fails (exit 1, on record in the audit trail), rather than leave the last run's figures
+    // in place unnoticed.
     if let Some(path) = &metrics_file
         && let Err(why) = metrics::write_file(path)
     {
         logging::report_failure(cli.log_format, &why);
+        if exit == Exit::Ok {
+            exit = Exit::Failure;
+            message = Some(why);
+        }
     }
     if let Err(why) = runtime.block_on(audit::end(exit as i32, message.as_deref())) {
         let message = format!(

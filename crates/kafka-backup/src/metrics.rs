@@ -69,11 +69,12 @@ async fn answer(
     Ok(response)
 }
 
-/// Writes the metrics to `path` whole: to a temporary file beside it, then renamed, so a
-/// collector never reads half a file.
+/// Writes the metrics to `path` whole, in the classic text format node-exporter's textfile
+/// collector reads: to a temporary file beside it (`.tmp`, which that collector skips), then
+/// renamed, so a collector never reads half a file.
 pub fn write_file(path: &Path) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, backup_core::metrics::metrics().encode())
+    std::fs::write(&tmp, backup_core::metrics::metrics().encode_classic())
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| {
             format!(

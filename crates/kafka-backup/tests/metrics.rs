@@ -68,6 +68,34 @@ impl Drop for Prometheus {
     }
 }
 
+/// What node-exporter (Debian's) serves after its textfile collector read the `.prom` files
+/// of `dir`.
+fn node_exporter_reads(dir: &std::path::Path) -> String {
+    let port = free_port();
+    let mut child = Command::new(get("/node_exporter/bin"))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--collector.disable-defaults")
+        .arg("--collector.textfile")
+        .arg(format!("--collector.textfile.directory={}", dir.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    wait_until("node-exporter to answer", Duration::from_secs(20), || {
+        text = python(
+            "import sys, urllib.request\n\
+             try:\n    print(urllib.request.urlopen('http://127.0.0.1:%s/metrics' % sys.argv[1], timeout=5).read().decode())\n\
+             except Exception:\n    print('')\n",
+            &[&port.to_string()],
+        );
+        !text.trim().is_empty()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    text
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
@@ -241,4 +269,31 @@ fn a_restore_counts_what_it_wrote() {
         assert!(text.contains(&line), "{line} missing from:\n{text}");
     }
     assert!(!text.contains("kafka_backup_last_success_timestamp_seconds 0.0"));
+
+    // node-exporter's textfile collector reads the file with its counters typed.
+    let served = node_exporter_reads(dir.path());
+    for line in [
+        "# TYPE kafka_backup_restore_records_total counter".to_owned(),
+        "kafka_backup_restore_records_total 120".to_owned(),
+        "# TYPE kafka_backup_last_success_timestamp_seconds gauge".to_owned(),
+        "node_textfile_scrape_error 0".to_owned(),
+    ] {
+        assert!(served.contains(&line), "{line} missing from:\n{served}");
+    }
+    assert!(!served.contains("untyped"), "{served}");
+
+    // A command that succeeded but cannot write its file fails, naming the file.
+    let unwritable = dir.path().join("no-such-dir").join("m.prom");
+    let out = run_binary(
+        &[
+            std::ffi::OsStr::new("--metrics-file"),
+            unwritable.as_os_str(),
+            std::ffi::OsStr::new("describe"),
+            std::ffi::OsStr::new("--config"),
+            config.as_os_str(),
+        ],
+        &[],
+    );
+    out.assert_code(1);
+    out.assert_contains("cannot write the metrics to --metrics-file");
 }

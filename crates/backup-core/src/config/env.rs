@@ -148,6 +148,20 @@ fn scan_files(text: &str) -> BTreeSet<String> {
     paths
 }
 
+/// Where the Kubernetes operator mounts each Secret a resource names, whole, one directory
+/// per Secret (`{dir}/{secret}/{key}`): a missing file there is a missing key, and the error
+/// says so in those words.
+pub const KUBERNETES_SECRETS_DIR: &str = "/var/run/kafka-backup/secrets";
+
+/// The Secret and key of a path under [`KUBERNETES_SECRETS_DIR`] (found anywhere in the path,
+/// so that a copy of the pod's files under another root is recognised too).
+fn kubernetes_secret_key(path: &str) -> Option<(&str, &str)> {
+    let at = path.find(KUBERNETES_SECRETS_DIR)?;
+    let rest = path[at + KUBERNETES_SECRETS_DIR.len()..].strip_prefix('/')?;
+    let (secret, key) = rest.split_once('/')?;
+    (!secret.is_empty() && !key.is_empty() && !key.contains('/')).then_some((secret, key))
+}
+
 /// Reads a mounted secret file (a Kubernetes secret volume, a Vault agent's file): its
 /// content with one trailing newline removed, and a warning when other users may read it.
 fn read_secret_file(path: &str) -> (Result<String, ValueFailure>, Option<String>) {
@@ -166,12 +180,15 @@ fn read_secret_file(path: &str) -> (Result<String, ValueFailure>, Option<String>
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return (
-                Err(failure(
-                    "it does not exist: mount the secret there, or fix the path".into(),
-                )),
-                None,
-            );
+            let reason = match kubernetes_secret_key(path) {
+                Some((secret, key)) => format!(
+                    "it does not exist: Secret `{secret}` has no key `{key}` (the operator \
+                     mounts each Secret a resource names whole under {KUBERNETES_SECRETS_DIR}/); \
+                     add the key to the Secret, or name the key it has in the resource"
+                ),
+                None => "it does not exist: mount the secret there, or fix the path".into(),
+            };
+            return (Err(failure(reason)), None);
         }
         Err(e) => return (Err(failure(format!("it cannot be read ({e})"))), None),
     };

@@ -47,6 +47,7 @@ pub use audit::AuditSettings;
 pub use backup::{
     BackupPlan, BackupSettings, Compression, JOB_COMPLETION_INDEX, TopicSelection, glob_match,
 };
+pub use env::KUBERNETES_SECRETS_DIR;
 pub use error::ConfigError;
 pub use model::{
     KafkaClusterConfig, KerberosSettings, LoadedConfig, Mode, SaslCredentials, SaslMechanismName,

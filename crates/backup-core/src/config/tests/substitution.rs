@@ -217,6 +217,19 @@ fn secrets_are_read_from_mounted_files() {
             "does not exist",
         ],
     );
+    // Under the operator's mount point (here below a test root), a missing file is a
+    // Secret without that key, and the message says so.
+    let mounted = dir
+        .path()
+        .join("var/run/kafka-backup/secrets/kafka-credentials/pasword");
+    let e = err(&text(&mounted.display().to_string()), &[]);
+    assert_message(
+        &e,
+        &[
+            "Secret `kafka-credentials` has no key `pasword`",
+            "source.security.sasl_password",
+        ],
+    );
     let e = err(&text("relative/path"), &[]);
     assert_message(&e, &["needs an absolute path"]);
     // A directory is not a secret.

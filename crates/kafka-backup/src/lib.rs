@@ -10,6 +10,7 @@ mod commands;
 mod exit;
 mod logging;
 mod metrics;
+mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,12 @@ struct Cli {
     /// node-exporter textfile collector).
     #[arg(long, global = true, value_name = "PATH")]
     metrics_file: Option<PathBuf>,
+
+    /// Write a one-line JSON summary of the command (exit code, outcome, run id, shard,
+    /// records, bytes, error) to this file when it ends, at most 4 KiB: in Kubernetes,
+    /// /dev/termination-log, which the operator reads back into the resource's status.
+    #[arg(long, global = true, value_name = "PATH")]
+    summary_file: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -457,6 +464,7 @@ pub fn run() -> ExitCode {
         return exit.into();
     }
     let metrics_file = cli.metrics_file.clone();
+    let summary_file = cli.summary_file.clone();
     let result = runtime.block_on(async {
         match cli.command {
             Command::Check {
@@ -654,6 +662,15 @@ pub fn run() -> ExitCode {
     // in place unnoticed.
     if let Some(path) = &metrics_file
         && let Err(why) = metrics::write_file(path)
+    {
+        logging::report_failure(cli.log_format, &why);
+        if exit == Exit::Ok {
+            exit = Exit::Failure;
+            message = Some(why);
+        }
+    }
+    if let Some(path) = &summary_file
+        && let Err(why) = summary::write(path, &name, exit as i32, message.as_deref())
     {
         logging::report_failure(cli.log_format, &why);
         if exit == Exit::Ok {

@@ -15,7 +15,8 @@ use common::*;
 use serde_json::Value;
 
 /// Starts `kafka-backup backup` as shard `index` (through JOB_COMPLETION_INDEX, as a
-/// Kubernetes Indexed Job would), with its own audit file.
+/// Kubernetes Indexed Job would), with its own audit file and summary file (`.json` beside
+/// the audit file).
 fn spawn_shard(config: &Path, index: u32, audit: &Path) -> Child {
     Command::new(binary())
         .args([
@@ -26,6 +27,8 @@ fn spawn_shard(config: &Path, index: u32, audit: &Path) -> Child {
             "--audit-file",
         ])
         .arg(audit)
+        .arg("--summary-file")
+        .arg(audit.with_extension("json"))
         .args(["backup", "--format", "json", "--config"])
         .arg(config)
         .env("JOB_COMPLETION_INDEX", index.to_string())
@@ -156,10 +159,23 @@ fn three_shards_at_once_one_killed_and_rerun_restore_every_record() {
         })
         .collect();
     let mut partitions_backed_up = 0;
-    for child in second {
+    for (i, child) in second.into_iter().enumerate() {
         let run = finish(child, Duration::from_secs(120));
         run.assert_code(EXIT_OK);
-        partitions_backed_up += run.json()["partitions"].as_u64().unwrap();
+        let report = run.json();
+        partitions_backed_up += report["partitions"].as_u64().unwrap();
+        // The summary a Kubernetes operator reads from the pod's termination message.
+        let summary_path = dir.path().join(format!("audit-second-{i}.json"));
+        let summary: Value =
+            serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+        assert_eq!(summary["command"], "backup", "{summary}");
+        assert_eq!(summary["exit_code"], 0, "{summary}");
+        assert_eq!(summary["outcome"], "complete", "{summary}");
+        assert_eq!(summary["shard"], format!("{i}/3").as_str(), "{summary}");
+        assert_eq!(summary["run_id"], report["run_id"], "{summary}");
+        assert_eq!(summary["records"], report["records"], "{summary}");
+        assert_eq!(summary["bytes"], report["bytes_written"], "{summary}");
+        assert!(summary["error"].is_null(), "{summary}");
     }
     assert_eq!(
         partitions_backed_up, 9,
@@ -295,10 +311,21 @@ fn a_process_that_does_not_know_its_shard_refuses_to_start() {
         run_binary(&all, env)
     };
 
-    let unknown = cli(&[], &[]);
+    let summary = dir.path().join("summary.json");
+    let unknown = cli(&["--summary-file", summary.to_str().unwrap()], &[]);
     unknown.assert_code(EXIT_CONFIG);
     unknown.assert_contains("backup.shards is 3, but this process was not told which shard");
     unknown.assert_contains("JOB_COMPLETION_INDEX");
+    let summary: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(summary["outcome"], "failed", "{summary}");
+    assert_eq!(summary["exit_code"], EXIT_CONFIG, "{summary}");
+    assert!(
+        summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("JOB_COMPLETION_INDEX"),
+        "{summary}"
+    );
 
     let out_of_range = cli(&[], &[("JOB_COMPLETION_INDEX", "3")]);
     out_of_range.assert_code(EXIT_CONFIG);

@@ -90,6 +90,18 @@ pub async fn run(
 
 /// What the audit trail keeps of a backup run.
 fn record(r: &BackupReport) {
+    crate::summary::record(crate::summary::Work {
+        backup_id: Some(r.backup_id.clone()),
+        run_id: Some(r.run_id.clone()),
+        shard: r.shard.clone(),
+        outcome: Some(match r.outcome {
+            Outcome::Complete => "complete",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Partial => "partial",
+        }),
+        records: r.records,
+        bytes: r.bytes_written,
+    });
     crate::audit::run_id(&r.run_id);
     crate::audit::cluster_id(r.source_cluster_id.as_deref());
     crate::audit::counts(&[

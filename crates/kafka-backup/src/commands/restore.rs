@@ -133,6 +133,18 @@ pub async fn run(
     .await
     .map_err(failed)?;
     crate::audit::run_id(&report.restore_id);
+    crate::summary::record(crate::summary::Work {
+        backup_id: Some(report.backup_id.clone()),
+        run_id: Some(report.restore_id.clone()),
+        shard: None,
+        outcome: Some(if report.interrupted {
+            "interrupted"
+        } else {
+            "complete"
+        }),
+        records: report.records_written,
+        bytes: report.bytes_written,
+    });
     crate::audit::counts(&[
         ("dry_run", u64::from(report.dry_run)),
         ("topics", report.topics.len() as u64),

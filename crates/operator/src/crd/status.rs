@@ -106,4 +106,12 @@ pub struct LastRun {
     /// Whether it succeeded; absent while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub succeeded: Option<bool>,
+    /// What kafka-backup reported: `complete`, `partial`, `interrupted` or `failed`; of a
+    /// sharded run, the worst of its shards. Absent until a Pod has reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The run ids kafka-backup reported (one per shard; a restore's restore id), as
+    /// `kafka-backup describe` and `validate` name them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_ids: Vec<String>,
 }

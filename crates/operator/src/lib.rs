@@ -4,6 +4,8 @@
 //!   version `v1alpha1`), whose field names are the ones users of the peer tool already write.
 //! - [`render`]: pure functions from a custom resource to the objects the operator applies (a
 //!   ConfigMap holding the kafka-backup configuration, and a CronJob or Job running it).
+//! - [`controller`]: the reconcile loop that applies what is rendered (server-side apply),
+//!   keeps a finalizer until running Jobs have stopped, and reports the runs in the status.
 //!
 //! Secrets never appear in rendered objects: the configuration holds only `${VAR}` and
 //! `${file:/path}` references, which backup-core's configuration loader resolves in the Pod
@@ -11,5 +13,6 @@
 
 #![warn(missing_docs)]
 
+pub mod controller;
 pub mod crd;
 pub mod render;

@@ -299,6 +299,23 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run the Kubernetes operator: turn KafkaBackup and KafkaRestore resources into a
+    /// ConfigMap and a CronJob or Job running kafka-backup, and report their runs in their
+    /// status. Runs until SIGTERM; serves /metrics with the global --metrics-addr. `operator
+    /// crds` prints the CustomResourceDefinitions instead.
+    Operator {
+        #[command(subcommand)]
+        command: Option<OperatorCommand>,
+        #[command(flatten)]
+        args: commands::operator::OperatorArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Print the KafkaBackup and KafkaRestore CustomResourceDefinitions as YAML, for
+    /// `kafka-backup operator crds | kubectl apply -f -`.
+    Crds,
 }
 
 #[derive(Debug, Subcommand)]
@@ -602,6 +619,14 @@ pub fn run() -> ExitCode {
             Command::Keys {
                 command: KeysCommand::Generate { kind, out, format },
             } => commands::keys::generate(kind, &out, format),
+            Command::Operator {
+                command: Some(OperatorCommand::Crds),
+                ..
+            } => commands::operator::crds(),
+            Command::Operator {
+                command: None,
+                args,
+            } => commands::operator::run(args).await,
             Command::Audit {
                 command:
                     AuditCommand::Verify {
@@ -742,6 +767,11 @@ impl Command {
             Command::Keys {
                 command: KeysCommand::Generate { .. },
             } => ("keys generate", None),
+            Command::Operator {
+                command: Some(OperatorCommand::Crds),
+                ..
+            } => ("operator crds", None),
+            Command::Operator { command: None, .. } => ("operator", None),
             Command::Audit {
                 command: AuditCommand::Verify { config, .. },
             } => ("audit verify", config.as_ref()),

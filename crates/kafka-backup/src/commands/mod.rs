@@ -7,6 +7,7 @@ pub mod describe;
 pub mod drill;
 pub mod keys;
 pub mod list;
+pub mod operator;
 pub mod permissions;
 pub mod posture;
 pub mod prune;

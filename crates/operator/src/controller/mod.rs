@@ -36,7 +36,7 @@ use crate::render::RenderContext;
 pub use error::{Disposition, Error};
 pub use reconcile::reconcile;
 pub use resource::{BACKUP_LABEL, Managed, Observed, Phase, RESTORE_LABEL};
-pub use run::{Config, PreflightError, preflight, run};
+pub use run::{Config, PreflightError, connect, preflight, run};
 pub use summary::{JobReport, RunSummary};
 
 /// The field manager of the operator's server-side applies.

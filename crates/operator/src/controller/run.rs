@@ -30,6 +30,13 @@ pub struct Config {
 /// Why the operator cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
+    /// Neither an in-cluster ServiceAccount nor a kubeconfig was found.
+    #[error(
+        "no Kubernetes cluster is configured ({0}). In a cluster, run the operator in a Pod \
+         whose ServiceAccount token is mounted (deploy/operator.yaml); outside one, point \
+         KUBECONFIG (or ~/.kube/config) at a context of a running cluster."
+    )]
+    NoConfig(#[source] kube::Error),
     /// The API server did not answer.
     #[error(
         "the Kubernetes API server cannot be reached ({0}). In a cluster the operator uses its \
@@ -74,6 +81,18 @@ pub enum PreflightError {
         #[source]
         source: kube::Error,
     },
+}
+
+/// A client of the cluster the operator runs in (its Pod's ServiceAccount), or else of the
+/// current kubeconfig context. Nothing is contacted yet: [`preflight`] does.
+pub async fn connect() -> Result<Client, PreflightError> {
+    // A binary that also links object_store has both of rustls' providers, and rustls then
+    // picks none by itself: kube's TLS uses ring, the provider the workspace chose. An
+    // already installed default (an embedding program's) is kept.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::try_default()
+        .await
+        .map_err(PreflightError::NoConfig)
 }
 
 /// Checks that the API server answers, the CRDs are installed and the operator may list its

@@ -3,12 +3,14 @@
 //!
 //! The reconciler's own requests are tested in the operator crate against kube's mock service;
 //! here the binary runs against a kubeconfig of a tiny HTTP server on loopback that answers as
-//! an API server without the CRDs would.
+//! an API server would: without the CRDs, or with them and nothing in them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const EXIT_FAILURE: i32 = 1;
 const EXIT_USAGE: i32 = 2;
@@ -178,4 +180,157 @@ fn missing_crds_are_named_with_the_command_that_installs_them() {
         asked[1].starts_with("/apis/kafka.oso.sh/v1alpha1/namespaces/kafka/kafkabackups?"),
         "{asked:?}"
     );
+}
+
+/// An API server with the CRDs and nothing in them: lists are empty, watches stay open
+/// without events. Records the request targets.
+fn empty_api_server() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let record = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    return;
+                }
+                loop {
+                    let mut header = String::new();
+                    match reader.read_line(&mut header) {
+                        Ok(n) if n > 0 && !header.trim().is_empty() => {}
+                        _ => break,
+                    }
+                }
+                let target = request_line.split(' ').nth(1).unwrap_or("").to_owned();
+                record.lock().unwrap().push(target.clone());
+                if target.contains("watch=true") {
+                    // Open, no events, until the operator hangs up.
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                         Transfer-Encoding: chunked\r\n\r\n"
+                    );
+                    let _ = stream.flush();
+                    let mut rest = Vec::new();
+                    let _ = std::io::Read::read_to_end(&mut reader, &mut rest);
+                    return;
+                }
+                let body = if target == "/version" {
+                    r#"{"major":"1","minor":"33","gitVersion":"v1.33.0","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":"linux/amd64"}"#
+                } else {
+                    r#"{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"1"},"items":[]}"#
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    (url, asked)
+}
+
+fn get_metrics(addr: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).ok()?;
+    Some(answer)
+}
+
+#[test]
+fn the_operator_watches_its_namespace_serves_metrics_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, asked) = empty_api_server();
+    let config = kubeconfig(dir.path(), &url);
+    let metrics_addr = {
+        let free = TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(["--metrics-addr", &metrics_addr, "operator"])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("KAFKA_BACKUP_IMAGE", "kafka-backup:test")
+        .env("KUBECONFIG", &config)
+        .env("HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Every watch of both controllers starts, in the context's namespace, the objects the
+    // operator applies selected by its managed-by label.
+    let expected = [
+        "/apis/kafka.oso.sh/v1alpha1/namespaces/kafka/kafkabackups?",
+        "/apis/kafka.oso.sh/v1alpha1/namespaces/kafka/kafkarestores?",
+        "/api/v1/namespaces/kafka/configmaps?",
+        "/apis/batch/v1/namespaces/kafka/cronjobs?",
+        "/apis/batch/v1/namespaces/kafka/jobs?",
+        "/api/v1/namespaces/kafka/pods?",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let watching = |prefix: &str| {
+        asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|t| t.starts_with(prefix) && t.contains("watch=true"))
+    };
+    while !expected.iter().all(|prefix| watching(prefix)) {
+        assert!(
+            Instant::now() < deadline,
+            "not all watches started: {:?}",
+            asked.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for target in asked.lock().unwrap().iter() {
+        if target.contains("/configmaps?")
+            || target.contains("/cronjobs?")
+            || target.contains("/jobs?")
+            || target.contains("/pods?")
+        {
+            assert!(
+                target.contains(
+                    "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkafka-backup-operator"
+                ),
+                "{target}"
+            );
+        }
+    }
+
+    let metrics = get_metrics(&metrics_addr).expect("the metrics endpoint answers");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operator did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -541,3 +541,35 @@ async fn the_reconciler_applies_what_the_renderer_makes_or_reports_why_not() {
     server.nothing_more().await;
     reconciling.await.unwrap().expect("reconciled");
 }
+
+#[tokio::test]
+async fn failures_back_off_per_resource_until_a_reconciliation_succeeds() {
+    use crate::controller::Error;
+    use crate::controller::reconcile::{error_policy, key};
+
+    let (ctx, _server) = ApiServer::start();
+    let ctx = Arc::new(ctx);
+    let kb = Arc::new(with_finalizer(kafka_backup(None)));
+    let forbidden = || Error::Api {
+        action: "server-side apply of ConfigMap kafka/orders-config".into(),
+        source: kube::Error::Api(Box::new(kube::core::Status {
+            code: 403,
+            reason: "Forbidden".into(),
+            ..Default::default()
+        })),
+    };
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(
+        error_policy(kb.clone(), &forbidden(), ctx.clone()),
+        Action::requeue(secs(60))
+    );
+    assert_eq!(
+        error_policy(kb.clone(), &forbidden(), ctx.clone()),
+        Action::requeue(secs(120))
+    );
+    ctx.succeeded(&key(kb.as_ref()));
+    assert_eq!(
+        error_policy(kb, &forbidden(), ctx),
+        Action::requeue(secs(60))
+    );
+}

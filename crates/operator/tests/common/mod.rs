@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses a part.
 
+pub mod kubelet;
 pub mod pod_files;
 
 use std::path::{Path, PathBuf};

@@ -469,3 +469,18 @@ fn suspend_is_honoured() {
         }
     }
 }
+
+/// docs/kubernetes.md shows the examples by path: every example is listed there, and every
+/// example it links exists (so what the docs show is what these tests render).
+#[test]
+fn the_docs_list_exactly_the_examples() {
+    let docs_path = common::examples_dir().join("../../docs/kubernetes.md");
+    let docs = std::fs::read_to_string(&docs_path).expect("docs/kubernetes.md is readable");
+    let files: BTreeSet<String> = examples().into_iter().map(|(file, _)| file).collect();
+    let linked: BTreeSet<String> = docs
+        .split("](../deploy/examples/")
+        .skip(1)
+        .filter_map(|rest| Some(rest.split_once(')')?.0.to_owned()))
+        .collect();
+    assert_eq!(linked, files, "docs/kubernetes.md links these examples");
+}

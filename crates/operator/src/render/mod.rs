@@ -131,7 +131,9 @@ pub enum RenderError {
     },
     /// The object lacks metadata that rendering needs (name, namespace, uid for owner
     /// references): it did not come from the API server.
-    #[error("the resource has no {field}")]
+    #[error(
+        "the resource has no {field}: render it as the API server returns it, with a name, a namespace and a uid"
+    )]
     MissingMetadata {
         /// e.g. `metadata.uid`.
         field: String,

@@ -397,7 +397,12 @@ fn a_resource_not_from_the_api_server_lacks_metadata() {
                 .expect("metadata")
                 .remove(edit);
         });
-        assert_eq!(error.to_string(), format!("the resource has no {field}"));
+        assert!(
+            error.to_string().starts_with(&format!(
+                "the resource has no {field}: render it as the API server"
+            )),
+            "{error}"
+        );
         assert_eq!(error.reason(), "MissingMetadata");
     }
 }

@@ -1,16 +1,42 @@
 //! Rendering: pure functions from a custom resource to the Kubernetes objects that run it.
 //!
-//! Nothing here talks to the API server, so every rule of what is rendered (Secret keys as
-//! `secretKeyRef` env vars or files mounted at mode 0400, the Pod's security context, Indexed
-//! Jobs for `shards > 1`, owner references to the custom resource) is testable without a
-//! cluster. The controller applies what these functions return with server-side apply.
+//! Nothing here talks to the API server, so every rule of what is rendered (each Secret the
+//! resource names mounted whole and read-only at mode 0400, the Pod's security context,
+//! Indexed Jobs for `shards > 1`, owner references to the custom resource) is testable without
+//! a cluster. The controller applies what these functions return with server-side apply.
+//!
+//! - `config`: the kafka-backup configuration (the ConfigMap's `config.yaml`), built from
+//!   `cluster`, `storage` and `encryption`; secrets only as `${file:...}` references.
+//! - `mounts`: the paths the configuration and the Pod agree on.
+//! - `pod` and `workload`: the Pod template and the Job or CronJob around it.
+//! - `schedule`: validation of cron schedules in the API server's dialect.
+
+mod cluster;
+mod config;
+mod encryption;
+mod mounts;
+mod pod;
+mod schedule;
+mod storage;
+mod workload;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
 
-use crate::crd::{KafkaBackup, KafkaRestore};
+use crate::crd::{KafkaBackup, KafkaRestore, MAX_SHARDS, StorageSpec};
+use mounts::{CONFIG_KEY, Mounts};
+use pod::PodInputs;
+
+pub use mounts::{CONFIG_DIR, CONFIG_MAPS_DIR, TERMINATION_LOG, TMP_DIR, secret_dir};
+pub use pod::{CONTAINER, METRICS_PORT, RUN_AS, SECRET_MODE};
+pub use workload::{BACKOFF_LIMIT, FINAL_EXIT_CODES};
 
 /// What the operator knows that the custom resource does not say.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -50,8 +76,8 @@ pub enum Workload {
     Job(Job),
 }
 
-/// Why a custom resource cannot be rendered. Every variant but [`RenderError::NotImplemented`]
-/// is something the resource's author must fix in the spec: the controller reports it as a
+/// Why a custom resource cannot be rendered. Every variant is something the resource's author
+/// must fix in the spec: the controller reports it as a
 /// status condition whose reason is [`RenderError::reason`] and applies nothing, so a backup
 /// never runs with less than was asked for (fail closed).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -105,17 +131,12 @@ pub enum RenderError {
     },
     /// The object lacks metadata that rendering needs (name, namespace, uid for owner
     /// references): it did not come from the API server.
-    #[error("the resource has no {field}")]
+    #[error(
+        "the resource has no {field}: render it as the API server returns it, with a name, a namespace and a uid"
+    )]
     MissingMetadata {
         /// e.g. `metadata.uid`.
         field: String,
-    },
-    /// PHASE 1 of the operator's development: the render functions are declared but their
-    /// bodies are not written yet. Exists on the `operator` branch only.
-    #[error("rendering {what} is not implemented yet")]
-    NotImplemented {
-        /// What cannot be rendered yet.
-        what: String,
     },
 }
 
@@ -129,59 +150,302 @@ impl RenderError {
             Self::ShardsOutOfRange { .. } => "ShardsOutOfRange",
             Self::InvalidSpec { .. } => "InvalidSpec",
             Self::MissingMetadata { .. } => "MissingMetadata",
-            Self::NotImplemented { .. } => "NotImplemented",
         }
     }
 }
 
+/// The `app.kubernetes.io/name` of everything rendered.
+pub const APP_NAME: &str = "kafka-backup";
+/// The `app.kubernetes.io/managed-by` of everything rendered; the controller's watches select
+/// by it.
+pub const MANAGED_BY: &str = "kafka-backup-operator";
+/// The label whose value is the `KafkaBackup`'s name, on everything rendered for it.
+pub const BACKUP_LABEL: &str = "kafka.oso.sh/backup";
+/// The label whose value is the `KafkaRestore`'s name, on everything rendered for it.
+pub const RESTORE_LABEL: &str = "kafka.oso.sh/restore";
+
+/// Longest name of a Job: its name is the value of the `batch.kubernetes.io/job-name` label
+/// of its Pods, and label values have at most 63 characters.
+const MAX_JOB_NAME: usize = 63;
+/// Longest name of a CronJob: Kubernetes appends an 11-character suffix to name its Jobs.
+const MAX_CRON_JOB_NAME: usize = 52;
+/// Longest backup id kafka-backup accepts.
+const MAX_BACKUP_ID: usize = 128;
+
 /// Renders the ConfigMap and the CronJob (with `schedule`) or Job of a `KafkaBackup`.
 pub fn render_backup(kb: &KafkaBackup, ctx: &RenderContext) -> Result<Rendered, RenderError> {
-    // PHASE 1: the API is fixed so the controller and the renderer can be written in parallel;
-    // the next helper replaces this body. This never reaches main.
-    let _ = (kb, ctx);
-    Err(RenderError::NotImplemented {
-        what: "KafkaBackup".into(),
+    let spec = &kb.spec;
+    let identity = Identity::of(kb)?;
+    let shards = spec.shards.unwrap_or(1);
+    if !(1..=MAX_SHARDS).contains(&shards) {
+        return Err(RenderError::ShardsOutOfRange {
+            shards,
+            max: MAX_SHARDS,
+        });
+    }
+    if let Some(schedule) = &spec.schedule {
+        schedule::validate(schedule).map_err(|reason| RenderError::InvalidSchedule {
+            schedule: schedule.clone(),
+            reason,
+        })?;
+    }
+    let max_name = if spec.schedule.is_some() {
+        MAX_CRON_JOB_NAME
+    } else {
+        MAX_JOB_NAME
+    };
+    identity.check_name_length(
+        max_name,
+        if spec.schedule.is_some() {
+            "CronJob"
+        } else {
+            "Job"
+        },
+    )?;
+    if let Some(retention) = &spec.retention {
+        let pruning = [
+            ("keepLast", retention.keep_last.is_some()),
+            ("maxAge", retention.max_age.is_some()),
+            ("credentialsSecret", retention.credentials_secret.is_some()),
+        ];
+        if let Some((field, _)) = pruning.iter().find(|(_, set)| *set) {
+            // Pruning needs the admin identity and, for signed backups, the admin's keys; a
+            // resource that asks for it must not run as if it had not.
+            return Err(RenderError::InvalidSpec {
+                field: format!("spec.retention.{field}"),
+                reason: "pruning runs from the storage is not run by this operator version; \
+                         remove keepLast, maxAge and credentialsSecret, and run `kafka-backup \
+                         prune --execute` with the admin role's credentials (a CronJob of your \
+                         own, see docs/kubernetes.md). successfulJobsHistoryLimit and \
+                         failedJobsHistoryLimit are honoured"
+                    .into(),
+            });
+        }
+    }
+    let backup_id = spec
+        .backup_id
+        .clone()
+        .unwrap_or_else(|| identity.name.clone());
+    if backup_id.len() > MAX_BACKUP_ID {
+        return Err(RenderError::InvalidSpec {
+            field: "spec.backupId".into(),
+            reason: format!(
+                "the backup id defaults to the resource's name, which has {} characters; a \
+                 backup id has at most {MAX_BACKUP_ID}: set spec.backupId",
+                backup_id.len()
+            ),
+        });
+    }
+    let mut mounts = Mounts::default();
+    let config = config::backup_config(spec, &backup_id, &mut mounts)?;
+    mounts.check()?;
+    let yaml = config::to_yaml(&config, &identity.describe("KafkaBackup"))?;
+
+    let labels = labels(BACKUP_LABEL, &identity.name, ctx);
+    let config_map = identity.config_map(yaml, &labels);
+    let pod = pod::pod_template(
+        PodInputs {
+            command: "backup",
+            image: spec.image.clone().unwrap_or_else(|| ctx.image.clone()),
+            image_pull_policy: ctx.image_pull_policy.clone(),
+            service_account_name: spec
+                .service_account_name
+                .clone()
+                .or_else(|| ctx.default_service_account_name.clone()),
+            resources: spec
+                .resources
+                .clone()
+                .or_else(|| ctx.default_resources.clone()),
+            config_map: config_map_name(&identity.name),
+            labels: labels.clone(),
+            volume_claim: volume_claim(&spec.storage),
+        },
+        &mounts,
+    );
+    let metadata = identity.metadata(identity.name.clone(), &labels);
+    let workload = match &spec.schedule {
+        Some(schedule) => Workload::CronJob(workload::cron_job(
+            metadata,
+            // The CronJob is what a suspended schedule suspends; its Jobs run when started.
+            workload::job_spec(pod, shards, None),
+            workload::Schedule {
+                schedule: schedule.trim().to_owned(),
+                time_zone: spec.time_zone.clone(),
+                suspend: spec.suspend,
+                successful_jobs_history_limit: spec
+                    .retention
+                    .as_ref()
+                    .and_then(|r| r.successful_jobs_history_limit),
+                failed_jobs_history_limit: spec
+                    .retention
+                    .as_ref()
+                    .and_then(|r| r.failed_jobs_history_limit),
+            },
+        )),
+        None => {
+            if spec.time_zone.is_some() {
+                return Err(RenderError::InvalidSpec {
+                    field: "spec.timeZone".into(),
+                    reason: "is the time zone of spec.schedule, which is not set; remove it, \
+                             or add a schedule"
+                        .into(),
+                });
+            }
+            Workload::Job(workload::job(
+                metadata,
+                workload::job_spec(pod, shards, spec.suspend),
+            ))
+        }
+    };
+    Ok(Rendered {
+        config_map,
+        workload,
     })
 }
 
 /// Renders the ConfigMap and the Job of a `KafkaRestore`.
 pub fn render_restore(kr: &KafkaRestore, ctx: &RenderContext) -> Result<Rendered, RenderError> {
-    // PHASE 1: as in render_backup; the next helper replaces this body.
-    let _ = (kr, ctx);
-    Err(RenderError::NotImplemented {
-        what: "KafkaRestore".into(),
+    let spec = &kr.spec;
+    let identity = Identity::of(kr)?;
+    let job_name = format!("{}-restore", identity.name);
+    if job_name.len() > MAX_JOB_NAME {
+        return Err(RenderError::InvalidSpec {
+            field: "metadata.name".into(),
+            reason: format!(
+                "names the Job {job_name}, longer than the {MAX_JOB_NAME} characters a Job name \
+                 may have; use a name of at most {} characters",
+                MAX_JOB_NAME - "-restore".len()
+            ),
+        });
+    }
+    let mut mounts = Mounts::default();
+    let config = config::restore_config(spec, &mut mounts)?;
+    mounts.check()?;
+    let yaml = config::to_yaml(&config, &identity.describe("KafkaRestore"))?;
+
+    let labels = labels(RESTORE_LABEL, &identity.name, ctx);
+    let config_map = identity.config_map(yaml, &labels);
+    let pod = pod::pod_template(
+        PodInputs {
+            command: "restore",
+            image: spec.image.clone().unwrap_or_else(|| ctx.image.clone()),
+            image_pull_policy: ctx.image_pull_policy.clone(),
+            service_account_name: spec
+                .service_account_name
+                .clone()
+                .or_else(|| ctx.default_service_account_name.clone()),
+            resources: spec
+                .resources
+                .clone()
+                .or_else(|| ctx.default_resources.clone()),
+            config_map: config_map_name(&identity.name),
+            labels: labels.clone(),
+            volume_claim: volume_claim(&spec.storage),
+        },
+        &mounts,
+    );
+    let job = workload::job(
+        identity.metadata(job_name, &labels),
+        workload::job_spec(pod, 1, None),
+    );
+    Ok(Rendered {
+        config_map,
+        workload: Workload::Job(job),
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The name of the ConfigMap rendered for the resource `name`.
+pub fn config_map_name(name: &str) -> String {
+    format!("{name}-config")
+}
 
-    #[test]
-    fn errors_name_the_secret_the_field_and_the_fix() {
-        let err = RenderError::MissingSecretKey {
-            field: "spec.kafkaCluster.tlsSecret".into(),
-            secret: "backup-user".into(),
-            missing: "keyKey".into(),
-            hint: "a client certificate needs its private key, e.g. keyKey: user.key".into(),
+/// The labels of everything rendered for a resource: the operator's own win over the
+/// context's extra labels.
+fn labels(label: &str, name: &str, ctx: &RenderContext) -> BTreeMap<String, String> {
+    let mut labels = ctx.extra_labels.clone();
+    for (key, value) in [
+        ("app.kubernetes.io/name", APP_NAME),
+        ("app.kubernetes.io/managed-by", MANAGED_BY),
+        ("app.kubernetes.io/instance", name),
+        (label, name),
+    ] {
+        labels.insert(key.to_owned(), value.to_owned());
+    }
+    labels
+}
+
+fn volume_claim(storage: &StorageSpec) -> Option<(String, String)> {
+    Some((
+        storage.persistent_volume_claim.clone()?,
+        storage.path.clone()?,
+    ))
+}
+
+/// The metadata of a resource that rendering needs.
+struct Identity {
+    name: String,
+    namespace: String,
+    owner: OwnerReference,
+}
+
+impl Identity {
+    fn of<K: Resource<DynamicType = ()>>(resource: &K) -> Result<Self, RenderError> {
+        let meta = resource.meta();
+        let missing = |field: &str| RenderError::MissingMetadata {
+            field: field.into(),
         };
-        let message = err.to_string();
-        for part in [
-            "spec.kafkaCluster.tlsSecret",
-            "backup-user",
-            "keyKey",
-            "user.key",
-        ] {
-            assert!(message.contains(part), "{message} lacks {part}");
+        let name = meta.name.clone().ok_or_else(|| missing("metadata.name"))?;
+        let namespace = meta
+            .namespace
+            .clone()
+            .ok_or_else(|| missing("metadata.namespace"))?;
+        meta.uid.as_ref().ok_or_else(|| missing("metadata.uid"))?;
+        let mut owner = resource
+            .controller_owner_ref(&())
+            .ok_or_else(|| missing("metadata.uid"))?;
+        // Foreground deletion of the resource waits for its Jobs, whose Pods then stop
+        // cleanly (storing their open segments) before it is gone.
+        owner.block_owner_deletion = Some(true);
+        Ok(Self {
+            name,
+            namespace,
+            owner,
+        })
+    }
+
+    fn describe(&self, kind: &str) -> String {
+        format!("{kind} {}/{}", self.namespace, self.name)
+    }
+
+    fn check_name_length(&self, max: usize, kind: &str) -> Result<(), RenderError> {
+        if self.name.len() <= max {
+            return Ok(());
         }
-        assert_eq!(err.reason(), "MissingSecretKey");
-        let err = RenderError::ShardsOutOfRange {
-            shards: 0,
-            max: crate::crd::MAX_SHARDS,
-        };
-        assert_eq!(
-            err.to_string(),
-            "spec.shards is 0; it must be between 1 and 1000"
-        );
+        Err(RenderError::InvalidSpec {
+            field: "metadata.name".into(),
+            reason: format!(
+                "has {} characters, but it names the {kind}, which may have at most {max}; \
+                 use a shorter name (spec.backupId keeps the backup's name in the storage)",
+                self.name.len()
+            ),
+        })
+    }
+
+    fn metadata(&self, name: String, labels: &BTreeMap<String, String>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![self.owner.clone()]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn config_map(&self, yaml: String, labels: &BTreeMap<String, String>) -> ConfigMap {
+        ConfigMap {
+            metadata: self.metadata(config_map_name(&self.name), labels),
+            data: Some(BTreeMap::from([(CONFIG_KEY.to_owned(), yaml)])),
+            ..ConfigMap::default()
+        }
     }
 }

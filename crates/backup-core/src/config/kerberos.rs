@@ -6,7 +6,6 @@
 use super::env::{ConfigSecret, ConfigString};
 use super::error::ConfigError;
 use super::model::{KerberosSettings, SaslCredentials, SaslMechanismName, SaslSettings};
-use super::oauth::RawOAuth;
 use super::validator::Validator;
 
 /// The Kerberos keys as written.
@@ -39,7 +38,7 @@ impl Validator<'_> {
         username: Option<ConfigString>,
         password: Option<ConfigSecret>,
         raw: RawKerberos,
-        oauth: &RawOAuth,
+        oauth_keys: [(&'static str, Option<Option<u32>>); 8],
     ) -> Result<SaslSettings, ConfigError> {
         // Check the files first: a wrong path is worth knowing about even in a binary that
         // cannot use them yet.
@@ -81,7 +80,7 @@ impl Validator<'_> {
         )?;
         self.refuse_set_keys(
             sec,
-            oauth.keys(),
+            oauth_keys,
             "is only used with sasl_mechanism OAUTHBEARER, but sasl_mechanism is GSSAPI; remove it",
         )?;
         let service_name = match raw.service_name {

@@ -10,7 +10,6 @@ use kafka_client::sasl::{ClientCredentials, OAuthBearerConfig, TokenSource};
 
 use super::env::{ConfigBool, ConfigSecret, ConfigString};
 use super::error::ConfigError;
-use super::kerberos::RawKerberos;
 use super::model::{SaslCredentials, SaslMechanismName, SaslSettings};
 use super::validator::Validator;
 
@@ -61,8 +60,8 @@ impl RawOAuth {
 }
 
 impl Validator<'_> {
-    /// Validates OAUTHBEARER's settings; `kerberos` holds the Kerberos keys, which it would
-    /// ignore.
+    /// Validates OAUTHBEARER's settings; `kerberos_keys` are the Kerberos keys as set, which it
+    /// would ignore.
     pub(super) fn oauth(
         &mut self,
         sec: &str,
@@ -70,11 +69,11 @@ impl Validator<'_> {
         username: Option<ConfigString>,
         password: Option<ConfigSecret>,
         raw: RawOAuth,
-        kerberos: &RawKerberos,
+        kerberos_keys: [(&'static str, Option<Option<u32>>); 4],
     ) -> Result<SaslSettings, ConfigError> {
         self.refuse_set_keys(
             sec,
-            kerberos.keys(),
+            kerberos_keys,
             "is only used with sasl_mechanism GSSAPI, but sasl_mechanism is OAUTHBEARER; remove it",
         )?;
         self.refuse_password(

@@ -257,10 +257,25 @@ impl Validator<'_> {
             RawMechanism::ScramSha256 => SaslMechanismName::ScramSha256,
             RawMechanism::ScramSha512 => SaslMechanismName::ScramSha512,
             RawMechanism::Gssapi => {
-                return self.kerberos(sec, mechanism_line, username, password, kerberos, &oauth);
+                return self.kerberos(
+                    sec,
+                    mechanism_line,
+                    username,
+                    password,
+                    kerberos,
+                    oauth.keys(),
+                );
             }
             RawMechanism::OAuthBearer => {
-                return self.oauth(sec, mechanism_line, username, password, oauth, &kerberos);
+                let kerberos_keys = kerberos.keys();
+                return self.oauth(
+                    sec,
+                    mechanism_line,
+                    username,
+                    password,
+                    oauth,
+                    kerberos_keys,
+                );
             }
             RawMechanism::Plugin(_) => unreachable!("handled above"),
         };

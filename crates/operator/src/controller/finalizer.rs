@@ -17,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
 use super::error::Error;
-use super::reconcile::{Identity, list};
+use super::identity::{Identity, list};
 use super::resource::Managed;
 use super::{Context, FINALIZER};
 

@@ -17,6 +17,7 @@
 
 mod error;
 mod finalizer;
+mod identity;
 mod reconcile;
 mod resource;
 mod run;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::{Disposition, Error};
+use super::identity::{Identity, list};
 use super::resource::{Managed, Observed, Phase};
 use super::status::{self, Inputs};
 use super::{Context, FIELD_MANAGER, FINALIZER, MANAGED_BY, finalizer};
@@ -60,76 +61,6 @@ pub(super) fn key<K: Managed>(obj: &K) -> String {
         obj.namespace().unwrap_or_default(),
         obj.name_any()
     )
-}
-
-/// What a reconciliation needs to know of the resource, checked once.
-pub(super) struct Identity {
-    pub name: String,
-    pub namespace: String,
-    pub uid: String,
-    /// e.g. `KafkaBackup kafka/orders`.
-    pub describe: String,
-    pub owner: OwnerReference,
-}
-
-impl Identity {
-    pub fn of<K: Managed>(obj: &K) -> Result<Self, Error> {
-        let describe = format!(
-            "{} {}/{}",
-            K::kind(&()),
-            obj.namespace().unwrap_or_default(),
-            obj.name_any()
-        );
-        let missing = |field, purpose| Error::MissingMetadata {
-            kind: describe.clone(),
-            field,
-            purpose,
-        };
-        let name = obj
-            .meta()
-            .name
-            .clone()
-            .ok_or_else(|| missing("metadata.name", "address it"))?;
-        let namespace = obj
-            .namespace()
-            .ok_or_else(|| missing("metadata.namespace", "address it"))?;
-        let uid = obj
-            .uid()
-            .ok_or_else(|| missing("metadata.uid", "own the objects it applies"))?;
-        let mut owner = obj
-            .controller_owner_ref(&())
-            .ok_or_else(|| missing("metadata.uid", "own the objects it applies"))?;
-        // Deleting the resource in the foreground waits for its objects.
-        owner.block_owner_deletion = Some(true);
-        Ok(Self {
-            name,
-            namespace,
-            uid,
-            describe,
-            owner,
-        })
-    }
-
-    pub fn api<T>(&self, ctx: &Context) -> Api<T>
-    where
-        T: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        Api::namespaced(ctx.client.clone(), &self.namespace)
-    }
-
-    /// The selector of the objects rendered for this resource.
-    pub fn selector<K: Managed>(&self) -> String {
-        format!("{}={}", K::LABEL, self.name)
-    }
-
-    /// Whether `meta` names this resource, or one of `also` (the uids of its CronJobs), as its
-    /// owner.
-    pub fn owns(&self, meta: &ObjectMeta, also: &[String]) -> bool {
-        meta.owner_references
-            .iter()
-            .flatten()
-            .any(|owner| owner.uid == self.uid || also.contains(&owner.uid))
-    }
 }
 
 /// The reconciliation with the render step given, so tests can hand it any outcome.
@@ -333,25 +264,6 @@ where
             ),
             source,
         })
-}
-
-pub(super) async fn list<T>(ctx: &Context, id: &Identity, selector: &str) -> Result<Vec<T>, Error>
-where
-    T: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    let params = ListParams::default().labels(selector);
-    let list = id
-        .api::<T>(ctx)
-        .list(&params)
-        .await
-        .map_err(|source| Error::Api {
-            action: format!("listing {}s of {} ({selector})", T::kind(&()), id.describe),
-            source,
-        })?;
-    Ok(list.items)
 }
 
 /// Patches the status subresource with a merge patch, when it changed.

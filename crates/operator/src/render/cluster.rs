@@ -5,7 +5,7 @@
 //! once a Job has started.
 
 use super::RenderError;
-use super::config::{Cluster, Security};
+use super::model::{Cluster, Security};
 use super::mounts::{Mounts, literal};
 use crate::crd::{KafkaClusterSpec, OAuthSpec, SecurityProtocol, TlsSecretRef};
 

@@ -5,7 +5,7 @@
 //! keys than the resource names.
 
 use super::RenderError;
-use super::config::Encryption;
+use super::model::Encryption;
 use super::mounts::{Mounts, literal};
 use crate::crd::{
     AwsCredentialsSecretRef, DecryptionKeySpec, EncryptionAlgorithm, EncryptionSpec, KeyProvider,

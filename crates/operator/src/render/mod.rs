@@ -14,6 +14,7 @@
 mod cluster;
 mod config;
 mod encryption;
+mod model;
 mod mounts;
 mod pod;
 mod schedule;

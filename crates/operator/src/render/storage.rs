@@ -5,7 +5,7 @@
 //! for.
 
 use super::RenderError;
-use super::config::{ObjectLock, Storage};
+use super::model::{ObjectLock, Storage};
 use super::mounts::{Mounts, literal};
 use crate::crd::{
     ObjectLockMode, ServerSideEncryption, StorageBackend, StorageCredentialsSecretRef, StorageSpec,

@@ -245,22 +245,18 @@ pub fn render_backup(kb: &KafkaBackup, ctx: &RenderContext) -> Result<Rendered, 
     let labels = labels(BACKUP_LABEL, &identity.name, ctx);
     let config_map = identity.config_map(yaml, &labels);
     let pod = pod::pod_template(
-        PodInputs {
-            command: "backup",
-            image: spec.image.clone().unwrap_or_else(|| ctx.image.clone()),
-            image_pull_policy: ctx.image_pull_policy.clone(),
-            service_account_name: spec
-                .service_account_name
-                .clone()
-                .or_else(|| ctx.default_service_account_name.clone()),
-            resources: spec
-                .resources
-                .clone()
-                .or_else(|| ctx.default_resources.clone()),
-            config_map: config_map_name(&identity.name),
-            labels: labels.clone(),
-            volume_claim: volume_claim(&spec.storage),
-        },
+        pod_inputs(
+            "backup",
+            Overrides {
+                image: spec.image.as_ref(),
+                service_account_name: spec.service_account_name.as_ref(),
+                resources: spec.resources.as_ref(),
+            },
+            &spec.storage,
+            &identity.name,
+            &labels,
+            ctx,
+        ),
         &mounts,
     );
     let metadata = identity.metadata(identity.name.clone(), &labels);
@@ -327,22 +323,18 @@ pub fn render_restore(kr: &KafkaRestore, ctx: &RenderContext) -> Result<Rendered
     let labels = labels(RESTORE_LABEL, &identity.name, ctx);
     let config_map = identity.config_map(yaml, &labels);
     let pod = pod::pod_template(
-        PodInputs {
-            command: "restore",
-            image: spec.image.clone().unwrap_or_else(|| ctx.image.clone()),
-            image_pull_policy: ctx.image_pull_policy.clone(),
-            service_account_name: spec
-                .service_account_name
-                .clone()
-                .or_else(|| ctx.default_service_account_name.clone()),
-            resources: spec
-                .resources
-                .clone()
-                .or_else(|| ctx.default_resources.clone()),
-            config_map: config_map_name(&identity.name),
-            labels: labels.clone(),
-            volume_claim: volume_claim(&spec.storage),
-        },
+        pod_inputs(
+            "restore",
+            Overrides {
+                image: spec.image.as_ref(),
+                service_account_name: spec.service_account_name.as_ref(),
+                resources: spec.resources.as_ref(),
+            },
+            &spec.storage,
+            &identity.name,
+            &labels,
+            ctx,
+        ),
         &mounts,
     );
     let job = workload::job(
@@ -373,6 +365,37 @@ fn labels(label: &str, name: &str, ctx: &RenderContext) -> BTreeMap<String, Stri
         labels.insert(key.to_owned(), value.to_owned());
     }
     labels
+}
+
+/// What a resource may set for its own Pods instead of the operator's defaults.
+struct Overrides<'a> {
+    image: Option<&'a String>,
+    service_account_name: Option<&'a String>,
+    resources: Option<&'a ResourceRequirements>,
+}
+
+/// The Pod of a resource's runs: its own choices, else the operator's defaults.
+fn pod_inputs(
+    command: &'static str,
+    own: Overrides<'_>,
+    storage: &StorageSpec,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    ctx: &RenderContext,
+) -> PodInputs {
+    PodInputs {
+        command,
+        image: own.image.unwrap_or(&ctx.image).clone(),
+        image_pull_policy: ctx.image_pull_policy.clone(),
+        service_account_name: own
+            .service_account_name
+            .or(ctx.default_service_account_name.as_ref())
+            .cloned(),
+        resources: own.resources.or(ctx.default_resources.as_ref()).cloned(),
+        config_map: config_map_name(name),
+        labels: labels.clone(),
+        volume_claim: volume_claim(storage),
+    }
 }
 
 fn volume_claim(storage: &StorageSpec) -> Option<(String, String)> {
